@@ -1,0 +1,131 @@
+#ifndef TOKENFLIGHT_HTTP_CONNECTION_POOL_HPP
+#define TOKENFLIGHT_HTTP_CONNECTION_POOL_HPP
+
+#include <tokenflight/error.hpp>
+#include <tokenflight/http/message.hpp>
+#include <tokenflight/http/url.hpp>
+#include <tokenflight/token.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+/// @file
+/// Per-origin keep-alive HTTP/1.1 connection pools over TCP and TLS.
+
+namespace tokenflight::http {
+
+/// TLS settings. Verification is on unless switched off explicitly.
+struct tls_options {
+    bool verify_peer = true;      ///< verify the certificate chain and the host name
+    bool use_system_store = true; ///< trust the system CA store
+    std::string ca_file;          ///< also trust the CAs in this PEM file
+};
+
+/// Limits and timeouts of a connection pool.
+struct pool_options {
+    std::size_t max_connections_per_origin = 64; ///< requests beyond it wait in FIFO order
+    clock::duration connect_timeout = std::chrono::seconds(10); ///< TCP connect + TLS handshake
+    clock::duration request_timeout = std::chrono::seconds(30); ///< whole request, queueing included
+    clock::duration queue_timeout = std::chrono::seconds(30);   ///< waiting for a free connection
+    clock::duration idle_timeout = std::chrono::seconds(60);    ///< idle connections older are closed
+    std::size_t header_limit = 16 * 1024;       ///< response header bytes
+    std::size_t body_limit = 8 * 1024 * 1024;   ///< response body bytes
+    std::string user_agent = "tokenflight/0.1"; ///< sent when the request has none
+    tls_options tls;
+};
+
+/// Per-request overrides.
+struct send_options {
+    std::optional<clock::duration> timeout; ///< whole request; default pool_options::request_timeout
+    std::optional<std::size_t> body_limit;  ///< default pool_options::body_limit
+    /// May the request be resent on a fresh connection when a reused one fails before any
+    /// response byte? Default: true for idempotent methods (GET, HEAD, PUT, DELETE, ...).
+    std::optional<bool> idempotent;
+};
+
+/// Counters of a pool; a consistent-enough snapshot, read without stopping traffic.
+struct pool_stats {
+    std::uint64_t requests = 0;           ///< sends started
+    std::uint64_t connections_opened = 0; ///< TCP (and TLS) connections established
+    std::uint64_t connections_reused = 0; ///< requests sent on an already-open connection
+    std::uint64_t resends = 0;            ///< requests resent after a stale keep-alive connection failed
+    std::uint64_t failures = 0;           ///< sends completed with an error
+    std::size_t open_connections = 0;     ///< open or opening right now
+};
+
+namespace detail {
+class pool_impl;
+}
+
+/// Sends HTTP/1.1 requests over pooled keep-alive connections, one pool per origin
+/// (scheme, host, port).
+///
+/// Thread safety: every member function may be called from any thread, concurrently; requests
+/// run concurrently on the executor's threads and are never serialised behind one lock.
+/// Lifetime: requests in flight keep the pool's state alive; destroying the pool closes it.
+class connection_pool {
+public:
+    using executor_type = boost::asio::any_io_executor;
+    using send_signature = void(error_code, response);
+
+    /// Throws boost::system::system_error when `options.tls.ca_file` cannot be loaded.
+    explicit connection_pool(executor_type ex, pool_options options = {});
+    ~connection_pool();
+    connection_pool(const connection_pool&) = delete;
+    connection_pool& operator=(const connection_pool&) = delete;
+
+    /// Sends `req` to `to` and reads the response.
+    ///
+    /// Host and User-Agent headers are filled in when missing. A failure on a reused connection
+    /// before any response byte arrived is retried once on a fresh connection when the request
+    /// is idempotent (see send_options::idempotent).
+    ///
+    /// Completion: `void(error_code, http::response)`. Errors: errc::connect_timeout,
+    /// request_timeout, queue_timeout, header_too_large, body_too_large, connection_closed,
+    /// closed; resolver, socket and TLS errors as Asio reports them.
+    ///
+    /// Per-operation cancellation: terminal, partial and total. A cancelled request completes
+    /// with `operation_aborted`; a connection it was using is closed, never reused half-read.
+    template <class CompletionToken>
+    auto async_send(origin to, request req, send_options opts, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, send_signature>(
+            [this](auto handler, origin to, request req, send_options opts) {
+                initiate_send(std::move(handler), std::move(to), std::move(req), opts);
+            },
+            token, std::move(to), std::move(req), opts);
+    }
+
+    /// async_send with default send_options.
+    template <class CompletionToken>
+    auto async_send(origin to, request req, CompletionToken&& token) {
+        return async_send(std::move(to), std::move(req), send_options{}, std::forward<CompletionToken>(token));
+    }
+
+    /// Closes idle connections, fails queued and future requests with errc::closed; requests
+    /// in flight finish and their connections are then closed.
+    void close();
+
+    pool_stats stats() const;
+    executor_type get_executor() const noexcept;
+    const pool_options& options() const noexcept;
+
+    /// For tokenflight's own layers that run the send loop inside their coroutines.
+    const std::shared_ptr<detail::pool_impl>& impl() const noexcept { return impl_; }
+
+private:
+    void initiate_send(boost::asio::any_completion_handler<send_signature> handler, origin to, request req,
+                       send_options opts);
+
+    std::shared_ptr<detail::pool_impl> impl_;
+};
+
+} // namespace tokenflight::http
+
+#endif

@@ -1,0 +1,42 @@
+#ifndef TOKENFLIGHT_HTTP_URL_HPP
+#define TOKENFLIGHT_HTTP_URL_HPP
+
+#include <boost/system/result.hpp>
+
+#include <compare>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+/// @file
+/// Origins and absolute URLs, parsed with Boost.URL.
+
+namespace tokenflight::http {
+
+/// (scheme, host, port): the key of a connection pool.
+struct origin {
+    bool tls = false;    ///< https
+    std::string host;    ///< host name or address, without IPv6 brackets
+    std::uint16_t port = 0;
+
+    auto operator<=>(const origin&) const = default;
+    /// "https://host:port"
+    std::string to_string() const;
+};
+
+/// An absolute http(s) URL split into its origin and request target.
+struct location {
+    http::origin origin;
+    std::string target; ///< path and query, at least "/"
+};
+
+/// Parses an absolute http:// or https:// URL.
+/// Errors: errc::invalid_url (unparsable, no host, user info), errc::unsupported_scheme.
+boost::system::result<location> parse_url(std::string_view url);
+
+/// True for "localhost", 127.0.0.0/8 and ::1: hosts where plain http cannot leak a secret.
+bool is_loopback_host(std::string_view host) noexcept;
+
+} // namespace tokenflight::http
+
+#endif

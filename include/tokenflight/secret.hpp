@@ -1,0 +1,50 @@
+#ifndef TOKENFLIGHT_SECRET_HPP
+#define TOKENFLIGHT_SECRET_HPP
+
+#include <iosfwd>
+#include <string>
+#include <string_view>
+
+/// @file
+/// A string that keeps a credential out of logs and out of freed memory.
+
+namespace tokenflight {
+
+/// Holds a client secret (or any credential).
+///
+/// - Streams and formats as `***`; there is no implicit conversion to a string. The value is
+///   reached only through reveal(), which is easy to grep for.
+/// - The bytes are wiped with `OPENSSL_cleanse` when the secret is destroyed, assigned over or
+///   moved from.
+///
+/// Thread safety: distinct objects safe; shared const objects safe.
+class secret {
+public:
+    secret() = default;
+    explicit secret(std::string_view value);
+    secret(const secret& other);
+    secret(secret&& other) noexcept;
+    secret& operator=(const secret& other);
+    secret& operator=(secret&& other) noexcept;
+    ~secret();
+
+    /// The secret itself. Never log what this returns.
+    std::string_view reveal() const noexcept { return value_; }
+    bool empty() const noexcept { return value_.empty(); }
+    /// Wipes and empties.
+    void clear() noexcept;
+
+    friend bool operator==(const secret& a, const secret& b) noexcept;
+    friend std::ostream& operator<<(std::ostream& os, const secret& s);
+
+private:
+    std::string value_;
+};
+
+/// Replaces every occurrence of `s` in `text` by `***` (no-op for an empty secret).
+/// Used on anything a server sends back before it reaches an error message.
+void scrub(std::string& text, const secret& s);
+
+} // namespace tokenflight
+
+#endif

@@ -1,0 +1,65 @@
+#ifndef TOKENFLIGHT_TESTING_FAKE_API_SERVER_HPP
+#define TOKENFLIGHT_TESTING_FAKE_API_SERVER_HPP
+
+#include <tokenflight/testing/fake_auth_server.hpp>
+#include <tokenflight/testing/http_server.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+/// @file
+/// An in-process API protected by fake_auth_server's tokens.
+
+namespace tokenflight::testing {
+
+/// Answers every request on 127.0.0.1 with 200 `{"ok":true}` when it carries a token that the
+/// given fake_auth_server issued and that is neither revoked nor expired (`Authorization: Bearer
+/// <token>` or the raw token, as the provider guide sends it); 401 with a `WWW-Authenticate:
+/// Bearer error="invalid_token"` challenge otherwise; 403 when an API key is required and missing.
+///
+/// Thread safety: every member function is thread-safe.
+class fake_api_server {
+public:
+    struct options {
+        std::string api_key;                                    ///< required in x-api-key when set
+        std::vector<std::pair<std::string, std::string>> expected_headers; ///< counted when missing
+        std::chrono::milliseconds latency{0};
+        int threads = 1;
+        http_server::options server;
+    };
+
+    explicit fake_api_server(fake_auth_server& auth);
+    fake_api_server(fake_auth_server& auth, options opts);
+    ~fake_api_server();
+
+    /// "http://127.0.0.1:PORT" + path
+    std::string url(std::string_view path = "/") const;
+    http_server& server() noexcept;
+
+    /// Revokes every token the authorization server issued so far.
+    void revoke_all();
+
+    std::uint64_t requests() const noexcept;
+    std::uint64_t count_status(unsigned status) const noexcept;
+    /// Requests whose token had expired (the client should have refreshed it in time).
+    std::uint64_t expired_token_requests() const noexcept;
+    /// Requests that lacked one of options::expected_headers (or had another value).
+    std::uint64_t requests_missing_headers() const noexcept;
+    /// Requests per token value.
+    std::map<std::string, std::uint64_t> requests_by_token() const;
+    /// Bodies of the last requests, for tests that check a resend kept its body (at most 16).
+    std::vector<std::string> recent_bodies() const;
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace tokenflight::testing
+
+#endif

@@ -1,0 +1,100 @@
+#ifndef TOKENFLIGHT_TESTING_FAKE_AUTH_SERVER_HPP
+#define TOKENFLIGHT_TESTING_FAKE_AUTH_SERVER_HPP
+
+#include <tokenflight/testing/http_server.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+/// @file
+/// An in-process OAuth 2.0 authorization server (client-credentials grant only) with knobs for
+/// latency, failures and malformed answers, and a token registry an API server can check.
+
+namespace tokenflight::testing {
+
+/// What the token endpoint sends instead of a good token.
+enum class malformation {
+    none,
+    html,               ///< 200 with an HTML page
+    truncated_json,     ///< 200 with JSON cut in half
+    no_access_token,    ///< 200 with a JSON object without access_token
+    bad_expires_in,     ///< 200 with "expires_in": "abc"
+    huge_body,          ///< 200 with a body of options::huge_body_size bytes
+    error_with_200,     ///< 200 with {"error":"invalid_request",...}
+    reset_mid_body,     ///< header and half a body, then a TCP reset
+    close_before_headers, ///< close the connection without answering
+    stall,              ///< never answer
+};
+
+/// A client-credentials token endpoint at `POST /token` on 127.0.0.1.
+///
+/// Accepts `client_secret_basic` and `client_secret_post` (each can be switched off), checks the
+/// client id and secret, issues opaque tokens with `expires_in`, and remembers them so that a
+/// fake_api_server can accept exactly the tokens it issued and has not revoked or seen expire.
+///
+/// Thread safety: every member function is thread-safe and may be called while requests run.
+class fake_auth_server {
+public:
+    struct options {
+        std::string client_id = "demo-client";
+        std::string client_secret = "demo-secret";
+        std::chrono::seconds lifetime{3600};
+        std::string token_type = "Bearer";
+        bool accept_basic = true;
+        bool accept_post = true;
+        bool expires_in_as_string = false; ///< send "3599" as Azure AD v1 does
+        bool omit_expires_in = false;
+        std::size_t huge_body_size = 10 * 1024 * 1024;
+        /// Scopes a client may ask for; empty accepts any.
+        std::vector<std::string> allowed_scopes;
+        int threads = 1;
+        http_server::options server;
+    };
+
+    enum class verdict { valid, unknown, expired, revoked };
+
+    fake_auth_server();
+    explicit fake_auth_server(options opts);
+    ~fake_auth_server();
+
+    /// "http://127.0.0.1:PORT/token"
+    std::string token_url() const;
+    std::uint16_t port() const noexcept;
+    http_server& server() noexcept;
+
+    // --- knobs -------------------------------------------------------------------------------
+    void set_latency(std::chrono::milliseconds latency);
+    void set_lifetime(std::chrono::seconds lifetime);
+    /// The next `count` token requests answer `status` (with Retry-After when given).
+    void fail_next(int count, unsigned status, std::optional<int> retry_after_seconds = std::nullopt);
+    /// The next `count` token requests answer an RFC 6749 section 5.2 error.
+    void error_next(int count, std::string error, std::string description, unsigned status = 400);
+    /// The next `count` token requests (or all, with -1) are malformed as given.
+    void malform_next(int count, malformation m);
+
+    // --- counters ----------------------------------------------------------------------------
+    /// Token requests received (every POST /token, whatever the answer).
+    std::uint64_t token_requests() const noexcept;
+    /// Tokens issued.
+    std::uint64_t tokens_issued() const noexcept;
+    /// Requests that authenticated with Basic / with the post body.
+    std::uint64_t basic_auth_requests() const noexcept;
+    std::uint64_t post_auth_requests() const noexcept;
+
+    // --- registry ----------------------------------------------------------------------------
+    verdict check(std::string_view token) const;
+    /// Every token issued so far becomes invalid.
+    void revoke_all();
+
+private:
+    struct impl;
+    std::shared_ptr<impl> impl_;
+};
+
+} // namespace tokenflight::testing
+
+#endif

@@ -1,0 +1,70 @@
+#ifndef TOKENFLIGHT_TOKEN_ENDPOINT_HPP
+#define TOKENFLIGHT_TOKEN_ENDPOINT_HPP
+
+#include <tokenflight/credentials.hpp>
+#include <tokenflight/error.hpp>
+#include <tokenflight/http/message.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+/// @file
+/// RFC 6749 section 4.4 token requests and section 5.1 / 5.2 responses, without any I/O.
+
+namespace tokenflight {
+
+/// Where a token's lifetime came from.
+enum class lifetime_source { expires_in, expires_on, jwt_exp, configured_default };
+
+/// A successful (section 5.1) token response.
+struct token_response {
+    std::string access_token;
+    std::string token_type;   ///< "Bearer" when the server sent none
+    std::string scope;        ///< as granted, may be empty
+    std::chrono::seconds lifetime{0};
+    lifetime_source lifetime_from = lifetime_source::expires_in;
+    std::optional<std::chrono::seconds> refresh_in; ///< server's hint for when to refresh
+};
+
+/// Builds the token request as the provider guide does: `POST`,
+/// `Content-Type: application/x-www-form-urlencoded`, `grant_type=client_credentials`, the
+/// `client_id`, the scope and extra parameters, and the client authentication of `method`
+/// (`basic` or `post`; `automatic` is resolved by the caller).
+///
+/// With `basic`, id and secret are form-urlencoded before base64 (RFC 6749 section 2.3.1).
+http::request make_token_request(const credentials& creds, client_auth method, std::string_view host,
+                                 std::string_view target);
+
+/// Parses a token endpoint response.
+///
+/// - 2xx with a JSON object holding a string `access_token`: success. `expires_in` may be a number
+///   or a numeric string; when absent, `expires_on` (epoch seconds), then a JWT access token's
+///   `exp` claim, then `default_lifetime` is used.
+/// - A JSON object with an `error` member is an error whatever the status (RFC 6749 section 5.2),
+///   mapped to errc::invalid_client etc.; `error_description` / `error_uri` go to `diag`.
+/// - Otherwise: errc::server_unavailable (5xx, 429), errc::token_endpoint_status (other non-2xx),
+///   errc::malformed_response (not JSON), errc::missing_access_token, errc::bad_expires_in.
+///
+/// `diag` receives the status and a short printable excerpt of the body with `scrub_secret`
+/// masked out. `now` is the wall-clock time the request was sent (for `expires_on` and `exp`).
+boost::system::result<token_response>
+parse_token_response(unsigned status, std::string_view body, std::chrono::system_clock::time_point now,
+                     std::chrono::seconds default_lifetime, const secret& scrub_secret, diagnostics& diag);
+
+/// Parses a `Retry-After` value: delay-seconds or an HTTP-date relative to `now`.
+std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,
+                                                      std::chrono::system_clock::time_point now);
+
+/// application/x-www-form-urlencoded encoding of one name or value (space as '+').
+std::string form_urlencode(std::string_view s);
+
+/// Standard base64 (with padding), as HTTP Basic needs.
+std::string base64_encode(std::string_view s);
+
+} // namespace tokenflight
+
+#endif

@@ -1,0 +1,154 @@
+#ifndef TOKENFLIGHT_TOKEN_SOURCE_HPP
+#define TOKENFLIGHT_TOKEN_SOURCE_HPP
+
+#include <tokenflight/credentials.hpp>
+#include <tokenflight/error.hpp>
+#include <tokenflight/http/connection_pool.hpp>
+#include <tokenflight/token.hpp>
+#include <tokenflight/token_policy.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+
+/// @file
+/// The single-flight, proactively refreshed cache of one OAuth 2.0 access token.
+
+namespace tokenflight {
+
+/// What happened inside a token source, for logs and metrics. Never carries a secret or a token value.
+struct token_event {
+    enum class kind {
+        request_sent,     ///< a token request is going out (attempt numbers from 1)
+        token_received,   ///< a refresh succeeded (generation set)
+        attempt_failed,   ///< one attempt failed; `retry_in` says whether and when it is retried
+        refresh_failed,   ///< the refresh gave up; every waiter gets `error`
+    };
+    kind what = kind::request_sent;
+    int attempt = 0;
+    bool background = false;              ///< a proactive (stale-but-valid) refresh
+    std::uint64_t generation = 0;
+    error_code error;
+    const diagnostics* diag = nullptr;    ///< for attempt_failed / refresh_failed
+    std::optional<clock::duration> retry_in;
+};
+
+/// Options of a token source.
+struct token_source_options {
+    refresh_policy refresh;
+    backoff_policy backoff;
+    clock::duration request_timeout = std::chrono::seconds(10); ///< one token request
+    std::size_t body_limit = 64 * 1024;                         ///< token response body
+    http::tls_options tls;                                      ///< for an https token URL
+    /// Called on the source's executor for every token_event; must not block. Optional.
+    std::function<void(const token_event&)> on_event;
+};
+
+/// Counters of a token source.
+struct token_source_stats {
+    std::uint64_t token_requests = 0;     ///< HTTP requests sent to the token endpoint
+    std::uint64_t token_failures = 0;     ///< refreshes that gave up
+    std::uint64_t proactive_refreshes = 0;///< refreshes started while a valid token was served
+    std::uint64_t reactive_refreshes = 0; ///< refreshes started by a get-newer-than request
+    std::uint64_t served = 0;             ///< requests completed with a token
+    std::uint64_t waited = 0;             ///< requests that had to wait for a refresh
+};
+
+namespace detail {
+class token_source_impl;
+}
+
+/// A cache of one access token for one set of credentials (and so one scope / audience set).
+///
+/// - Fresh token: served at once. Stale-but-valid (within refresh-ahead of expiry): served at
+///   once and one background refresh starts. Expired or none: callers wait for the one refresh.
+/// - Single flight: at most one token request is in flight per source, however many callers.
+/// - Transient failures are retried with backoff inside the refresh; permanent ones are not.
+///   After a failure, callers without a valid token fail fast during a cool-down.
+///
+/// Thread safety: all member functions may be called concurrently from any thread.
+/// Lifetime: the destructor closes the source; waiters complete with `operation_aborted`.
+class token_source {
+public:
+    using executor_type = boost::asio::any_io_executor;
+    using token_signature = void(error_code, access_token);
+
+    /// Checks the credentials (token URL parsed, http only to loopback unless allowed).
+    /// Throws boost::system::system_error (errc::invalid_url, insecure_transport,
+    /// missing_credentials) on bad configuration, without naming the secret.
+    token_source(executor_type ex, credentials creds, token_source_options options = {});
+    ~token_source();
+    token_source(const token_source&) = delete;
+    token_source& operator=(const token_source&) = delete;
+
+    /// Gets a usable token: at once when one is cached, else after the (single) refresh.
+    ///
+    /// Completion: `void(error_code, access_token)`; the handler runs on its associated executor,
+    /// never inside this call. Errors: the refresh's error (errc::invalid_client, ...; transport
+    /// errors), the same for every waiter of one refresh; errc::closed after close().
+    ///
+    /// Per-operation cancellation: all types. A cancelled wait completes with
+    /// `operation_aborted`; the refresh goes on for the others and its token is cached.
+    template <class CompletionToken>
+    auto async_get_token(CompletionToken&& token) {
+        return initiate(nullptr, std::nullopt, std::forward<CompletionToken>(token));
+    }
+    /// As above; on error `diag` holds what the server said. It must live until completion.
+    template <class CompletionToken>
+    auto async_get_token(diagnostics& diag, CompletionToken&& token) {
+        return initiate(&diag, std::nullopt, std::forward<CompletionToken>(token));
+    }
+
+    /// Gets a token whose generation is greater than `generation`: what a request that got a 401
+    /// with token generation g asks for. Completes at once when the cache already holds a newer
+    /// token (another 401 refreshed it); otherwise joins the refresh in flight or starts one.
+    /// Any number of concurrent callers with the same g cause exactly one token request.
+    /// Completion, errors and cancellation as async_get_token.
+    template <class CompletionToken>
+    auto async_get_token_after(std::uint64_t generation, CompletionToken&& token) {
+        return initiate(nullptr, generation, std::forward<CompletionToken>(token));
+    }
+    template <class CompletionToken>
+    auto async_get_token_after(std::uint64_t generation, diagnostics& diag, CompletionToken&& token) {
+        return initiate(&diag, generation, std::forward<CompletionToken>(token));
+    }
+
+    /// The hot path without any asynchronous machinery: the cached token when it is usable
+    /// (starting a background refresh when it is stale), else an empty token.
+    access_token try_get_token();
+
+    /// Aborts every waiter with `operation_aborted` and every later request with errc::closed.
+    void close();
+
+    token_source_stats stats() const;
+    executor_type get_executor() const noexcept;
+    /// The last failure's diagnostics (empty after a success).
+    diagnostics last_diagnostics() const;
+
+    /// For tokenflight's client, which waits on the source from inside its own coroutines.
+    const std::shared_ptr<detail::token_source_impl>& impl() const noexcept { return impl_; }
+
+private:
+    using handler_type = boost::asio::any_completion_handler<token_signature>;
+
+    template <class CompletionToken>
+    auto initiate(diagnostics* diag, std::optional<std::uint64_t> after, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, token_signature>(
+            [this](auto handler, diagnostics* diag, std::optional<std::uint64_t> after) {
+                start(handler_type(std::move(handler)), diag, after);
+            },
+            token, diag, after);
+    }
+    void start(handler_type handler, diagnostics* diag, std::optional<std::uint64_t> after);
+
+    std::shared_ptr<detail::token_source_impl> impl_;
+};
+
+} // namespace tokenflight
+
+#endif

@@ -1,0 +1,59 @@
+#include <tokenflight/credentials.hpp>
+#include <tokenflight/error.hpp>
+
+#include <openssl/crypto.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <ostream>
+
+namespace tokenflight {
+
+namespace {
+std::string_view env(const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::string_view(v) : std::string_view();
+}
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+        s.remove_suffix(1);
+    return s;
+}
+} // namespace
+
+boost::system::result<secret> load_secret_file(const std::filesystem::path& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return error_code(errno ? errno : ENOENT, boost::system::generic_category());
+    std::string line;
+    std::getline(in, line);
+    secret s(trim(line));
+    OPENSSL_cleanse(line.data(), line.size());
+    if (s.empty()) return error_code(errc::missing_credentials);
+    return s;
+}
+
+boost::system::result<credentials> credentials::from_env() {
+    credentials c;
+    c.token_url = std::string(env("TOKENFLIGHT_TOKEN_URL"));
+    c.client_id = std::string(env("TOKENFLIGHT_CLIENT_ID"));
+    c.scope = std::string(env("TOKENFLIGHT_SCOPE"));
+    if (auto s = env("TOKENFLIGHT_CLIENT_SECRET"); !s.empty()) {
+        c.client_secret = secret(s);
+    } else if (auto f = env("TOKENFLIGHT_CLIENT_SECRET_FILE"); !f.empty()) {
+        auto loaded = load_secret_file(std::filesystem::path(f));
+        if (!loaded) return loaded.error();
+        c.client_secret = std::move(*loaded);
+    }
+    if (c.token_url.empty() || c.client_id.empty() || c.client_secret.empty())
+        return error_code(errc::missing_credentials);
+    return c;
+}
+
+std::ostream& operator<<(std::ostream& os, const credentials& c) {
+    const char* auth = c.auth == client_auth::basic ? "basic" : c.auth == client_auth::post ? "post" : "automatic";
+    return os << "credentials{token_url=" << c.token_url << ", client_id=" << c.client_id
+              << ", client_secret=" << c.client_secret << ", scope=" << c.scope << ", auth=" << auth << '}';
+}
+
+} // namespace tokenflight

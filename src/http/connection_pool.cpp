@@ -1,0 +1,345 @@
+#include <tokenflight/http/connection_pool.hpp>
+
+#include "pool_impl.hpp"
+#include "../spawn.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <openssl/ssl.h>
+
+namespace tokenflight::http {
+
+namespace detail {
+
+namespace {
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+error_code map_transport_error(const error_code& ec, bool timeout_is_connect) {
+    using be = beast::http::error;
+    if (ec == beast::error::timeout) return timeout_is_connect ? errc::connect_timeout : errc::request_timeout;
+    if (ec == be::header_limit) return errc::header_too_large;
+    if (ec == be::body_limit) return errc::body_too_large;
+    if (ec == be::end_of_stream || ec == be::partial_message || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+        ec == asio::ssl::error::stream_truncated)
+        return errc::connection_closed;
+    return ec;
+}
+
+bool cancelled(const asio::cancellation_state& st) { return st.cancelled() != asio::cancellation_type::none; }
+} // namespace
+
+void connection::close() noexcept {
+    error_code ec;
+    auto& s = lowest().socket();
+    s.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+    s.close(ec);
+}
+
+pool_impl::pool_impl(asio::any_io_executor ex, pool_options options) : ex_(std::move(ex)), options_(std::move(options)) {
+    ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+    SSL_CTX_set_min_proto_version(ssl_->native_handle(), TLS1_2_VERSION);
+    ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
+    if (options_.tls.verify_peer) {
+        ssl_->set_verify_mode(asio::ssl::verify_peer);
+        if (options_.tls.use_system_store) ssl_->set_default_verify_paths();
+        if (!options_.tls.ca_file.empty()) ssl_->load_verify_file(options_.tls.ca_file); // throws
+    } else {
+        ssl_->set_verify_mode(asio::ssl::verify_none);
+    }
+}
+
+origin_pool& pool_impl::pool_for(const origin& o) {
+    std::lock_guard lock(origins_mutex_);
+    auto& p = origins_[o];
+    if (!p) p = std::make_unique<origin_pool>();
+    return *p;
+}
+
+asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fresh, clock::time_point deadline) {
+    acquired out;
+    std::vector<std::unique_ptr<connection>> expired;
+    std::shared_ptr<waiter> w;
+    {
+        std::lock_guard lock(p.mutex);
+        if (closed_) {
+            out.ec = errc::closed;
+            co_return out;
+        }
+        const auto now = clock::now();
+        while (!fresh && !p.idle.empty()) {
+            auto c = std::move(p.idle.back());
+            p.idle.pop_back();
+            if (now - c->idle_since >= options_.idle_timeout) {
+                expired.push_back(std::move(c));
+                --p.open;
+                continue;
+            }
+            out.conn = std::move(c);
+            out.reused = true;
+            break;
+        }
+        if (!out.conn) {
+            if (p.open < options_.max_connections_per_origin) {
+                ++p.open; // a permit to open a new connection
+            } else if (fresh && !p.idle.empty()) {
+                expired.push_back(std::move(p.idle.back())); // trade an idle one for a fresh one
+                p.idle.pop_back();
+            } else {
+                w = std::make_shared<waiter>(co_await asio::this_coro::executor);
+                p.waiters.push_back(w);
+            }
+        }
+    }
+    for (auto& c : expired) c->close();
+    if (!w) co_return out;
+
+    w->timer.expires_at(std::min(deadline, clock::now() + options_.queue_timeout));
+    auto [wait_ec] = co_await w->timer.async_wait(tuple_awaitable);
+    {
+        std::lock_guard lock(p.mutex);
+        if (!w->granted) {
+            std::erase(p.waiters, w);
+            out.ec = wait_ec == asio::error::operation_aborted ? error_code(asio::error::operation_aborted)
+                                                               : error_code(errc::queue_timeout);
+            co_return out;
+        }
+    }
+    if (w->closed) {
+        out.ec = errc::closed;
+        co_return out;
+    }
+    out.conn = std::move(w->conn);
+    if (out.conn && fresh) {
+        out.conn->close(); // its slot becomes our permit
+        out.conn.reset();
+    }
+    out.reused = out.conn != nullptr;
+    co_return out;
+}
+
+void pool_impl::release(origin_pool& p, std::unique_ptr<connection> c, bool reusable) {
+    std::shared_ptr<waiter> wake;
+    {
+        std::lock_guard lock(p.mutex);
+        if (closed_) reusable = false;
+        if (!p.waiters.empty()) {
+            wake = std::move(p.waiters.front());
+            p.waiters.pop_front();
+            wake->granted = true;
+            if (reusable) wake->conn = std::move(c); // else: the slot passes on as a permit
+        } else if (reusable && c) {
+            c->idle_since = clock::now();
+            p.idle.push_back(std::move(c));
+        } else {
+            --p.open;
+        }
+    }
+    if (c) c->close();
+    if (wake) asio::post(wake->timer.get_executor(), [wake] { wake->timer.cancel(); });
+}
+
+asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, clock::time_point deadline) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::ip::tcp::resolver resolver(ex);
+    auto [rec, endpoints] = co_await resolver.async_resolve(to.host, std::to_string(to.port), tuple_awaitable);
+    if (rec) co_return rec;
+
+    if (to.tls) {
+        c.tls = std::make_unique<asio::ssl::stream<beast::tcp_stream>>(ex_, *ssl_);
+    } else {
+        c.tcp = std::make_unique<beast::tcp_stream>(ex_);
+    }
+    auto& tcp = c.lowest();
+    tcp.expires_at(deadline);
+    auto [cec, ep] = co_await tcp.async_connect(endpoints, tuple_awaitable);
+    if (cec) co_return map_transport_error(cec, true);
+    tcp.socket().set_option(asio::ip::tcp::no_delay(true));
+    opened_.fetch_add(1, std::memory_order_relaxed);
+
+    if (c.tls) {
+        if (!SSL_set_tlsext_host_name(c.tls->native_handle(), to.host.c_str()))
+            co_return error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+        if (options_.tls.verify_peer) c.tls->set_verify_callback(asio::ssl::host_name_verification(to.host));
+        auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, tuple_awaitable);
+        if (hec) co_return map_transport_error(hec, true);
+    }
+    co_return error_code{};
+}
+
+asio::awaitable<pool_impl::exchanged> pool_impl::exchange(connection& c, request& req, std::size_t body_limit,
+                                                          clock::time_point deadline) {
+    exchanged out;
+    auto& tcp = c.lowest();
+    tcp.expires_at(deadline);
+
+    const auto run = [&](auto& stream) -> asio::awaitable<void> {
+        auto [wec, wn] = co_await beast::http::async_write(stream, req, tuple_awaitable);
+        if (wec) {
+            out.ec = map_transport_error(wec, false);
+            co_return;
+        }
+        beast::http::response_parser<beast::http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
+        parser.body_limit(body_limit);
+        if (req.method() == verb::head) parser.skip(true);
+        const auto before = c.buffer.size();
+        auto [rec, rn] = co_await beast::http::async_read(stream, c.buffer, parser, tuple_awaitable);
+        out.got_bytes = rn > 0 || c.buffer.size() > before;
+        if (rec) {
+            out.ec = map_transport_error(rec, false);
+            co_return;
+        }
+        out.res = parser.release();
+        out.reusable = out.res.keep_alive() && req.keep_alive();
+    };
+    // Kept as separate statements: GCC 12 miscompiles co_await and a capturing lambda in one expression.
+    if (c.tls) {
+        auto op = run(*c.tls);
+        co_await std::move(op);
+    } else {
+        auto op = run(*c.tcp);
+        co_await std::move(op);
+    }
+    tcp.expires_never();
+    co_return out;
+}
+
+asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& to, request& req,
+                                                                  const send_options& opts) {
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    const auto start = clock::now();
+    const auto deadline = start + opts.timeout.value_or(options_.request_timeout);
+    const bool idempotent = opts.idempotent.value_or(is_idempotent(req.method()));
+    const auto body_limit = opts.body_limit.value_or(options_.body_limit);
+    if (req.find(field::host) == req.end()) {
+        const bool default_port = to.port == (to.tls ? 443 : 80);
+        req.set(field::host, default_port ? to.host : to.host + ':' + std::to_string(to.port));
+    }
+    if (req.find(field::user_agent) == req.end() && !options_.user_agent.empty())
+        req.set(field::user_agent, options_.user_agent);
+    req.prepare_payload();
+
+    auto cs = co_await asio::this_coro::cancellation_state;
+    origin_pool& p = pool_for(to);
+    error_code ec;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        auto got = co_await acquire(p, attempt > 0, deadline);
+        if (got.ec) {
+            ec = got.ec;
+            break;
+        }
+        std::unique_ptr<connection> c = std::move(got.conn);
+        if (c) {
+            reused_.fetch_add(1, std::memory_order_relaxed);
+        } else {
+            c = std::make_unique<connection>();
+            ec = co_await connect(*c, to, std::min(deadline, clock::now() + options_.connect_timeout));
+            if (!ec && cancelled(cs)) ec = asio::error::operation_aborted;
+            if (ec) {
+                if (ec == errc::connect_timeout && clock::now() >= deadline) ec = errc::request_timeout;
+                release(p, std::move(c), false);
+                break;
+            }
+        }
+        auto ex = co_await exchange(*c, req, body_limit, deadline);
+        if (!ex.ec && cancelled(cs)) ex.ec = asio::error::operation_aborted;
+        if (!ex.ec) {
+            release(p, std::move(c), ex.reusable);
+            co_return std::tuple<error_code, response>{error_code{}, std::move(ex.res)};
+        }
+        release(p, std::move(c), false);
+        ec = ex.ec;
+        // A keep-alive connection the server already dropped fails before any response byte:
+        // resend once on a fresh connection, if resending cannot do harm.
+        const bool stale_connection = got.reused && !ex.got_bytes && ec != errc::request_timeout &&
+                                      ec != asio::error::operation_aborted;
+        if (!(stale_connection && idempotent && attempt == 0)) break;
+        resends_.fetch_add(1, std::memory_order_relaxed);
+    }
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    co_return std::tuple<error_code, response>{ec, response{}};
+}
+
+void pool_impl::close() {
+    if (closed_.exchange(true)) return;
+    std::vector<origin_pool*> pools;
+    {
+        std::lock_guard lock(origins_mutex_);
+        for (auto& [o, p] : origins_) pools.push_back(p.get());
+    }
+    for (auto* p : pools) {
+        std::vector<std::unique_ptr<connection>> idle;
+        std::deque<std::shared_ptr<waiter>> waiters;
+        {
+            std::lock_guard lock(p->mutex);
+            idle.swap(p->idle);
+            p->open -= idle.size();
+            waiters.swap(p->waiters);
+            for (auto& w : waiters) {
+                w->granted = true;
+                w->closed = true;
+            }
+        }
+        for (auto& c : idle) c->close();
+        for (auto& w : waiters) asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+    }
+}
+
+pool_stats pool_impl::stats() const {
+    pool_stats s;
+    s.requests = requests_.load(std::memory_order_relaxed);
+    s.connections_opened = opened_.load(std::memory_order_relaxed);
+    s.connections_reused = reused_.load(std::memory_order_relaxed);
+    s.resends = resends_.load(std::memory_order_relaxed);
+    s.failures = failures_.load(std::memory_order_relaxed);
+    std::lock_guard lock(origins_mutex_);
+    for (auto& [o, p] : origins_) {
+        std::lock_guard plock(p->mutex);
+        s.open_connections += p->open;
+    }
+    return s;
+}
+
+} // namespace detail
+
+connection_pool::connection_pool(executor_type ex, pool_options options)
+    : impl_(std::make_shared<detail::pool_impl>(std::move(ex), std::move(options))) {}
+
+connection_pool::~connection_pool() { impl_->close(); }
+
+void connection_pool::close() { impl_->close(); }
+pool_stats connection_pool::stats() const { return impl_->stats(); }
+connection_pool::executor_type connection_pool::get_executor() const noexcept { return impl_->executor(); }
+const pool_options& connection_pool::options() const noexcept { return impl_->options(); }
+
+namespace {
+boost::asio::awaitable<std::tuple<error_code, response>> run_send(std::shared_ptr<detail::pool_impl> impl, origin to,
+                                                                 request req, send_options opts) {
+    co_await boost::asio::this_coro::throw_if_cancelled(false);
+    co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation());
+    co_return co_await impl->send(to, req, opts);
+}
+} // namespace
+
+void connection_pool::initiate_send(boost::asio::any_completion_handler<send_signature> handler, origin to,
+                                    request req, send_options opts) {
+    tokenflight::detail::spawn_request(impl_->executor(), run_send(impl_, std::move(to), std::move(req), opts),
+                                       std::move(handler));
+}
+
+} // namespace tokenflight::http

@@ -1,0 +1,102 @@
+// Private to tokenflight: the connection pool's internals, shared with the client and the token
+// source so that their coroutines run the send loop inline instead of spawning another one.
+#ifndef TOKENFLIGHT_SRC_HTTP_POOL_IMPL_HPP
+#define TOKENFLIGHT_SRC_HTTP_POOL_IMPL_HPP
+
+#include <tokenflight/http/connection_pool.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+namespace tokenflight::http::detail {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+
+/// One keep-alive connection. Used by one request at a time; handed between requests under the
+/// origin's mutex, which orders all access to it.
+struct connection {
+    std::unique_ptr<beast::tcp_stream> tcp;                     // plain http
+    std::unique_ptr<asio::ssl::stream<beast::tcp_stream>> tls;  // https
+    beast::flat_buffer buffer;
+    clock::time_point idle_since{};
+
+    beast::tcp_stream& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
+    void close() noexcept;
+};
+
+/// A request waiting for a connection of a full origin. The releaser hands it over under the
+/// origin's mutex and wakes it by cancelling the timer on the waiter's own strand.
+struct waiter {
+    explicit waiter(const asio::any_io_executor& strand) : timer(strand) {}
+    asio::steady_timer timer;
+    std::unique_ptr<connection> conn; // a connection to reuse, or null: a permit to open one
+    bool granted = false;
+    bool closed = false;
+};
+
+struct origin_pool {
+    std::mutex mutex;
+    std::vector<std::unique_ptr<connection>> idle; // most recently used last
+    std::size_t open = 0;                          // idle + busy + connecting
+    std::deque<std::shared_ptr<waiter>> waiters;
+};
+
+class pool_impl : public std::enable_shared_from_this<pool_impl> {
+public:
+    pool_impl(asio::any_io_executor ex, pool_options options);
+
+    /// The whole send: queueing, connecting, one resend on a stale connection.
+    /// Must be awaited from a coroutine whose executor is a strand.
+    asio::awaitable<std::tuple<error_code, response>> send(const origin& to, request& req, const send_options& opts);
+
+    void close();
+    pool_stats stats() const;
+
+    const asio::any_io_executor& executor() const noexcept { return ex_; }
+    const pool_options& options() const noexcept { return options_; }
+
+private:
+    struct acquired {
+        error_code ec;
+        std::unique_ptr<connection> conn; // null with no error: open a new one
+        bool reused = false;
+    };
+    struct exchanged {
+        error_code ec;
+        response res;
+        bool got_bytes = false; // any response byte arrived
+        bool reusable = false;
+    };
+
+    origin_pool& pool_for(const origin& o);
+    asio::awaitable<acquired> acquire(origin_pool& p, bool fresh, clock::time_point deadline);
+    void release(origin_pool& p, std::unique_ptr<connection> c, bool reusable);
+    asio::awaitable<error_code> connect(connection& c, const origin& to, clock::time_point deadline);
+    asio::awaitable<exchanged> exchange(connection& c, request& req, std::size_t body_limit,
+                                        clock::time_point deadline);
+
+    asio::any_io_executor ex_;
+    pool_options options_;
+    std::unique_ptr<asio::ssl::context> ssl_;
+    mutable std::mutex origins_mutex_;
+    std::map<origin, std::unique_ptr<origin_pool>> origins_;
+    std::atomic<bool> closed_{false};
+
+    std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
+};
+
+} // namespace tokenflight::http::detail
+
+#endif

@@ -1,0 +1,64 @@
+#include <tokenflight/secret.hpp>
+
+#include <openssl/crypto.h>
+
+#include <ostream>
+
+namespace tokenflight {
+
+namespace {
+void wipe(std::string& s) noexcept {
+    // Covers both the heap buffer and the small-string buffer inside the object.
+    if (!s.empty()) OPENSSL_cleanse(s.data(), s.size());
+    s.clear();
+}
+// Always on the heap (a capacity above any small-string buffer) and never reallocated, so a move
+// hands the one buffer over and no unwiped copy of the bytes is left behind anywhere.
+std::string heap_copy(std::string_view v) {
+    std::string s;
+    s.reserve(v.size() < 32 ? 32 : v.size());
+    s.append(v);
+    return s;
+}
+} // namespace
+
+secret::secret(std::string_view value) : value_(heap_copy(value)) {}
+secret::secret(const secret& other) : value_(heap_copy(other.value_)) {}
+secret::secret(secret&& other) noexcept : value_(std::move(other.value_)) { other.value_.clear(); }
+
+secret& secret::operator=(const secret& other) {
+    if (this != &other) {
+        wipe(value_);
+        value_ = heap_copy(other.value_);
+    }
+    return *this;
+}
+
+secret& secret::operator=(secret&& other) noexcept {
+    if (this != &other) {
+        wipe(value_);
+        value_.swap(other.value_); // both heap buffers: pointers swap, bytes stay put
+        other.value_.clear();
+    }
+    return *this;
+}
+
+secret::~secret() { wipe(value_); }
+
+void secret::clear() noexcept { wipe(value_); }
+
+bool operator==(const secret& a, const secret& b) noexcept {
+    if (a.value_.size() != b.value_.size()) return false;
+    return CRYPTO_memcmp(a.value_.data(), b.value_.data(), a.value_.size()) == 0;
+}
+
+std::ostream& operator<<(std::ostream& os, const secret&) { return os << "***"; }
+
+void scrub(std::string& text, const secret& s) {
+    const auto v = s.reveal();
+    if (v.empty()) return;
+    for (auto pos = text.find(v); pos != std::string::npos; pos = text.find(v, pos + 3))
+        text.replace(pos, v.size(), "***");
+}
+
+} // namespace tokenflight

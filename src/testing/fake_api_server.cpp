@@ -1,0 +1,106 @@
+#include <tokenflight/testing/fake_api_server.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/string.hpp>
+
+#include <array>
+#include <deque>
+#include <mutex>
+
+namespace tokenflight::testing {
+
+namespace asio = boost::asio;
+
+struct fake_api_server::impl {
+    fake_auth_server* auth = nullptr;
+    options opts;
+    std::unique_ptr<http_server> server;
+    std::atomic<std::uint64_t> requests{0}, expired{0}, missing_headers{0};
+    std::array<std::atomic<std::uint64_t>, 600> by_status{};
+    mutable std::mutex mutex;
+    std::map<std::string, std::uint64_t> by_token;
+    std::deque<std::string> bodies;
+
+    reply answer(http::response& res, unsigned status, std::string_view body) {
+        res.result(status);
+        res.set(http::field::content_type, "application/json");
+        res.body() = body;
+        if (status < by_status.size()) by_status[status].fetch_add(1);
+        return reply::send;
+    }
+
+    asio::awaitable<reply> handle(const http::request& req, http::response& res) {
+        requests.fetch_add(1);
+        if (opts.latency.count() > 0) {
+            asio::steady_timer t(co_await asio::this_coro::executor, opts.latency);
+            co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        }
+        for (const auto& [name, value] : opts.expected_headers) {
+            if (req[name] != value) {
+                missing_headers.fetch_add(1);
+                break;
+            }
+        }
+        std::string_view token = req[http::field::authorization];
+        if (token.size() > 7 && boost::beast::iequals(token.substr(0, 7), "Bearer ")) token.remove_prefix(7);
+        {
+            std::lock_guard lock(mutex);
+            ++by_token[std::string(token)];
+            bodies.emplace_back(req.body());
+            if (bodies.size() > 16) bodies.pop_front();
+        }
+        if (!opts.api_key.empty() && req["x-api-key"] != opts.api_key)
+            co_return answer(res, 403, R"({"error":"forbidden","message":"missing or wrong x-api-key"})");
+
+        switch (auth->check(token)) {
+        case fake_auth_server::verdict::valid: co_return answer(res, 200, R"({"ok":true})");
+        case fake_auth_server::verdict::expired:
+            expired.fetch_add(1);
+            res.set(http::field::www_authenticate,
+                    R"(Bearer realm="api", error="invalid_token", error_description="The access token expired")");
+            co_return answer(res, 401, R"({"error":"invalid_token"})");
+        case fake_auth_server::verdict::revoked:
+        case fake_auth_server::verdict::unknown:
+            res.set(http::field::www_authenticate,
+                    R"(Bearer realm="api", error="invalid_token", error_description="The access token is invalid")");
+            co_return answer(res, 401, R"({"error":"invalid_token"})");
+        }
+        co_return answer(res, 500, "{}");
+    }
+};
+
+fake_api_server::fake_api_server(fake_auth_server& auth) : fake_api_server(auth, options{}) {}
+
+fake_api_server::fake_api_server(fake_auth_server& auth, options opts) : impl_(std::make_shared<impl>()) {
+    impl_->auth = &auth;
+    impl_->opts = std::move(opts);
+    auto server_opts = impl_->opts.server;
+    server_opts.threads = impl_->opts.threads;
+    impl_->server = std::make_unique<http_server>(
+        [i = impl_.get()](const http::request& req, http::response& res) { return i->handle(req, res); }, server_opts);
+}
+
+fake_api_server::~fake_api_server() { impl_->server->stop(); }
+
+std::string fake_api_server::url(std::string_view path) const { return impl_->server->base_url() + std::string(path); }
+http_server& fake_api_server::server() noexcept { return *impl_->server; }
+void fake_api_server::revoke_all() { impl_->auth->revoke_all(); }
+std::uint64_t fake_api_server::requests() const noexcept { return impl_->requests.load(); }
+std::uint64_t fake_api_server::count_status(unsigned status) const noexcept {
+    return status < impl_->by_status.size() ? impl_->by_status[status].load() : 0;
+}
+std::uint64_t fake_api_server::expired_token_requests() const noexcept { return impl_->expired.load(); }
+std::uint64_t fake_api_server::requests_missing_headers() const noexcept { return impl_->missing_headers.load(); }
+std::map<std::string, std::uint64_t> fake_api_server::requests_by_token() const {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->by_token;
+}
+std::vector<std::string> fake_api_server::recent_bodies() const {
+    std::lock_guard lock(impl_->mutex);
+    return {impl_->bodies.begin(), impl_->bodies.end()};
+}
+
+} // namespace tokenflight::testing

@@ -1,0 +1,270 @@
+#include <tokenflight/token_endpoint.hpp>
+
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+#include <boost/beast/http/rfc7230.hpp>
+
+#include <openssl/crypto.h>
+
+#include <charconv>
+#include <ctime>
+
+namespace tokenflight {
+
+namespace json = boost::json;
+using std::chrono::seconds;
+
+std::string form_urlencode(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size() + s.size() / 2);
+    for (unsigned char c : s) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '*') {
+            out += static_cast<char>(c);
+        } else if (c == ' ') {
+            out += '+';
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+std::string base64_encode(std::string_view s) {
+    static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    out.reserve((s.size() + 2) / 3 * 4);
+    std::size_t i = 0;
+    for (; i + 2 < s.size(); i += 3) {
+        const unsigned n = (unsigned char)s[i] << 16 | (unsigned char)s[i + 1] << 8 | (unsigned char)s[i + 2];
+        out += alphabet[n >> 18];
+        out += alphabet[(n >> 12) & 63];
+        out += alphabet[(n >> 6) & 63];
+        out += alphabet[n & 63];
+    }
+    if (i < s.size()) {
+        unsigned n = (unsigned char)s[i] << 16;
+        if (i + 1 < s.size()) n |= (unsigned char)s[i + 1] << 8;
+        out += alphabet[n >> 18];
+        out += alphabet[(n >> 12) & 63];
+        out += i + 1 < s.size() ? alphabet[(n >> 6) & 63] : '=';
+        out += '=';
+    }
+    return out;
+}
+
+namespace {
+
+void append_param(std::string& body, std::string_view name, std::string_view value) {
+    if (!body.empty()) body += '&';
+    body += form_urlencode(name);
+    body += '=';
+    body += form_urlencode(value);
+}
+
+// base64url without padding, as in a JWT; nullopt on any invalid character.
+std::optional<std::string> base64url_decode(std::string_view in) {
+    std::string out;
+    out.reserve(in.size() * 3 / 4);
+    unsigned acc = 0;
+    int bits = 0;
+    for (char c : in) {
+        int v;
+        if (c >= 'A' && c <= 'Z') v = c - 'A';
+        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
+        else if (c >= '0' && c <= '9') v = c - '0' + 52;
+        else if (c == '-' || c == '+') v = 62;
+        else if (c == '_' || c == '/') v = 63;
+        else if (c == '=') break;
+        else return std::nullopt;
+        acc = (acc << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((acc >> bits) & 0xFF);
+        }
+    }
+    return out;
+}
+
+// A JSON number or a string of decimal digits (Azure AD v1 sends "3599"), as whole seconds.
+std::optional<std::int64_t> as_seconds(const json::value& v) {
+    if (v.is_int64()) return v.get_int64();
+    if (v.is_uint64()) return v.get_uint64() > INT64_MAX ? std::nullopt : std::optional<std::int64_t>(v.get_uint64());
+    if (v.is_double()) {
+        const double d = v.get_double();
+        if (!(d >= 0 && d < 1e15)) return std::nullopt;
+        return static_cast<std::int64_t>(d);
+    }
+    if (v.is_string()) {
+        const auto s = std::string_view(v.get_string());
+        std::int64_t n = 0;
+        auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
+        if (ec != std::errc() || p != s.data() + s.size() || s.empty()) return std::nullopt;
+        return n;
+    }
+    return std::nullopt;
+}
+
+std::optional<std::int64_t> jwt_exp(std::string_view token) {
+    const auto first = token.find('.');
+    if (first == std::string_view::npos) return std::nullopt;
+    const auto second = token.find('.', first + 1);
+    if (second == std::string_view::npos) return std::nullopt;
+    auto payload = base64url_decode(token.substr(first + 1, second - first - 1));
+    if (!payload) return std::nullopt;
+    error_code ec;
+    auto v = json::parse(*payload, ec);
+    if (ec || !v.is_object()) return std::nullopt;
+    if (auto* exp = v.get_object().if_contains("exp")) return as_seconds(*exp);
+    return std::nullopt;
+}
+
+constexpr std::int64_t max_lifetime = 10LL * 365 * 24 * 3600; // beyond this a value is nonsense
+
+std::string excerpt(std::string_view body, const secret& s) {
+    std::string out(body.substr(0, 256));
+    scrub(out, s);
+    for (char& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '.';
+    return out;
+}
+
+std::string bounded(std::string_view s, const secret& secret_value, std::size_t limit = 512) {
+    std::string out(s.substr(0, limit));
+    scrub(out, secret_value);
+    return out;
+}
+
+errc oauth_code(std::string_view e) {
+    if (e == "invalid_request") return errc::invalid_request;
+    if (e == "invalid_client") return errc::invalid_client;
+    if (e == "invalid_grant") return errc::invalid_grant;
+    if (e == "unauthorized_client") return errc::unauthorized_client;
+    if (e == "unsupported_grant_type") return errc::unsupported_grant_type;
+    if (e == "invalid_scope") return errc::invalid_scope;
+    return errc::oauth_error;
+}
+
+} // namespace
+
+http::request make_token_request(const credentials& creds, client_auth method, std::string_view host,
+                                 std::string_view target) {
+    http::request req{http::verb::post, target, 11};
+    req.set(http::field::host, host);
+    req.set(http::field::content_type, "application/x-www-form-urlencoded");
+    req.set(http::field::accept, "application/json");
+    std::string body;
+    append_param(body, "grant_type", "client_credentials");
+    append_param(body, "client_id", creds.client_id);
+    if (method == client_auth::post) {
+        append_param(body, "client_secret", creds.client_secret.reveal());
+    } else {
+        std::string pair = form_urlencode(creds.client_id) + ':' + form_urlencode(creds.client_secret.reveal());
+        std::string value = "Basic " + base64_encode(pair);
+        req.set(http::field::authorization, value);
+        OPENSSL_cleanse(pair.data(), pair.size());
+        OPENSSL_cleanse(value.data(), value.size());
+    }
+    if (!creds.scope.empty()) append_param(body, "scope", creds.scope);
+    for (const auto& [name, value] : creds.extra_params) append_param(body, name, value);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    return req;
+}
+
+boost::system::result<token_response>
+parse_token_response(unsigned status, std::string_view body, std::chrono::system_clock::time_point now,
+                     seconds default_lifetime, const secret& scrub_secret, diagnostics& diag) {
+    diag.http_status = static_cast<int>(status);
+    diag.body_excerpt = excerpt(body, scrub_secret);
+    const bool ok_status = status >= 200 && status < 300;
+    const auto status_error = [&]() -> error_code {
+        if (ok_status) return errc::malformed_response;
+        if (status >= 500 || status == 429) return errc::server_unavailable;
+        return errc::token_endpoint_status;
+    };
+
+    // Token responses are small: parse into a stack buffer, no heap allocation for the DOM.
+    unsigned char buffer[4096];
+    json::monotonic_resource mr(buffer, sizeof buffer);
+    error_code ec;
+    json::value v = json::parse(body, ec, &mr);
+    if (ec || !v.is_object()) return status_error();
+    const json::object& o = v.get_object();
+
+    // RFC 6749 section 5.2, also honoured under 200 (some servers do that).
+    if (const auto* e = o.if_contains("error"); e && e->is_string()) {
+        diag.oauth_error = bounded(e->get_string(), scrub_secret, 128);
+        if (const auto* d = o.if_contains("error_description"); d && d->is_string())
+            diag.error_description = bounded(d->get_string(), scrub_secret);
+        if (const auto* u = o.if_contains("error_uri"); u && u->is_string())
+            diag.error_uri = bounded(u->get_string(), scrub_secret);
+        return error_code(oauth_code(diag.oauth_error));
+    }
+    if (!ok_status) return status_error();
+
+    token_response r;
+    const auto* at = o.if_contains("access_token");
+    if (!at || !at->is_string() || at->get_string().empty()) return error_code(errc::missing_access_token);
+    r.access_token = at->get_string();
+
+    if (const auto* t = o.if_contains("token_type")) {
+        if (!t->is_string()) return error_code(errc::unsupported_token_type);
+        r.token_type = t->get_string();
+    } else {
+        r.token_type = "Bearer";
+    }
+    if (const auto* s = o.if_contains("scope"); s && s->is_string()) r.scope = s->get_string();
+
+    const std::int64_t wall_now = std::chrono::duration_cast<seconds>(now.time_since_epoch()).count();
+    if (const auto* ei = o.if_contains("expires_in"); ei && !ei->is_null()) {
+        auto n = as_seconds(*ei);
+        if (!n || *n <= 0 || *n > max_lifetime) return error_code(errc::bad_expires_in);
+        r.lifetime = seconds(*n);
+        r.lifetime_from = lifetime_source::expires_in;
+    } else if (const auto* eo = o.if_contains("expires_on"); eo && !eo->is_null()) {
+        auto n = as_seconds(*eo);
+        if (!n || *n - wall_now <= 0 || *n - wall_now > max_lifetime) return error_code(errc::bad_expires_in);
+        r.lifetime = seconds(*n - wall_now);
+        r.lifetime_from = lifetime_source::expires_on;
+    } else if (auto exp = jwt_exp(r.access_token); exp && *exp - wall_now > 0 && *exp - wall_now <= max_lifetime) {
+        r.lifetime = seconds(*exp - wall_now);
+        r.lifetime_from = lifetime_source::jwt_exp;
+    } else {
+        r.lifetime = default_lifetime;
+        r.lifetime_from = lifetime_source::configured_default;
+    }
+    if (const auto* ri = o.if_contains("refresh_in"); ri && !ri->is_null()) {
+        // Only a hint: a nonsensical value is ignored rather than failing a good token.
+        if (auto n = as_seconds(*ri); n && *n > 0 && seconds(*n) < r.lifetime) r.refresh_in = seconds(*n);
+    }
+    diag.clear();
+    return r;
+}
+
+std::optional<seconds> parse_retry_after(std::string_view value, std::chrono::system_clock::time_point now) {
+    while (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    while (!value.empty() && value.back() == ' ') value.remove_suffix(1);
+    if (value.empty()) return std::nullopt;
+    std::int64_t n = 0;
+    auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec == std::errc() && p == value.data() + value.size()) {
+        if (n < 0) return std::nullopt;
+        return seconds(std::min<std::int64_t>(n, 24 * 3600));
+    }
+    // IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT"
+    std::tm tm{};
+    const std::string copy(value);
+    const char* end = strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    if (!end || *end != '\0') return std::nullopt;
+    const auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
+    const auto delta = std::chrono::duration_cast<seconds>(when - now);
+    return delta.count() < 0 ? seconds(0) : std::min(delta, seconds(24 * 3600));
+}
+
+} // namespace tokenflight

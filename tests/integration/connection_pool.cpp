@@ -1,0 +1,388 @@
+#include <tokenflight/http/connection_pool.hpp>
+
+#include "support.hpp"
+#include "tls_certs.hpp"
+
+#include <tokenflight/testing/http_server.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+
+#include <atomic>
+
+using namespace tokenflight;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using testing::reply;
+
+namespace {
+
+constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+// One server that behaves according to the request target.
+asio::awaitable<reply> routes(const http::request& req, http::response& res) {
+    const auto t = req.target();
+    res.set(http::field::content_type, "text/plain");
+    if (t == "/chunked") {
+        res.chunked(true);
+        res.body() = std::string(5000, 'c');
+        co_return reply::send;
+    }
+    if (t == "/close") {
+        res.body() = "bye";
+        co_return reply::send_and_close;
+    }
+    if (t == "/204") {
+        res.result(http::status::no_content);
+        co_return reply::send;
+    }
+    if (t == "/304") {
+        res.result(http::status::not_modified);
+        co_return reply::send;
+    }
+    if (t == "/big") {
+        res.body() = std::string(10 * 1024 * 1024, 'b');
+        co_return reply::send;
+    }
+    if (t == "/bighdr") {
+        res.set("x-huge", std::string(32 * 1024, 'h'));
+        co_return reply::send;
+    }
+    if (t == "/stall") co_return reply::stall;
+    if (t == "/slow") {
+        asio::steady_timer timer(co_await asio::this_coro::executor, 300ms);
+        co_await timer.async_wait(tuple_awaitable);
+    }
+    if (t == "/echo") {
+        res.body() = req.body();
+        co_return reply::send;
+    }
+    res.body() = "hello";
+    co_return reply::send;
+}
+
+http::request get(std::string target) { return {http::verb::get, target, 11}; }
+
+http::origin origin_of(const testing::http_server& s) {
+    return http::parse_url(s.base_url()).value().origin;
+}
+
+} // namespace
+
+TEST_CASE("1,000 sequential requests with at most one connection open exactly one") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::pool_options o;
+    o.max_connections_per_origin = 1;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    int ok = test::run(io.executor(), [&]() -> asio::awaitable<int> {
+        int n = 0;
+        for (int i = 0; i < 1000; ++i) {
+            auto [ec, res] = co_await pool.async_send(to, get("/"), tuple_awaitable);
+            if (!ec && res.result() == http::status::ok && res.body() == "hello") ++n;
+        }
+        co_return n;
+    }());
+    CHECK(ok == 1000);
+    CHECK(server.connections_accepted() == 1);
+    CHECK(pool.stats().connections_opened == 1);
+    CHECK(pool.stats().connections_reused == 999);
+}
+
+TEST_CASE("5,000 concurrent requests never open more than 64 connections and all succeed") {
+    test::io_threads io(2);
+    testing::http_server server(routes, {.threads = 2});
+    http::pool_options o;
+    o.max_connections_per_origin = 64;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    std::atomic<int> ok{0}, done{0};
+    for (int i = 0; i < 5000; ++i) {
+        pool.async_send(to, get("/"), [&](error_code ec, http::response res) {
+            if (!ec && res.result() == http::status::ok) ++ok;
+            ++done;
+        });
+    }
+    REQUIRE(test::eventually([&] { return done == 5000; }, 60s));
+    CHECK(ok == 5000);
+    CHECK(server.max_open_connections() <= 64);
+    CHECK(server.connections_accepted() <= 64);
+    CHECK(server.connections_accepted() > 1); // the load really spread over connections
+}
+
+TEST_CASE("an idle connection the server closed is replaced transparently") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::connection_pool pool(io.executor());
+    const auto to = origin_of(server);
+    auto first = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(std::get<0>(first));
+    server.close_idle_connections();
+    REQUIRE(test::eventually([&] { return server.open_connections() == 0; }));
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec);
+    CHECK(res.body() == "hello");
+    CHECK(server.connections_accepted() == 2);
+}
+
+TEST_CASE("a POST on a broken reused connection is not silently resent, unless marked idempotent") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::connection_pool pool(io.executor());
+    const auto to = origin_of(server);
+    auto post = [] {
+        http::request r{http::verb::post, "/echo", 11};
+        r.body() = "payload";
+        return r;
+    };
+    auto warm = test::run(io.executor(), pool.async_send(to, post(), asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(std::get<0>(warm));
+    const auto requests_before = server.requests();
+
+    server.close_idle_connections();
+    REQUIRE(test::eventually([&] { return server.open_connections() == 0; }));
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, post(), asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::connection_closed);
+    CHECK(server.requests() == requests_before); // nothing reached the server, nothing was resent
+    CHECK(pool.stats().resends == 0);
+
+    // warm a connection again, break it, and say the POST is safe to repeat
+    auto warm2 = test::run(io.executor(), pool.async_send(to, post(), asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(std::get<0>(warm2));
+    server.close_idle_connections();
+    REQUIRE(test::eventually([&] { return server.open_connections() == 0; }));
+    http::send_options so;
+    so.idempotent = true;
+    auto [ec2, res2] = test::run(io.executor(), pool.async_send(to, post(), so, asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec2);
+    CHECK(res2.body() == "payload");
+    CHECK(pool.stats().resends == 1);
+}
+
+TEST_CASE("a server that never answers gives a timeout; the pool stays usable") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::connection_pool pool(io.executor());
+    const auto to = origin_of(server);
+    http::send_options so;
+    so.timeout = 300ms;
+    const auto start = clock::now();
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/stall"), so, asio::as_tuple(asio::use_awaitable)));
+    const auto took = clock::now() - start;
+    CHECK(ec == errc::request_timeout);
+    CHECK(took >= 300ms);
+    CHECK(took < 10s); // bounded: it did not hang
+    auto [ec2, res2] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec2);
+    CHECK(res2.body() == "hello");
+}
+
+TEST_CASE("body and header limits give limit errors; the pool stays usable") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::pool_options o;
+    o.body_limit = 1024 * 1024;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/big"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::body_too_large);
+    auto [hec, hres] = test::run(io.executor(), pool.async_send(to, get("/bighdr"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(hec == errc::header_too_large);
+    auto [ec2, res2] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec2);
+    CHECK(res2.body() == "hello");
+}
+
+TEST_CASE("chunked, Connection: close, 204 and 304 responses") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::pool_options o;
+    o.max_connections_per_origin = 1;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    test::run(io.executor(), [&]() -> asio::awaitable<void> {
+        auto [e1, chunked] = co_await pool.async_send(to, get("/chunked"), tuple_awaitable);
+        CHECK_FALSE(e1);
+        CHECK(chunked.body() == std::string(5000, 'c'));
+        auto [e2, no_content] = co_await pool.async_send(to, get("/204"), tuple_awaitable);
+        CHECK_FALSE(e2);
+        CHECK(no_content.result() == http::status::no_content);
+        auto [e3, not_modified] = co_await pool.async_send(to, get("/304"), tuple_awaitable);
+        CHECK_FALSE(e3);
+        CHECK(not_modified.result() == http::status::not_modified);
+        auto [e4, closing] = co_await pool.async_send(to, get("/close"), tuple_awaitable);
+        CHECK_FALSE(e4);
+        CHECK(closing.body() == "bye");
+        auto [e5, after] = co_await pool.async_send(to, get("/"), tuple_awaitable);
+        CHECK_FALSE(e5);
+        CHECK(after.body() == "hello");
+    }());
+    // chunked, 204 and 304 kept the connection; "Connection: close" forced exactly one new one
+    CHECK(server.connections_accepted() == 2);
+}
+
+TEST_CASE("requests beyond the connection limit queue, and time out in the queue") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::pool_options o;
+    o.max_connections_per_origin = 1;
+    o.queue_timeout = 100ms;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    std::atomic<int> done{0};
+    error_code first, second;
+    pool.async_send(to, get("/slow"), [&](error_code ec, http::response) { first = ec; ++done; });
+    pool.async_send(to, get("/"), [&](error_code ec, http::response) { second = ec; ++done; });
+    REQUIRE(test::eventually([&] { return done == 2; }));
+    CHECK_FALSE(first);
+    CHECK(second == errc::queue_timeout);
+}
+
+TEST_CASE("a cancelled request completes with operation_aborted and the pool recovers") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::connection_pool pool(io.executor());
+    const auto to = origin_of(server);
+    using namespace asio::experimental::awaitable_operators;
+    auto result = test::run(io.executor(), [&]() -> asio::awaitable<error_code> {
+        asio::steady_timer timer(co_await asio::this_coro::executor, 100ms);
+        auto either = co_await (pool.async_send(to, get("/stall"), tuple_awaitable) ||
+                                timer.async_wait(tuple_awaitable));
+        if (either.index() != 1) co_return error_code{};
+        co_return asio::error::operation_aborted;
+    }());
+    CHECK(result == asio::error::operation_aborted);
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec);
+
+    // and with a plain cancellation signal the handler itself sees operation_aborted
+    asio::cancellation_signal signal;
+    std::promise<error_code> p;
+    asio::post(io.executor(), [&] {
+        pool.async_send(to, get("/stall"), asio::bind_cancellation_slot(signal.slot(), [&](error_code e, http::response) {
+                            p.set_value(e);
+                        }));
+    });
+    std::this_thread::sleep_for(50ms);
+    asio::post(io.executor(), [&] { signal.emit(asio::cancellation_type::terminal); });
+    auto f = p.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    CHECK(f.get() == asio::error::operation_aborted);
+}
+
+TEST_CASE("a closed pool fails new requests with errc::closed") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::connection_pool pool(io.executor());
+    pool.close();
+    auto [ec, res] = test::run(io.executor(), pool.async_send(origin_of(server), get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::closed);
+}
+
+TEST_CASE("unreachable hosts fail with a connect error, not a hang") {
+    test::io_threads io(1);
+    http::connection_pool pool(io.executor());
+    // a port that was just free: nothing listens there
+    std::uint16_t port;
+    {
+        asio::io_context tmp;
+        asio::ip::tcp::acceptor a(tmp, {asio::ip::make_address("127.0.0.1"), 0});
+        port = a.local_endpoint().port();
+    }
+    auto [ec, res] = test::run(io.executor(), pool.async_send(http::origin{false, "127.0.0.1", port}, get("/"),
+                                                              asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == asio::error::connection_refused);
+    CHECK(is_transient(ec));
+}
+
+// --- TLS -------------------------------------------------------------------------------------
+
+namespace {
+// A CA, a server certificate it signed for localhost and 127.0.0.1, and an unrelated CA.
+struct tls_fixture {
+    test::key_and_cert ca = test::make_cert("tokenflight test CA", "", nullptr);
+    test::key_and_cert other_ca = test::make_cert("untrusted CA", "", nullptr);
+    std::string ca_file = test::write_temp(ca.cert_pem, "tokenflight-test-ca.pem");
+    std::string other_ca_file = test::write_temp(other_ca.cert_pem, "tokenflight-test-other-ca.pem");
+    asio::ssl::context server_ctx{asio::ssl::context::tls_server};
+
+    // Serves a certificate with subjectAltName `san`, signed by `ca`.
+    explicit tls_fixture(const std::string& san = "DNS:localhost,IP:127.0.0.1") {
+        const auto served = test::make_cert("server", san, &ca);
+        server_ctx.use_certificate_chain(asio::buffer(served.cert_pem));
+        server_ctx.use_private_key(asio::buffer(served.key_pem), asio::ssl::context::pem);
+    }
+};
+
+http::tls_options trust(std::string ca_file, bool system_store = false) {
+    http::tls_options t;
+    t.use_system_store = system_store;
+    t.ca_file = std::move(ca_file);
+    return t;
+}
+http::tls_options no_verification() {
+    http::tls_options t;
+    t.verify_peer = false;
+    return t;
+}
+
+error_code tls_get(test::io_threads& io, const http::origin& to, http::tls_options tls) {
+    http::pool_options o;
+    o.tls = std::move(tls);
+    http::connection_pool pool(io.executor(), o);
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    if (!ec) CHECK(res.body() == "hello");
+    return ec;
+}
+} // namespace
+
+TEST_CASE("TLS: a trusted CA succeeds, an untrusted CA fails, verification off succeeds") {
+    tls_fixture f;
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    const auto to = origin_of(server);
+    CHECK(to.tls);
+    CHECK_FALSE(tls_get(io, to, trust(f.ca_file)));
+    CHECK(tls_get(io, to, trust(f.other_ca_file, true)));
+    CHECK(tls_get(io, to, trust("", true)));
+    CHECK_FALSE(tls_get(io, to, no_verification()));
+    // "localhost" is in the certificate too
+    CHECK_FALSE(tls_get(io, http::origin{true, "localhost", to.port}, trust(f.ca_file)));
+}
+
+TEST_CASE("TLS: a certificate for another host name fails verification") {
+    tls_fixture f("DNS:other.test");
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    const auto to = origin_of(server);
+    CHECK(tls_get(io, to, trust(f.ca_file)));
+    CHECK_FALSE(tls_get(io, to, no_verification()));
+}
+
+TEST_CASE("TLS: many requests reuse the TLS connection") {
+    tls_fixture f;
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    http::pool_options o;
+    o.max_connections_per_origin = 1;
+    o.tls = trust(f.ca_file);
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    int ok = test::run(io.executor(), [&]() -> asio::awaitable<int> {
+        int n = 0;
+        for (int i = 0; i < 100; ++i) {
+            auto [ec, res] = co_await pool.async_send(to, get("/chunked"), tuple_awaitable);
+            if (!ec && res.body().size() == 5000) ++n;
+        }
+        co_return n;
+    }());
+    CHECK(ok == 100);
+    CHECK(server.connections_accepted() == 1);
+}

@@ -1,0 +1,405 @@
+#include <tokenflight/token_source.hpp>
+
+#include "support.hpp"
+
+#include <tokenflight/testing/fake_auth_server.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <sstream>
+#include <vector>
+
+using namespace tokenflight;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+constexpr const char* recognisable_secret = "S3CRET-do-not-leak-4f9a";
+
+testing::fake_auth_server::options server_options() {
+    testing::fake_auth_server::options o;
+    o.client_id = "client-1";
+    o.client_secret = recognisable_secret;
+    return o;
+}
+
+credentials creds_for(const testing::fake_auth_server& s, std::string secret_value = recognisable_secret) {
+    credentials c;
+    c.token_url = s.token_url();
+    c.client_id = "client-1";
+    c.client_secret = secret(secret_value);
+    c.scope = "read";
+    return c;
+}
+
+token_source_options fast_retries() {
+    token_source_options o;
+    o.backoff.initial = 10ms;
+    o.backoff.max = 50ms;
+    o.backoff.cooldown = 500ms;
+    return o;
+}
+
+// Completion collector for callback-style calls from many threads.
+struct results {
+    std::mutex m;
+    std::vector<std::pair<error_code, access_token>> items;
+    std::atomic<int> count{0};
+    auto handler() {
+        return [this](error_code ec, access_token t) {
+            {
+                std::lock_guard l(m);
+                items.emplace_back(ec, std::move(t));
+            }
+            ++count;
+        };
+    }
+};
+
+std::tuple<error_code, access_token> get(test::io_threads& io, token_source& src) {
+    return test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
+}
+
+void check_no_secret(const std::string& text) {
+    CHECK_MESSAGE(text.find(recognisable_secret) == std::string::npos, "secret leaked into: " << text);
+}
+
+} // namespace
+
+TEST_CASE("a token is fetched once and then served from the cache") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    token_source src(io.executor(), creds_for(server));
+    auto [ec, t] = get(io, src);
+    REQUIRE_FALSE(ec);
+    CHECK(t.generation() == 1);
+    CHECK(t.type() == "Bearer");
+    CHECK(server.check(t.value()) == testing::fake_auth_server::verdict::valid);
+    auto [ec2, t2] = get(io, src);
+    CHECK_FALSE(ec2);
+    CHECK(t2.value() == t.value());
+    CHECK(server.token_requests() == 1);
+    CHECK(src.stats().token_requests == 1);
+    CHECK(src.try_get_token().value() == t.value());
+    std::ostringstream os;
+    os << t;
+    CHECK(os.str().find(std::string(t.value())) == std::string::npos); // redacted
+}
+
+TEST_CASE("the same operation works with callbacks, futures and deferred") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    token_source src(io.executor(), creds_for(server));
+    std::promise<std::uint64_t> p;
+    src.async_get_token([&](error_code ec, access_token t) { p.set_value(ec ? 0 : t.generation()); });
+    auto f1 = p.get_future();
+    REQUIRE(f1.wait_for(10s) == std::future_status::ready);
+    CHECK(f1.get() == 1);
+
+    auto f2 = src.async_get_token(asio::use_future);
+    REQUIRE(f2.wait_for(10s) == std::future_status::ready);
+    CHECK(f2.get().generation() == 1);
+
+    auto op = src.async_get_token(asio::deferred);
+    std::promise<bool> p3;
+    std::move(op)([&](error_code ec, access_token t) { p3.set_value(!ec && t.generation() == 1); });
+    auto f3 = p3.get_future();
+    REQUIRE(f3.wait_for(10s) == std::future_status::ready);
+    CHECK(f3.get());
+    CHECK(server.token_requests() == 1);
+}
+
+TEST_CASE("stale-but-valid: callers get the cached token at once and one background refresh runs") {
+    auto so = server_options();
+    so.lifetime = 4s;
+    testing::fake_auth_server server(so);
+    test::io_threads io(2);
+    token_source_options o;
+    o.refresh.refresh_ahead = 2500ms; // stale from 1.5 s
+    o.refresh.expiry_margin = 500ms;  // usable until 3.5 s
+    token_source src(io.executor(), creds_for(server), o);
+    auto [ec, first] = get(io, src);
+    REQUIRE_FALSE(ec);
+    std::this_thread::sleep_until(first.refresh_at() + 50ms);
+    server.set_latency(1000ms); // the refresh takes a second: nobody may wait for it
+
+    results r;
+    for (int i = 0; i < 200; ++i) src.async_get_token(r.handler());
+    REQUIRE(test::eventually([&] { return r.count == 200; }));
+    // they completed with generation 1 while the refresh was still on its way
+    for (auto& [e, t] : r.items) {
+        CHECK_FALSE(e);
+        CHECK(t.generation() == 1);
+    }
+    REQUIRE(test::eventually([&] { return src.try_get_token().generation() == 2; }));
+    CHECK(server.token_requests() == 2);
+    CHECK(src.stats().proactive_refreshes == 1);
+}
+
+TEST_CASE("expired: callers wait for one refresh") {
+    auto so = server_options();
+    so.lifetime = 1s;
+    testing::fake_auth_server server(so);
+    test::io_threads io(2);
+    token_source src(io.executor(), creds_for(server));
+    auto [ec, first] = get(io, src);
+    REQUIRE_FALSE(ec);
+    std::this_thread::sleep_until(first.expires_at() + 10ms);
+    results r;
+    for (int i = 0; i < 500; ++i) src.async_get_token(r.handler());
+    REQUIRE(test::eventually([&] { return r.count == 500; }));
+    for (auto& [e, t] : r.items) {
+        CHECK_FALSE(e);
+        CHECK(t.generation() == 2);
+    }
+    CHECK(server.token_requests() == 2);
+}
+
+TEST_CASE("a failed refresh completes every waiter with the same error") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(2);
+    auto o = fast_retries();
+    o.backoff.max_attempts = 1;
+    server.set_latency(100ms);
+    server.fail_next(1, 503);
+    token_source src(io.executor(), creds_for(server), o);
+    results r;
+    for (int i = 0; i < 300; ++i) src.async_get_token(r.handler());
+    REQUIRE(test::eventually([&] { return r.count == 300; }));
+    for (auto& [e, t] : r.items) CHECK(e == errc::server_unavailable);
+    CHECK(server.token_requests() == 1);
+    CHECK(src.stats().token_failures == 1);
+}
+
+TEST_CASE("503, 503, then 200 succeeds after retries with backoff") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    server.fail_next(2, 503);
+    std::vector<token_event::kind> events;
+    std::mutex m;
+    auto o = fast_retries();
+    o.on_event = [&](const token_event& e) {
+        std::lock_guard l(m);
+        events.push_back(e.what);
+    };
+    token_source src(io.executor(), creds_for(server), o);
+    auto [ec, t] = get(io, src);
+    CHECK_FALSE(ec);
+    CHECK(t.generation() == 1);
+    CHECK(server.token_requests() == 3);
+    CHECK(src.stats().token_failures == 0);
+    std::lock_guard l(m);
+    CHECK(std::count(events.begin(), events.end(), token_event::kind::attempt_failed) == 2);
+    CHECK(std::count(events.begin(), events.end(), token_event::kind::token_received) == 1);
+}
+
+TEST_CASE("Retry-After on a 503 is honoured") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    server.fail_next(1, 503, 1);
+    std::optional<clock::duration> retry_in;
+    auto o = fast_retries();
+    o.on_event = [&](const token_event& e) {
+        if (e.what == token_event::kind::attempt_failed) retry_in = e.retry_in;
+    };
+    token_source src(io.executor(), creds_for(server), o);
+    auto [ec, t] = get(io, src);
+    CHECK_FALSE(ec);
+    REQUIRE(retry_in.has_value());
+    CHECK(*retry_in >= 1s);
+    CHECK(server.token_requests() == 2);
+}
+
+TEST_CASE("invalid_client is not retried and its description reaches the caller") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    token_source src(io.executor(), creds_for(server, "wrong-secret"), fast_retries());
+    diagnostics diag;
+    auto [ec, t] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::invalid_client);
+    CHECK(diag.http_status == 401);
+    CHECK(diag.oauth_error == "invalid_client");
+    CHECK(diag.error_description == "client authentication failed");
+    CHECK(server.token_requests() == 1);
+    CHECK(src.last_diagnostics().oauth_error == "invalid_client");
+
+    // the cool-down keeps new callers off the endpoint
+    for (int i = 0; i < 20; ++i) CHECK(std::get<0>(get(io, src)) == errc::invalid_client);
+    CHECK(server.token_requests() == 1);
+    std::this_thread::sleep_for(600ms);
+    CHECK(std::get<0>(get(io, src)) == errc::invalid_client);
+    CHECK(server.token_requests() == 2);
+}
+
+TEST_CASE("OAuth errors in section 5.2 form keep error and description") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    server.error_next(1, "invalid_scope", "scope 'admin' is not allowed");
+    token_source src(io.executor(), creds_for(server), fast_retries());
+    diagnostics diag;
+    auto [ec, t] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::invalid_scope);
+    CHECK(diag.error_description == "scope 'admin' is not allowed");
+    CHECK(server.token_requests() == 1);
+}
+
+TEST_CASE("a cancelled waiter completes with operation_aborted; the others get the token") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    server.set_latency(300ms);
+    token_source src(io.executor(), creds_for(server));
+    asio::cancellation_signal signal;
+    std::promise<error_code> cancelled;
+    results others;
+    asio::post(io.executor(), [&] {
+        src.async_get_token(asio::bind_cancellation_slot(
+            signal.slot(), [&](error_code ec, access_token) { cancelled.set_value(ec); }));
+        for (int i = 0; i < 10; ++i) src.async_get_token(others.handler());
+    });
+    std::this_thread::sleep_for(50ms);
+    asio::post(io.executor(), [&] { signal.emit(asio::cancellation_type::terminal); });
+    auto f = cancelled.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    CHECK(f.get() == asio::error::operation_aborted);
+    REQUIRE(test::eventually([&] { return others.count == 10; }));
+    for (auto& [e, t] : others.items) {
+        CHECK_FALSE(e);
+        CHECK(t.generation() == 1);
+    }
+    CHECK(server.token_requests() == 1);
+    CHECK(src.try_get_token().generation() == 1); // the refresh's result was cached
+}
+
+TEST_CASE("closing the source aborts all waiters; later calls fail with errc::closed") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    server.set_latency(2000ms);
+    token_source src(io.executor(), creds_for(server));
+    results r;
+    for (int i = 0; i < 50; ++i) src.async_get_token(r.handler());
+    REQUIRE(test::eventually([&] { return server.token_requests() == 1; }));
+    src.close();
+    REQUIRE(test::eventually([&] { return r.count == 50; }));
+    for (auto& [e, t] : r.items) CHECK(e == asio::error::operation_aborted);
+    CHECK(std::get<0>(get(io, src)) == errc::closed);
+}
+
+TEST_CASE("destroying a source with waiters completes them") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    server.set_latency(2000ms);
+    results r;
+    {
+        token_source src(io.executor(), creds_for(server));
+        for (int i = 0; i < 5; ++i) src.async_get_token(r.handler());
+        REQUIRE(test::eventually([&] { return server.token_requests() == 1; }));
+    }
+    REQUIRE(test::eventually([&] { return r.count == 5; }));
+    for (auto& [e, t] : r.items) CHECK(e == asio::error::operation_aborted);
+}
+
+TEST_CASE("malformed token responses give clear errors and never leak the secret") {
+    struct scenario {
+        testing::malformation m;
+        error_code expected;
+    };
+    const scenario scenarios[] = {
+        {testing::malformation::html, errc::malformed_response},
+        {testing::malformation::truncated_json, errc::malformed_response},
+        {testing::malformation::no_access_token, errc::missing_access_token},
+        {testing::malformation::bad_expires_in, errc::bad_expires_in},
+        {testing::malformation::error_with_200, errc::invalid_request},
+        {testing::malformation::huge_body, errc::body_too_large},
+    };
+    auto so = server_options();
+    so.huge_body_size = 1024 * 1024;
+    testing::fake_auth_server server(so);
+    test::io_threads io(1);
+    for (const auto& s : scenarios) {
+        CAPTURE(static_cast<int>(s.m));
+        server.malform_next(1, s.m);
+        token_source src(io.executor(), creds_for(server), fast_retries());
+        diagnostics diag;
+        auto [ec, t] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
+        CHECK(ec == s.expected);
+        CHECK_FALSE(t);
+        check_no_secret(ec.message());
+        check_no_secret(diag.to_string());
+        check_no_secret(diag.body_excerpt);
+    }
+}
+
+TEST_CASE("automatic client authentication falls back to client_secret_post once and remembers it") {
+    auto so = server_options();
+    so.accept_basic = false;
+    so.lifetime = 1s;
+    testing::fake_auth_server server(so);
+    test::io_threads io(1);
+    auto c = creds_for(server);
+    c.auth = client_auth::automatic;
+    token_source src(io.executor(), c);
+    auto [ec, t] = get(io, src);
+    REQUIRE_FALSE(ec);
+    CHECK(server.basic_auth_requests() == 1);
+    CHECK(server.post_auth_requests() == 1);
+    std::this_thread::sleep_until(t.expires_at());
+    auto [ec2, t2] = get(io, src);
+    REQUIRE_FALSE(ec2);
+    CHECK(t2.generation() == 2);
+    CHECK(server.basic_auth_requests() == 1); // remembered: straight to post
+    CHECK(server.post_auth_requests() == 2);
+}
+
+TEST_CASE("expires_in as a numeric string works end to end") {
+    auto so = server_options();
+    so.expires_in_as_string = true;
+    so.lifetime = 120s;
+    testing::fake_auth_server server(so);
+    test::io_threads io(1);
+    token_source src(io.executor(), creds_for(server));
+    auto [ec, t] = get(io, src);
+    REQUIRE_FALSE(ec);
+    CHECK(t.expires_at() - t.issued_at() == 120s);
+}
+
+TEST_CASE("plain http to a non-loopback token URL is refused unless allowed") {
+    test::io_threads io(1);
+    credentials c;
+    c.token_url = "http://auth.example.com/token";
+    c.client_id = "id";
+    c.client_secret = secret(recognisable_secret);
+    try {
+        token_source src(io.executor(), c);
+        FAIL("expected insecure_transport");
+    } catch (const boost::system::system_error& e) {
+        CHECK(e.code() == errc::insecure_transport);
+        check_no_secret(e.what());
+    }
+    c.allow_insecure_http = true;
+    CHECK_NOTHROW(token_source(io.executor(), c));
+    c.token_url = "not a url";
+    CHECK_THROWS_AS(token_source(io.executor(), c), boost::system::system_error);
+}
+
+TEST_CASE("a token endpoint that stalls gives a timeout, not a hang") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    server.malform_next(-1, testing::malformation::stall);
+    auto o = fast_retries();
+    o.request_timeout = 200ms;
+    o.backoff.max_attempts = 2;
+    token_source src(io.executor(), creds_for(server), o);
+    auto [ec, t] = get(io, src);
+    CHECK(ec == errc::request_timeout);
+    CHECK(server.token_requests() == 2);
+}

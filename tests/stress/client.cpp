@@ -1,0 +1,133 @@
+#include <tokenflight/client.hpp>
+
+#include "support.hpp"
+
+#include <tokenflight/testing/fake_api_server.hpp>
+#include <tokenflight/testing/fake_auth_server.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+
+using namespace tokenflight;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+testing::fake_api_server::options two_threads() {
+    testing::fake_api_server::options o;
+    o.threads = 2;
+    return o;
+}
+
+credentials creds_for(const testing::fake_auth_server& s) {
+    credentials c;
+    c.token_url = s.token_url();
+    c.client_id = "demo-client";
+    c.client_secret = secret("demo-secret");
+    return c;
+}
+
+void revocation_storm(int threads, bool revoke_mid_flight) {
+    testing::fake_auth_server auth;
+    testing::fake_api_server api(auth, two_threads());
+    test::io_threads io(threads);
+    token_source source(io.executor(), creds_for(auth));
+    client_options co;
+    co.pool.max_connections_per_origin = 256;
+    tokenflight::client cl(io.executor(), source, co);
+
+    // warm up: generation 1 is cached
+    auto warm = cl.async_get(api.url("/warm"), asio::use_future);
+    REQUIRE(warm.wait_for(10s) == std::future_status::ready);
+    REQUIRE(warm.get().result() == http::status::ok);
+    if (!revoke_mid_flight) api.revoke_all();
+
+    const int n = 10'000;
+    std::atomic<int> done{0}, ok{0};
+    const auto target = http::parse_url(api.url("/storm")).value();
+    for (int i = 0; i < n; ++i) {
+        cl.async_send(target, http::request{http::verb::get, "/storm", 11}, [&](error_code ec, http::response res) {
+            if (!ec && res.result() == http::status::ok) ++ok;
+            ++done;
+        });
+    }
+    if (revoke_mid_flight) {
+        REQUIRE(test::eventually([&] { return done >= 500; }, 60s));
+        api.revoke_all();
+    }
+    REQUIRE(test::eventually([&] { return done == n; }, 120s));
+    CHECK(ok == n);
+    CHECK(auth.token_requests() == 2); // the warm-up's, and exactly ONE for the storm
+    CHECK(cl.stats().unauthorized_after_resend == 0);
+    // every 401 was followed by exactly one resend (requests that started after the refresh went
+    // out with the new token and saw no 401 at all)
+    CHECK(api.count_status(401) > 0);
+    CHECK(cl.stats().resends_after_401 == api.count_status(401));
+    CHECK(api.count_status(200) == static_cast<std::uint64_t>(n) + 1);
+}
+
+} // namespace
+
+TEST_CASE("401 storm: 10,000 requests meet one revocation and cause exactly one token request") {
+    revocation_storm(1, false);
+}
+
+TEST_CASE("401 storm with 4 io_context threads") {
+    revocation_storm(4, false);
+}
+
+TEST_CASE("401 storm: revocation while 10,000 requests are in flight") {
+    revocation_storm(2, true);
+}
+
+TEST_CASE("1 s tokens, 20,000 requests over 5 s at concurrency 256: no failure, no expired token") {
+    testing::fake_auth_server::options ao;
+    ao.lifetime = 1s;
+    testing::fake_auth_server auth(ao);
+    testing::fake_api_server api(auth, two_threads());
+    test::io_threads io(2);
+    token_source source(io.executor(), creds_for(auth));
+    client_options co;
+    co.pool.max_connections_per_origin = 256;
+    tokenflight::client cl(io.executor(), source, co);
+    const auto target = http::parse_url(api.url("/paced")).value();
+
+    const int workers = 256, per_worker = 20'000 / 256 + 1; // 20,224 requests
+    const std::chrono::microseconds duration = 5s;
+    const auto interval = duration / per_worker;
+    std::atomic<int> done{0}, ok{0};
+    const auto start = clock::now();
+    for (int w = 0; w < workers; ++w) {
+        asio::co_spawn(
+            io.executor(),
+            [&, w]() -> asio::awaitable<void> {
+                asio::steady_timer timer(co_await asio::this_coro::executor);
+                for (int i = 0; i < per_worker; ++i) {
+                    // spread the workers over the interval so the load is even
+                    timer.expires_at(start + i * interval + interval * w / workers);
+                    co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+                    auto [ec, res] = co_await cl.async_send(target, http::request{http::verb::get, "/paced", 11},
+                                                            asio::as_tuple(asio::use_awaitable));
+                    if (!ec && res.result() == http::status::ok) ++ok;
+                    ++done;
+                }
+            },
+            asio::detached);
+    }
+    REQUIRE(test::eventually([&] { return done == workers * per_worker; }, 60s));
+    CHECK(ok == workers * per_worker);
+    CHECK(api.expired_token_requests() == 0);
+    CHECK(cl.stats().resends_after_401 == 0);
+    // duration / (lifetime - refresh_ahead) = 5 s / 0.8 s = 6.25, plus the first fetch
+    const auto fetched = auth.token_requests();
+    CAPTURE(fetched);
+    CHECK(fetched >= 6);
+    CHECK(fetched <= 9);
+}

@@ -1,0 +1,125 @@
+#include <tokenflight/token_source.hpp>
+
+#include "support.hpp"
+
+#include <tokenflight/testing/fake_auth_server.hpp>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+
+using namespace tokenflight;
+using namespace std::chrono_literals;
+
+namespace {
+
+credentials creds_for(const testing::fake_auth_server& s) {
+    credentials c;
+    c.token_url = s.token_url();
+    c.client_id = "demo-client";
+    c.client_secret = secret("demo-secret");
+    return c;
+}
+
+struct tally {
+    std::atomic<int> done{0}, errors{0};
+    std::mutex m;
+    std::set<std::string> values;
+    std::set<std::uint64_t> generations;
+    auto handler() {
+        return [this](error_code ec, access_token t) {
+            if (ec) {
+                ++errors;
+            } else {
+                std::lock_guard l(m);
+                values.emplace(t.value());
+                generations.insert(t.generation());
+            }
+            ++done;
+        };
+    }
+};
+
+void cold_cache_storm(int threads) {
+    testing::fake_auth_server server;
+    server.set_latency(50ms); // everyone arrives while the one request is in flight
+    test::io_threads io(threads);
+    token_source src(io.executor(), creds_for(server));
+    tally t;
+    const int n = 10'000;
+    // Issued from the io threads as well as this one, as a server would.
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 4; ++c)
+        callers.emplace_back([&] {
+            for (int i = 0; i < n / 4; ++i) src.async_get_token(t.handler());
+        });
+    for (auto& c : callers) c.join();
+    REQUIRE(test::eventually([&] { return t.done == n; }, 60s));
+    CHECK(t.errors == 0);
+    CHECK(t.values.size() == 1);
+    CHECK(server.token_requests() == 1);
+}
+
+} // namespace
+
+TEST_CASE("10,000 concurrent async_get_token on a cold cache: exactly one token request (1 thread)") {
+    cold_cache_storm(1);
+}
+
+TEST_CASE("10,000 concurrent async_get_token on a cold cache: exactly one token request (4 threads)") {
+    cold_cache_storm(4);
+}
+
+TEST_CASE("10,000 concurrent get-newer-than(g): one request; an older g gets the current token for free") {
+    testing::fake_auth_server server;
+    test::io_threads io(4);
+    token_source src(io.executor(), creds_for(server));
+    auto first = src.async_get_token(boost::asio::use_future);
+    REQUIRE(first.wait_for(10s) == std::future_status::ready);
+    const auto g = first.get().generation();
+    REQUIRE(g == 1);
+    server.set_latency(50ms);
+
+    tally t;
+    std::vector<std::thread> callers;
+    for (int c = 0; c < 4; ++c)
+        callers.emplace_back([&] {
+            for (int i = 0; i < 2500; ++i) src.async_get_token_after(g, t.handler());
+        });
+    for (auto& c : callers) c.join();
+    REQUIRE(test::eventually([&] { return t.done == 10'000; }, 60s));
+    CHECK(t.errors == 0);
+    CHECK(t.generations == std::set<std::uint64_t>{2});
+    CHECK(server.token_requests() == 2);
+    CHECK(src.stats().reactive_refreshes == 1);
+
+    tally old;
+    for (int i = 0; i < 1000; ++i) src.async_get_token_after(g - 1, old.handler());
+    for (int i = 0; i < 1000; ++i) src.async_get_token_after(g, old.handler());
+    REQUIRE(test::eventually([&] { return old.done == 2000; }, 60s));
+    CHECK(old.generations == std::set<std::uint64_t>{2});
+    CHECK(server.token_requests() == 2);
+}
+
+TEST_CASE("the hot path from many threads while refreshes come and go") {
+    testing::fake_auth_server::options so;
+    so.lifetime = 1s;
+    testing::fake_auth_server server(so);
+    test::io_threads io(2);
+    token_source src(io.executor(), creds_for(server));
+    auto first = src.async_get_token(boost::asio::use_future);
+    REQUIRE(first.wait_for(10s) == std::future_status::ready);
+    std::atomic<std::uint64_t> served{0};
+    std::vector<std::thread> readers;
+    const auto until = clock::now() + 2500ms;
+    for (int r = 0; r < 4; ++r)
+        readers.emplace_back([&] {
+            while (clock::now() < until)
+                if (auto t = src.try_get_token(); t && !t.value().empty()) ++served;
+        });
+    for (auto& r : readers) r.join();
+    CHECK(served > 0);
+    // 2.5 s of 1 s tokens refreshed 0.2 s early: a handful of refreshes, never a storm
+    CHECK(server.token_requests() >= 2);
+    CHECK(server.token_requests() <= 6);
+}

@@ -1,0 +1,54 @@
+#include <tokenflight/secret.hpp>
+#include <tokenflight/credentials.hpp>
+
+#include <doctest/doctest.h>
+
+#include <sstream>
+
+using namespace tokenflight;
+
+TEST_CASE("a secret streams as *** and reveals its value only on request") {
+    secret s("s3cr3t-value");
+    std::ostringstream os;
+    os << s;
+    CHECK(os.str() == "***");
+    CHECK(s.reveal() == "s3cr3t-value");
+    CHECK_FALSE(s.empty());
+}
+
+TEST_CASE("copies and moves keep the value; a moved-from secret is empty") {
+    secret a("short");
+    secret b = a;
+    CHECK(b == a);
+    secret c = std::move(a);
+    CHECK(c.reveal() == "short");
+    CHECK(a.empty());
+    secret d("other");
+    d = std::move(c);
+    CHECK(d.reveal() == "short");
+    CHECK(c.empty());
+    d.clear();
+    CHECK(d.empty());
+    CHECK_FALSE(d == b);
+}
+
+TEST_CASE("credentials print without their secret") {
+    credentials c;
+    c.token_url = "https://auth.example/token";
+    c.client_id = "my-client";
+    c.client_secret = secret("TOPSECRET-123");
+    std::ostringstream os;
+    os << c;
+    CHECK(os.str().find("TOPSECRET") == std::string::npos);
+    CHECK(os.str().find("my-client") != std::string::npos);
+    CHECK(os.str().find("***") != std::string::npos);
+}
+
+TEST_CASE("scrub masks every occurrence of the secret") {
+    std::string text = "echo: client_secret=abc123&x=abc123";
+    scrub(text, secret("abc123"));
+    CHECK(text == "echo: client_secret=***&x=***");
+    std::string untouched = "nothing here";
+    scrub(untouched, secret());
+    CHECK(untouched == "nothing here");
+}

@@ -1,0 +1,45 @@
+#include <tokenflight/http/url.hpp>
+#include <tokenflight/error.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace tokenflight;
+
+TEST_CASE("absolute URLs split into origin and target") {
+    auto a = http::parse_url("https://api.example.com/v1/items?x=1");
+    REQUIRE(a.has_value());
+    CHECK(a->origin.tls);
+    CHECK(a->origin.host == "api.example.com");
+    CHECK(a->origin.port == 443);
+    CHECK(a->target == "/v1/items?x=1");
+
+    auto b = http::parse_url("http://127.0.0.1:8080");
+    REQUIRE(b.has_value());
+    CHECK_FALSE(b->origin.tls);
+    CHECK(b->origin.port == 8080);
+    CHECK(b->target == "/");
+    CHECK(b->origin.to_string() == "http://127.0.0.1:8080");
+
+    auto v6 = http::parse_url("http://[::1]:9000/t");
+    REQUIRE(v6.has_value());
+    CHECK(v6->origin.host == "::1");
+    CHECK(v6->origin.to_string() == "http://[::1]:9000");
+}
+
+TEST_CASE("bad URLs are refused with a typed error") {
+    CHECK(http::parse_url("not a url").error() == errc::invalid_url);
+    CHECK(http::parse_url("ftp://example.com/").error() == errc::unsupported_scheme);
+    CHECK(http::parse_url("https://user:pw@example.com/").error() == errc::invalid_url);
+    CHECK(http::parse_url("http://example.com:0/").error() == errc::invalid_url);
+    CHECK(http::parse_url("/relative/only").error() == errc::invalid_url);
+}
+
+TEST_CASE("loopback hosts are recognised") {
+    CHECK(http::is_loopback_host("localhost"));
+    CHECK(http::is_loopback_host("127.0.0.1"));
+    CHECK(http::is_loopback_host("127.1.2.3"));
+    CHECK(http::is_loopback_host("::1"));
+    CHECK_FALSE(http::is_loopback_host("10.0.0.1"));
+    CHECK_FALSE(http::is_loopback_host("example.com"));
+    CHECK_FALSE(http::is_loopback_host("localhost.example.com"));
+}
