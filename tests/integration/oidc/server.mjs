@@ -1,0 +1,157 @@
+// Local OAuth 2.0 authorization server (oidc-provider) for tokenflight
+// integration tests. Loopback only, plain HTTP, in-memory storage.
+//
+// Env:
+//   PORT       port to listen on, 0 (default) = ephemeral
+//   TOKEN_TTL  access token lifetime in seconds (default 2)
+//
+// stdout carries exactly one line, `READY http://127.0.0.1:<port>`, once the
+// server accepts requests. Everything else (oidc-provider notices, logs) goes
+// to stderr.
+
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+// oidc-provider prints its "you SHOULD change ..." notices with console.info,
+// i.e. on stdout. Keep stdout reserved for the READY line.
+console.info = (...args) => console.error(...args);
+
+const HOST = '127.0.0.1';
+
+function intFromEnv(name, fallback, min) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min) {
+    console.error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return value;
+}
+
+const port = intFromEnv('PORT', 0, 0);
+const tokenTtl = intFromEnv('TOKEN_TTL', 2, 1);
+
+const SCOPES = 'read write';
+const AUTHENTICATED_ROUTES = new Set(['token', 'introspection', 'revocation']);
+
+function ccClient(clientId, secret, authMethod) {
+  return {
+    client_id: clientId,
+    client_secret: secret,
+    token_endpoint_auth_method: authMethod,
+    grant_types: ['client_credentials'],
+    response_types: [],
+    redirect_uris: [],
+    scope: SCOPES,
+  };
+}
+
+function buildProvider(issuer) {
+  // Fresh signing key per run so oidc-provider does not fall back to its
+  // published development keys. Access tokens themselves are opaque.
+  const signingKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
+    .privateKey.export({ format: 'jwk' });
+  signingKey.kid = 'tf-test-rs256';
+  signingKey.use = 'sig';
+  signingKey.alg = 'RS256';
+
+  const provider = new Provider(issuer, {
+    clients: [
+      ccClient('tf-basic', 'tf-basic-secret', 'client_secret_basic'),
+      ccClient('tf-post', 'tf-post-secret', 'client_secret_post'),
+      ccClient('tf-introspect', 'tf-introspect-secret', 'client_secret_basic'),
+    ],
+    // Every scope a test may ask for must be known to the provider: scopes
+    // that are unknown are silently dropped, known ones that are not in the
+    // client's `scope` are rejected with invalid_scope (hence `admin`).
+    scopes: ['openid', 'offline_access', 'read', 'write', 'admin'],
+    jwks: { keys: [signingKey] },
+    cookies: { keys: [randomBytes(32).toString('hex')] },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      introspection: {
+        enabled: true,
+        // Any authenticated (confidential) client may introspect any token.
+        allowedPolicy: async () => true,
+      },
+      revocation: { enabled: true, allowedPolicy: async () => true },
+      // Without a `resource` parameter the token is a plain opaque
+      // client-credentials token. With one (any absolute URI) it is still
+      // opaque, carries the resource as `aud` (visible via introspection).
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => undefined,
+        getResourceServerInfo: async () => ({
+          scope: SCOPES,
+          accessTokenFormat: 'opaque',
+          accessTokenTTL: tokenTtl,
+        }),
+      },
+    },
+    ttl: {
+      ClientCredentials: () => tokenTtl,
+    },
+    clientBasedCORS: () => false,
+  });
+
+  // oidc-provider accepts client_secret_basic and client_secret_post
+  // interchangeably for any client registered with either of them. Tests want
+  // to prove the SDK uses the configured method, so reject the other one the
+  // same way oidc-provider rejects a bad secret.
+  provider.use(async (ctx, next) => {
+    await next();
+    const { oidc } = ctx;
+    if (ctx.status !== 200 || !oidc?.client || !AUTHENTICATED_ROUTES.has(oidc.route)) return;
+    let used;
+    if (oidc.params?.client_secret) used = 'client_secret_post';
+    else if (ctx.headers.authorization) used = 'client_secret_basic';
+    if (used === undefined || used === oidc.client.clientAuthMethod) return;
+
+    console.error(`${oidc.client.clientId}: used ${used}, registered ${oidc.client.clientAuthMethod}`);
+    await oidc.entities.ClientCredentials?.destroy();
+    ctx.status = 401;
+    ctx.body = { error: 'invalid_client', error_description: 'client authentication failed' };
+    if (ctx.headers.authorization) {
+      ctx.set('WWW-Authenticate', `Basic realm="${issuer}", error="invalid_client", `
+        + 'error_description="client authentication failed"');
+    }
+  });
+
+  provider.on('server_error', (ctx, err) => console.error('server_error:', err));
+  return provider;
+}
+
+let handler = (req, res) => {
+  res.statusCode = 503;
+  res.end();
+};
+const server = http.createServer((req, res) => handler(req, res));
+
+server.on('error', (err) => {
+  console.error(`listen failed: ${err.message}`);
+  process.exit(1);
+});
+
+server.listen(port, HOST, () => {
+  const actualPort = server.address().port;
+  const issuer = `http://${HOST}:${actualPort}`;
+  handler = buildProvider(issuer).callback();
+  process.stdout.write(`READY ${issuer}\n`);
+});
+
+let stopping = false;
+function stop(signal) {
+  if (stopping) return;
+  stopping = true;
+  console.error(`received ${signal}, shutting down`);
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+  // Never hang on shutdown.
+  setTimeout(() => process.exit(0), 2000).unref();
+}
+process.on('SIGTERM', () => stop('SIGTERM'));
+process.on('SIGINT', () => stop('SIGINT'));

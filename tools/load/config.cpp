@@ -1,0 +1,196 @@
+#include "config.hpp"
+
+#include <tokenflight/http/url.hpp>
+
+#include <charconv>
+
+namespace tokenflight::load {
+
+namespace {
+
+template <class T>
+std::optional<T> number(std::string_view s) {
+    T v{};
+    auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || p != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+std::optional<http::verb> method_of(std::string_view m) {
+    const auto v = boost::beast::http::string_to_verb(m);
+    if (v == http::verb::unknown) return std::nullopt;
+    return v;
+}
+
+} // namespace
+
+std::string usage() {
+    return R"(usage: tokenflight-load [options] URL
+       tokenflight-load --demo [options]
+
+Load-tests an OAuth 2.0 protected HTTP API: gets a client-credentials token, keeps it fresh,
+and on a 401 refreshes it once for all requests in flight.
+
+OAuth:
+  --token-url URL            token endpoint (or TOKENFLIGHT_TOKEN_URL)
+  --client-id ID             client id (or TOKENFLIGHT_CLIENT_ID)
+  --client-secret-file FILE  file holding the client secret (or TOKENFLIGHT_CLIENT_SECRET);
+                             the secret is never accepted as a flag value
+  --scope S                  space-separated scopes (or TOKENFLIGHT_SCOPE)
+  --auth-method basic|post   client authentication (default basic)
+  --auth-scheme SCHEME|none  Authorization scheme (default: the token_type); none sends the raw token
+Request:
+  -H 'Name: value'           header on every request (repeatable)
+  -X METHOD                  method (default GET)
+  --data BODY                request body
+Load:
+  -c N                       requests in flight (default 64)
+  -n N | -d SECONDS          total requests, or duration (default -d 10)
+  -R N                       constant arrival rate, N requests/s (latency from scheduled send time)
+  -t N                       io_context threads (default: hardware threads)
+  --max-connections N        connections per origin (default: -c)
+  --timeout SECONDS          per request, and for the first token (default 10)
+  --cacert FILE              trust this CA file; --insecure turns TLS verification off
+Output:
+  --json                     one JSON object on stdout at the end
+  --demo                     run against in-process demo servers on 127.0.0.1 (2 s tokens, a
+                             revocation storm mid-run); no other flag needed
+Exit status: 0 when every request got a 2xx, 1 otherwise, 2 for usage or set-up errors.
+)";
+}
+
+std::variant<config, usage_error> parse_command_line(const std::vector<std::string_view>& args,
+                                                     const std::function<const char*(const char*)>& getenv,
+                                                     unsigned hardware_threads) {
+    config c;
+    c.threads = static_cast<int>(hardware_threads ? hardware_threads : 1);
+    std::optional<std::string> secret_file;
+    const auto env = [&](const char* name) -> std::string {
+        const char* v = getenv(name);
+        return v ? v : "";
+    };
+    c.creds.token_url = env("TOKENFLIGHT_TOKEN_URL");
+    c.creds.client_id = env("TOKENFLIGHT_CLIENT_ID");
+    c.creds.scope = env("TOKENFLIGHT_SCOPE");
+
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string_view a = args[i];
+        const auto value = [&]() -> std::optional<std::string_view> {
+            if (i + 1 >= args.size()) return std::nullopt;
+            return args[++i];
+        };
+        const auto missing = [&] { return usage_error{"option " + std::string(a) + " needs a value"}; };
+        const auto bad = [&](std::string_view v, std::string_view what) {
+            return usage_error{"bad value for " + std::string(a) + ": '" + std::string(v) + "' (" + std::string(what) + ")"};
+        };
+
+        if (a == "-h" || a == "--help") {
+            c.help = true;
+        } else if (a == "--json") {
+            c.json = true;
+        } else if (a == "--demo") {
+            c.demo = true;
+        } else if (a == "--insecure" || a == "-k") {
+            c.insecure = true;
+        } else if (a == "--client-secret" || a.starts_with("--client-secret=")) {
+            return usage_error{"the client secret is not accepted on the command line: "
+                               "use TOKENFLIGHT_CLIENT_SECRET or --client-secret-file FILE"};
+        } else if (a == "--token-url" || a == "--client-id" || a == "--client-secret-file" || a == "--scope" ||
+                   a == "--auth-method" || a == "--auth-scheme" || a == "-H" || a == "-X" || a == "--data" ||
+                   a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
+                   a == "--timeout" || a == "--cacert") {
+            auto v = value();
+            if (!v) return missing();
+            if (a == "--token-url") {
+                c.creds.token_url = *v;
+            } else if (a == "--client-id") {
+                c.creds.client_id = *v;
+            } else if (a == "--client-secret-file") {
+                secret_file = std::string(*v);
+            } else if (a == "--scope") {
+                c.creds.scope = *v;
+            } else if (a == "--auth-method") {
+                if (*v == "basic") c.creds.auth = client_auth::basic;
+                else if (*v == "post") c.creds.auth = client_auth::post;
+                else return bad(*v, "basic or post");
+            } else if (a == "--auth-scheme") {
+                c.auth_scheme = *v == "none" ? std::string() : std::string(*v);
+            } else if (a == "-H") {
+                const auto colon = v->find(':');
+                if (colon == std::string_view::npos || colon == 0) return bad(*v, "'Name: value'");
+                auto val = v->substr(colon + 1);
+                while (!val.empty() && val.front() == ' ') val.remove_prefix(1);
+                c.headers.emplace_back(std::string(v->substr(0, colon)), std::string(val));
+            } else if (a == "-X") {
+                auto m = method_of(*v);
+                if (!m) return bad(*v, "an HTTP method");
+                c.method = *m;
+            } else if (a == "--data") {
+                c.body = *v;
+                if (c.method == http::verb::get) c.method = http::verb::post;
+            } else if (a == "-c") {
+                auto n = number<int>(*v);
+                if (!n || *n < 1 || *n > 1'000'000) return bad(*v, "1 to 1000000");
+                c.concurrency = *n;
+            } else if (a == "-n") {
+                auto n = number<std::uint64_t>(*v);
+                if (!n || *n < 1) return bad(*v, "a positive count");
+                c.requests = *n;
+            } else if (a == "-d") {
+                auto n = number<double>(*v);
+                if (!n || !(*n > 0) || *n > 86400) return bad(*v, "seconds, above 0");
+                c.duration = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));
+            } else if (a == "-t") {
+                auto n = number<int>(*v);
+                if (!n || *n < 1 || *n > 1024) return bad(*v, "1 to 1024");
+                c.threads = *n;
+            } else if (a == "-R") {
+                auto n = number<double>(*v);
+                if (!n || !(*n > 0)) return bad(*v, "requests per second, above 0");
+                c.rate = *n;
+            } else if (a == "--max-connections") {
+                auto n = number<int>(*v);
+                if (!n || *n < 1) return bad(*v, "a positive count");
+                c.max_connections = *n;
+            } else if (a == "--timeout") {
+                auto n = number<double>(*v);
+                if (!n || !(*n > 0)) return bad(*v, "seconds, above 0");
+                c.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));
+            } else if (a == "--cacert") {
+                c.cacert = *v;
+            }
+        } else if (!a.empty() && a.front() == '-') {
+            return usage_error{"unknown option " + std::string(a) + " (see --help)"};
+        } else if (c.url.empty()) {
+            c.url = a;
+        } else {
+            return usage_error{"more than one URL: '" + c.url + "' and '" + std::string(a) + "'"};
+        }
+    }
+    if (c.help) return c;
+    if (c.requests && c.duration) return usage_error{"-n and -d exclude each other: give one of them"};
+    if (c.demo) {
+        if (!c.url.empty()) return usage_error{"--demo runs against its own servers: give no URL"};
+        if (!c.requests && !c.duration) c.duration = std::chrono::seconds(6);
+        return c;
+    }
+    if (!c.requests && !c.duration) c.duration = std::chrono::seconds(10);
+    if (c.url.empty()) return usage_error{"no URL to load (see --help, or try --demo)"};
+    if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + c.url + "': " + u.error().message()};
+    if (c.creds.token_url.empty()) return usage_error{"no token URL: give --token-url or TOKENFLIGHT_TOKEN_URL"};
+    if (auto u = http::parse_url(c.creds.token_url); !u)
+        return usage_error{"bad token URL '" + c.creds.token_url + "': " + u.error().message()};
+    if (c.creds.client_id.empty()) return usage_error{"no client id: give --client-id or TOKENFLIGHT_CLIENT_ID"};
+    if (secret_file) {
+        auto s = load_secret_file(*secret_file);
+        if (!s) return usage_error{"cannot read the client secret from '" + *secret_file + "': " + s.error().message()};
+        c.creds.client_secret = std::move(*s);
+    } else if (auto s = env("TOKENFLIGHT_CLIENT_SECRET"); !s.empty()) {
+        c.creds.client_secret = secret(s);
+    } else {
+        return usage_error{"no client secret: set TOKENFLIGHT_CLIENT_SECRET or give --client-secret-file FILE"};
+    }
+    return c;
+}
+
+} // namespace tokenflight::load

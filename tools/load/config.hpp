@@ -1,0 +1,59 @@
+// tokenflight-load's command line: parsed without I/O (the environment is passed in), so every
+// usage error is unit-tested.
+#ifndef TOKENFLIGHT_LOAD_CONFIG_HPP
+#define TOKENFLIGHT_LOAD_CONFIG_HPP
+
+#include <tokenflight/credentials.hpp>
+#include <tokenflight/http/message.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace tokenflight::load {
+
+struct config {
+    std::string url;                 ///< the API URL under load (empty with --demo)
+    credentials creds;               ///< token URL, client id, secret, scope, auth method
+    std::optional<std::string> auth_scheme; ///< unset: token_type; "" (from "none"): raw token
+    std::vector<std::pair<std::string, std::string>> headers;
+    http::verb method = http::verb::get;
+    std::string body;
+    int concurrency = 64;
+    std::optional<std::uint64_t> requests;               ///< -n
+    std::optional<std::chrono::milliseconds> duration;   ///< -d
+    int threads = 1;
+    std::optional<double> rate;                          ///< -R, requests per second
+    std::optional<int> max_connections;                  ///< default: concurrency
+    std::chrono::milliseconds timeout{10'000};
+    std::string cacert;
+    bool insecure = false;
+    bool json = false;
+    bool demo = false;
+    bool help = false;
+};
+
+/// A usage error: the one-line message tokenflight-load prints before exiting with status 2.
+struct usage_error {
+    std::string message;
+};
+
+/// Parses argv (without the program name). `getenv` looks up TOKENFLIGHT_CLIENT_ID,
+/// TOKENFLIGHT_CLIENT_SECRET, TOKENFLIGHT_TOKEN_URL and TOKENFLIGHT_SCOPE. Reads the secret file
+/// when one is named. No message ever contains a secret.
+std::variant<config, usage_error> parse_command_line(const std::vector<std::string_view>& args,
+                                                     const std::function<const char*(const char*)>& getenv,
+                                                     unsigned hardware_threads);
+
+/// The --help text.
+std::string usage();
+
+} // namespace tokenflight::load
+
+#endif
