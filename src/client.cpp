@@ -54,7 +54,7 @@ public:
             token = std::move(t);
         }
         authorize(req, token);
-        auto [ec, res] = co_await pool_->send(to.origin, req, {});
+        auto [ec, res] = co_await pool_->send(to.origin, req, send_options_);
         if (ec || res.result() != http::status::unauthorized) co_return result{ec, std::move(res)};
 
         // 401: the token was revoked or expired early. One newer token for every request that
@@ -66,7 +66,7 @@ public:
         }
         resends_.fetch_add(1, std::memory_order_relaxed);
         authorize(req, newer);
-        auto [ec2, res2] = co_await pool_->send(to.origin, req, {});
+        auto [ec2, res2] = co_await pool_->send(to.origin, req, send_options_);
         if (!ec2 && res2.result() == http::status::unauthorized)
             unauthorized_after_resend_.fetch_add(1, std::memory_order_relaxed);
         co_return result{ec2, std::move(res2)};
@@ -96,6 +96,7 @@ private:
     std::shared_ptr<token_source_impl> source_;
     std::shared_ptr<http::detail::pool_impl> pool_;
     client_options options_;
+    const http::send_options send_options_{}; // named: no braced temporary inside a co_await (GCC 12)
     std::atomic<std::uint64_t> requests_{0}, resends_{0}, unauthorized_after_resend_{0}, token_errors_{0};
 };
 

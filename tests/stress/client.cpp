@@ -113,8 +113,8 @@ TEST_CASE("1 s tokens, 20,000 requests over 5 s at concurrency 256: no failure, 
                     // spread the workers over the interval so the load is even
                     timer.expires_at(start + i * interval + interval * w / workers);
                     co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-                    auto [ec, res] = co_await cl.async_send(target, http::request{http::verb::get, "/paced", 11},
-                                                            asio::as_tuple(asio::use_awaitable));
+                    http::request req{http::verb::get, "/paced", 11};
+                    auto [ec, res] = co_await cl.async_send(target, std::move(req), asio::as_tuple(asio::use_awaitable));
                     if (!ec && res.result() == http::status::ok) ++ok;
                     ++done;
                 }

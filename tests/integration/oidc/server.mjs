@@ -81,7 +81,7 @@ function buildProvider(issuer) {
       revocation: { enabled: true, allowedPolicy: async () => true },
       // Without a `resource` parameter the token is a plain opaque
       // client-credentials token. With one (any absolute URI) it is still
-      // opaque, carries the resource as `aud` (visible via introspection).
+      // opaque and carries the resource as `aud` (visible via introspection).
       resourceIndicators: {
         enabled: true,
         defaultResource: async () => undefined,

@@ -1,0 +1,139 @@
+#include "config.hpp"
+
+#include <tokenflight/error.hpp>
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+using namespace tokenflight;
+using load::config;
+using load::usage_error;
+
+namespace {
+
+struct fake_env {
+    std::map<std::string, std::string> vars;
+    std::function<const char*(const char*)> getter() {
+        return [this](const char* n) -> const char* {
+            auto it = vars.find(n);
+            return it == vars.end() ? nullptr : it->second.c_str();
+        };
+    }
+};
+
+std::variant<config, usage_error> parse(std::vector<std::string_view> args, fake_env& env) {
+    return load::parse_command_line(args, env.getter(), 2);
+}
+
+fake_env good_env() {
+    fake_env e;
+    e.vars = {{"TOKENFLIGHT_TOKEN_URL", "https://auth.example/token"},
+              {"TOKENFLIGHT_CLIENT_ID", "cid"},
+              {"TOKENFLIGHT_CLIENT_SECRET", "VERY-SECRET-VALUE"}};
+    return e;
+}
+
+std::string error_of(const std::variant<config, usage_error>& r) {
+    REQUIRE(std::holds_alternative<usage_error>(r));
+    const auto& m = std::get<usage_error>(r).message;
+    CHECK(m.find("VERY-SECRET-VALUE") == std::string::npos);
+    CHECK(m.find('\n') == std::string::npos); // one line
+    return m;
+}
+
+} // namespace
+
+TEST_CASE("a full command line parses") {
+    auto env = good_env();
+    auto r = parse({"-c", "128", "-n", "5000", "-t", "3", "-H", "x-api-key: k1", "-H", "Origin:o", "-X", "PUT",
+                    "--data", "{}", "--scope", "read write", "--auth-method", "post", "--auth-scheme", "none",
+                    "--max-connections", "32", "--timeout", "2.5", "--json", "https://api.example/v1"},
+                   env);
+    REQUIRE(std::holds_alternative<config>(r));
+    const auto& c = std::get<config>(r);
+    CHECK(c.url == "https://api.example/v1");
+    CHECK(c.concurrency == 128);
+    CHECK(c.requests == 5000u);
+    CHECK_FALSE(c.duration.has_value());
+    CHECK(c.threads == 3);
+    REQUIRE(c.headers.size() == 2);
+    CHECK(c.headers[0] == std::pair<std::string, std::string>{"x-api-key", "k1"});
+    CHECK(c.headers[1] == std::pair<std::string, std::string>{"Origin", "o"});
+    CHECK(c.method == http::verb::put);
+    CHECK(c.body == "{}");
+    CHECK(c.creds.scope == "read write");
+    CHECK(c.creds.auth == client_auth::post);
+    REQUIRE(c.auth_scheme.has_value());
+    CHECK(c.auth_scheme->empty());
+    CHECK(c.max_connections == 32);
+    CHECK(c.timeout == std::chrono::milliseconds(2500));
+    CHECK(c.json);
+    CHECK(c.creds.client_secret.reveal() == "VERY-SECRET-VALUE");
+}
+
+TEST_CASE("defaults: 10 s, 64 in flight, hardware threads") {
+    auto env = good_env();
+    auto r = parse({"https://api.example/"}, env);
+    REQUIRE(std::holds_alternative<config>(r));
+    const auto& c = std::get<config>(r);
+    CHECK(c.duration == std::chrono::seconds(10));
+    CHECK(c.concurrency == 64);
+    CHECK(c.threads == 2);
+    CHECK_FALSE(c.rate.has_value());
+}
+
+TEST_CASE("--demo needs nothing else") {
+    fake_env empty;
+    auto r = parse({"--demo"}, empty);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK(std::get<config>(r).demo);
+    CHECK(std::get<config>(r).duration.has_value());
+    CHECK(error_of(parse({"--demo", "http://x/"}, empty)).find("no URL") != std::string::npos);
+}
+
+TEST_CASE("usage errors are one clear line, never with the secret") {
+    auto env = good_env();
+    CHECK(error_of(parse({}, env)).find("no URL") != std::string::npos);
+    CHECK(error_of(parse({"-n", "5", "-d", "3", "https://a/"}, env)).find("-n and -d") != std::string::npos);
+    CHECK(error_of(parse({"--bogus", "https://a/"}, env)).find("unknown option --bogus") != std::string::npos);
+    CHECK(error_of(parse({"-c", "0", "https://a/"}, env)).find("-c") != std::string::npos);
+    CHECK(error_of(parse({"-c"}, env)).find("needs a value") != std::string::npos);
+    CHECK(error_of(parse({"-X", "FETCH", "https://a/"}, env)).find("HTTP method") != std::string::npos);
+    CHECK(error_of(parse({"-H", "no-colon", "https://a/"}, env)).find("Name: value") != std::string::npos);
+    CHECK(error_of(parse({"ftp://a/"}, env)).find("bad URL") != std::string::npos);
+    CHECK(error_of(parse({"https://a/", "https://b/"}, env)).find("more than one URL") != std::string::npos);
+    CHECK(error_of(parse({"--client-secret", "VERY-SECRET-VALUE", "https://a/"}, env)).find("not accepted") !=
+          std::string::npos);
+    CHECK(error_of(parse({"--client-secret=VERY-SECRET-VALUE", "https://a/"}, env)).find("not accepted") !=
+          std::string::npos);
+
+    auto no_secret = good_env();
+    no_secret.vars.erase("TOKENFLIGHT_CLIENT_SECRET");
+    CHECK(error_of(parse({"https://a/"}, no_secret)).find("no client secret") != std::string::npos);
+    auto no_id = good_env();
+    no_id.vars.erase("TOKENFLIGHT_CLIENT_ID");
+    CHECK(error_of(parse({"https://a/"}, no_id)).find("no client id") != std::string::npos);
+    auto no_token_url = good_env();
+    no_token_url.vars.erase("TOKENFLIGHT_TOKEN_URL");
+    CHECK(error_of(parse({"https://a/"}, no_token_url)).find("no token URL") != std::string::npos);
+    CHECK(error_of(parse({"--client-secret-file", "/nonexistent/secret", "https://a/"}, env))
+              .find("cannot read the client secret") != std::string::npos);
+}
+
+TEST_CASE("the secret can come from a file, and flags override the environment") {
+    auto path = std::filesystem::temp_directory_path() / "tokenflight-load-secret";
+    std::ofstream(path) << "FILE-SECRET\n";
+    auto env = good_env();
+    auto r = parse({"--client-secret-file", path.c_str(), "--client-id", "other", "--token-url",
+                    "http://127.0.0.1:9/token", "http://127.0.0.1:8/"},
+                   env);
+    std::filesystem::remove(path);
+    REQUIRE(std::holds_alternative<config>(r));
+    const auto& c = std::get<config>(r);
+    CHECK(c.creds.client_secret.reveal() == "FILE-SECRET");
+    CHECK(c.creds.client_id == "other");
+    CHECK(c.creds.token_url == "http://127.0.0.1:9/token");
+}

@@ -1,0 +1,258 @@
+// tokenflight-load: an OAuth-aware HTTP load generator. See --help, and README.md.
+#include "config.hpp"
+#include "runner.hpp"
+
+#include <tokenflight/client.hpp>
+#include <tokenflight/testing/fake_api_server.hpp>
+#include <tokenflight/testing/fake_auth_server.hpp>
+#include <tokenflight/token_source.hpp>
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <thread>
+
+namespace asio = boost::asio;
+namespace tf = tokenflight;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int exit_ok = 0, exit_not_all_2xx = 1, exit_usage = 2;
+
+int fail_setup(const std::string& message) {
+    std::cerr << "tokenflight-load: " << message << '\n';
+    return exit_usage;
+}
+
+double ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
+
+std::string fmt_ms(std::chrono::nanoseconds d) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3fms", ms(d));
+    return buf;
+}
+
+struct demo_servers {
+    tf::testing::fake_auth_server auth;
+    tf::testing::fake_api_server api;
+    static tf::testing::fake_auth_server::options auth_options() {
+        tf::testing::fake_auth_server::options o;
+        o.lifetime = 2s;
+        o.client_id = "demo-client";
+        o.client_secret = "demo-secret";
+        return o;
+    }
+    static tf::testing::fake_api_server::options api_options() {
+        tf::testing::fake_api_server::options o;
+        o.api_key = "demo-api-key";
+        o.threads = 2;
+        return o;
+    }
+    demo_servers() : auth(auth_options()), api(auth, api_options()) {}
+};
+
+int run(int argc, char** argv) {
+    std::vector<std::string_view> args(argv + 1, argv + argc);
+    auto parsed = tf::load::parse_command_line(args, [](const char* n) { return std::getenv(n); },
+                                               std::thread::hardware_concurrency());
+    if (auto* e = std::get_if<tf::load::usage_error>(&parsed)) return fail_setup(e->message);
+    auto cfg = std::move(std::get<tf::load::config>(parsed));
+    if (cfg.help) {
+        std::cout << tf::load::usage();
+        return exit_ok;
+    }
+
+    std::unique_ptr<demo_servers> demo;
+    if (cfg.demo) {
+        demo = std::make_unique<demo_servers>();
+        cfg.url = demo->api.url("/demo");
+        cfg.creds.token_url = demo->auth.token_url();
+        cfg.creds.client_id = "demo-client";
+        cfg.creds.client_secret = tf::secret("demo-secret");
+        cfg.headers.emplace_back("x-api-key", "demo-api-key");
+        if (!cfg.json)
+            std::cout << "demo: authorization server " << cfg.creds.token_url << ", API " << cfg.url
+                      << " (2 s tokens, every token revoked half-way)\n";
+    }
+    auto target = tf::http::parse_url(cfg.url).value(); // checked by the parser
+
+    asio::io_context ioc(cfg.threads);
+    auto guard = asio::make_work_guard(ioc);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < cfg.threads; ++i) threads.emplace_back([&] { ioc.run(); });
+    struct joiner {
+        asio::io_context& ioc;
+        std::vector<std::thread>& threads;
+        asio::executor_work_guard<asio::io_context::executor_type>& guard;
+        ~joiner() {
+            guard.reset();
+            ioc.stop();
+            for (auto& t : threads) t.join();
+        }
+    } join_at_exit{ioc, threads, guard};
+
+    tf::http::tls_options tls;
+    tls.verify_peer = !cfg.insecure;
+    tls.ca_file = cfg.cacert;
+
+    tf::token_source_options so;
+    so.request_timeout = cfg.timeout;
+    so.backoff.deadline = cfg.timeout;
+    so.tls = tls;
+    const std::string token_url = cfg.creds.token_url;
+    std::unique_ptr<tf::token_source> source;
+    try {
+        source = std::make_unique<tf::token_source>(ioc.get_executor(), std::move(cfg.creds), so);
+    } catch (const boost::system::system_error& e) {
+        return fail_setup("cannot use token URL '" + token_url + "': " + e.code().message());
+    }
+
+    // The first token, before any load: a run against refused credentials would only measure errors.
+    tf::diagnostics diag;
+    auto first = source->async_get_token(diag, asio::use_future);
+    if (first.wait_for(cfg.timeout + 2s) != std::future_status::ready)
+        return fail_setup("no first token from " + token_url + ": no answer within --timeout");
+    try {
+        first.get();
+    } catch (const boost::system::system_error& e) {
+        std::string detail = diag.to_string();
+        return fail_setup("no first token from " + token_url + ": " + e.code().message() +
+                          (detail.empty() ? "" : " (" + detail + ")"));
+    }
+
+    tf::client_options co;
+    co.auth_scheme = cfg.auth_scheme;
+    co.pool.max_connections_per_origin = static_cast<std::size_t>(cfg.max_connections.value_or(cfg.concurrency));
+    co.pool.request_timeout = cfg.timeout;
+    co.pool.queue_timeout = cfg.timeout;
+    co.pool.tls = tls;
+    tf::client client(ioc.get_executor(), *source, co);
+
+    tf::load::plan p;
+    p.target = target;
+    p.request = tf::http::request{cfg.method, target.target, 11};
+    for (const auto& [name, value] : cfg.headers) p.request.set(name, value);
+    p.request.body() = cfg.body;
+    p.concurrency = cfg.concurrency;
+    p.requests = cfg.requests;
+    if (cfg.duration) p.duration = *cfg.duration;
+    p.rate = cfg.rate;
+
+    tf::load::tally tally;
+    std::mutex m;
+    std::condition_variable cv;
+    bool finished = false;
+    const auto start = tf::clock::now();
+    tf::load::start_load(ioc.get_executor(), client, p, tally, [&] {
+        std::lock_guard l(m);
+        finished = true;
+        cv.notify_all();
+    });
+
+    // --demo: revoke every token half-way, to show one refresh serving the whole storm of 401s.
+    std::unique_ptr<asio::steady_timer> storm;
+    std::atomic<bool> revoked{false};
+    const auto revoke_at = cfg.duration ? start + *cfg.duration / 2 : tf::clock::time_point::max();
+    const bool progress = !cfg.json && ::isatty(STDERR_FILENO);
+    {
+        std::unique_lock l(m);
+        while (!finished) {
+            cv.wait_for(l, demo ? 100ms : 1s);
+            if (demo && !revoked) {
+                const bool half = cfg.requests ? tally.done.load() >= *cfg.requests / 2 : tf::clock::now() >= revoke_at;
+                if (half) {
+                    demo->api.revoke_all();
+                    revoked = true;
+                }
+            }
+            if (progress) {
+                const double secs = std::chrono::duration<double>(tf::clock::now() - start).count();
+                std::fprintf(stderr, "\r%llu done, %.0f req/s, %llu errors   ",
+                             static_cast<unsigned long long>(tally.done.load()), tally.done.load() / std::max(secs, 1e-9),
+                             static_cast<unsigned long long>(tally.failed.load()));
+            }
+        }
+    }
+    const double duration_s = std::chrono::duration<double>(tf::clock::now() - start).count();
+    if (progress) std::fprintf(stderr, "\r%60s\r", "");
+
+    const auto requests = tally.done.load();
+    const auto ok = tally.ok.load();
+    const auto token_fetches = source->stats().token_requests;
+    const auto resends = client.stats().resends_after_401;
+    const double rps = requests / std::max(duration_s, 1e-9);
+    const auto& h = tally.latency;
+
+    if (cfg.json) {
+        // Written by hand: fixed-point numbers read better than Boost.JSON's exponent form.
+        std::string out = "{\"requests\":" + std::to_string(requests) + ",\"ok\":" + std::to_string(ok) + ",\"status\":{";
+        const char* sep = "";
+        for (std::size_t s = 0; s < tally.status.size(); ++s)
+            if (auto n = tally.status[s].load()) {
+                out += sep + ("\"" + std::to_string(s) + "\":" + std::to_string(n));
+                sep = ",";
+            }
+        out += "},\"errors\":{";
+        sep = "";
+        {
+            std::lock_guard l(tally.errors_mutex);
+            for (const auto& [kind, n] : tally.errors) {
+                out += sep + ("\"" + kind + "\":" + std::to_string(n));
+                sep = ",";
+            }
+        }
+        char tail[512];
+        std::snprintf(tail, sizeof tail,
+                      "},\"token_fetches\":%llu,\"retries_after_401\":%llu,\"duration_s\":%.3f,\"rps\":%.1f,"
+                      "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}}",
+                      static_cast<unsigned long long>(token_fetches), static_cast<unsigned long long>(resends),
+                      duration_s, rps, ms(h.quantile(0.50)), ms(h.quantile(0.90)), ms(h.quantile(0.99)), ms(h.max()));
+        std::cout << out << tail << std::endl;
+    } else {
+        std::printf("%llu requests in %.2fs to %s, %d in flight, %d thread%s\n",
+                    static_cast<unsigned long long>(requests), duration_s, cfg.url.c_str(), cfg.concurrency,
+                    cfg.threads, cfg.threads == 1 ? "" : "s");
+        std::printf("  latency     p50 %s   p90 %s   p99 %s   max %s\n", fmt_ms(h.quantile(0.5)).c_str(),
+                    fmt_ms(h.quantile(0.9)).c_str(), fmt_ms(h.quantile(0.99)).c_str(), fmt_ms(h.max()).c_str());
+        std::printf("  requests/s  %.1f\n", rps);
+        std::printf("  status     ");
+        for (std::size_t s = 0; s < tally.status.size(); ++s)
+            if (auto n = tally.status[s].load()) std::printf(" %zu: %llu", s, static_cast<unsigned long long>(n));
+        std::printf("\n");
+        {
+            std::lock_guard l(tally.errors_mutex);
+            if (!tally.errors.empty()) {
+                std::printf("  errors     ");
+                for (const auto& [kind, n] : tally.errors)
+                    std::printf(" %s: %llu", kind.c_str(), static_cast<unsigned long long>(n));
+                std::printf("\n");
+            }
+        }
+        std::printf("  tokens      %llu fetched, %llu requests resent after a 401\n",
+                    static_cast<unsigned long long>(token_fetches), static_cast<unsigned long long>(resends));
+        std::fflush(stdout);
+    }
+    return ok == requests ? exit_ok : exit_not_all_2xx;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "tokenflight-load: " << e.what() << '\n';
+        return exit_usage;
+    }
+}

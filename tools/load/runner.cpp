@@ -1,0 +1,123 @@
+#include "runner.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <memory>
+
+namespace tokenflight::load {
+
+namespace asio = boost::asio;
+
+std::string error_kind(const error_code& ec) {
+    if (ec.category() == error_category()) {
+        switch (static_cast<errc>(ec.value())) {
+        case errc::invalid_request: return "invalid_request";
+        case errc::invalid_client: return "invalid_client";
+        case errc::invalid_grant: return "invalid_grant";
+        case errc::unauthorized_client: return "unauthorized_client";
+        case errc::unsupported_grant_type: return "unsupported_grant_type";
+        case errc::invalid_scope: return "invalid_scope";
+        case errc::oauth_error: return "oauth_error";
+        case errc::token_endpoint_status: return "token_endpoint_status";
+        case errc::server_unavailable: return "token_endpoint_unavailable";
+        case errc::malformed_response: return "malformed_token_response";
+        case errc::missing_access_token: return "missing_access_token";
+        case errc::bad_expires_in: return "bad_expires_in";
+        case errc::unsupported_token_type: return "unsupported_token_type";
+        case errc::missing_credentials: return "missing_credentials";
+        case errc::invalid_url: return "invalid_url";
+        case errc::unsupported_scheme: return "unsupported_scheme";
+        case errc::insecure_transport: return "insecure_transport";
+        case errc::connect_timeout: return "connect_timeout";
+        case errc::request_timeout: return "request_timeout";
+        case errc::queue_timeout: return "queue_timeout";
+        case errc::header_too_large: return "header_too_large";
+        case errc::body_too_large: return "body_too_large";
+        case errc::connection_closed: return "connection_closed";
+        case errc::closed: return "closed";
+        }
+    }
+    if (ec == asio::error::connection_refused) return "connection_refused";
+    if (ec == asio::error::connection_reset) return "connection_reset";
+    if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again) return "host_not_found";
+    if (ec == asio::error::operation_aborted) return "aborted";
+    if (ec.category() == asio::error::get_ssl_category() || ec.category() == asio::ssl::error::get_stream_category())
+        return "tls";
+    return "other";
+}
+
+void tally::count_error(const error_code& ec) {
+    failed.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard lock(errors_mutex);
+    ++errors[error_kind(ec)];
+}
+
+namespace {
+
+struct shared_run {
+    shared_run(client& c, const plan& p, tally& t, std::function<void()> on_done)
+        : c(c), p(p), t(t), on_done(std::move(on_done)), start(clock::now()) {}
+
+    client& c;
+    plan p;
+    tally& t;
+    std::function<void()> on_done;
+    clock::time_point start;
+    std::optional<clock::time_point> deadline;
+    clock::duration period{};
+    std::atomic<std::uint64_t> next{0};
+    std::atomic<int> running{0};
+};
+
+asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
+    auto& r = *run;
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    for (;;) {
+        const std::uint64_t i = r.next.fetch_add(1, std::memory_order_relaxed);
+        if (r.p.requests && i >= *r.p.requests) break;
+        clock::time_point scheduled = clock::now();
+        if (r.p.rate) {
+            // Open model: request i is due at start + i/rate whether or not earlier ones are
+            // done, and its latency counts from then (no coordinated omission).
+            scheduled = r.start + r.period * static_cast<clock::rep>(i);
+            if (r.deadline && scheduled >= *r.deadline) break;
+            if (scheduled > clock::now()) {
+                timer.expires_at(scheduled);
+                co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            }
+        } else if (r.deadline && scheduled >= *r.deadline) {
+            break;
+        }
+        auto req = r.p.request;
+        auto [ec, res] = co_await r.c.async_send(r.p.target, std::move(req), asio::as_tuple(asio::use_awaitable));
+        r.t.latency.record(clock::now() - scheduled);
+        if (ec) {
+            r.t.count_error(ec);
+        } else {
+            const unsigned s = res.result_int();
+            if (s < r.t.status.size()) r.t.status[s].fetch_add(1, std::memory_order_relaxed);
+            if (s >= 200 && s < 300) r.t.ok.fetch_add(1, std::memory_order_relaxed);
+        }
+        r.t.done.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (r.running.fetch_sub(1) == 1) r.on_done();
+}
+
+} // namespace
+
+void start_load(const asio::any_io_executor& ex, client& c, const plan& p, tally& t, std::function<void()> on_done) {
+    auto run = std::make_shared<shared_run>(c, p, t, std::move(on_done));
+    if (p.duration) run->deadline = run->start + *p.duration;
+    if (p.rate) run->period = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(1.0 / *p.rate));
+    run->running = p.concurrency;
+    for (int i = 0; i < p.concurrency; ++i) asio::co_spawn(ex, worker(run), asio::detached);
+}
+
+} // namespace tokenflight::load
