@@ -17,6 +17,9 @@ for arg in "$@"; do
     esac
 done
 
+# The real-server tests run oidc-provider on Node.js; the machine image normally brings Node 20.
+command -v node >/dev/null 2>&1 || packages+=(nodejs npm)
+
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

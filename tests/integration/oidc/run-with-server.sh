@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Runs a command against a freshly started oidc-provider (server.mjs), then stops the server.
+#   run-with-server.sh COMMAND [ARGS...]
+# The command sees TOKENFLIGHT_OIDC_ISSUER=http://127.0.0.1:<port> and TOKENFLIGHT_OIDC_TTL.
+# Installs the npm dependencies on first use. Fails with a clear message when node or npm is
+# missing or the server does not come up within 30 s.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+ttl=${TOKENFLIGHT_OIDC_TTL:-2}
+
+command -v node >/dev/null || { echo "oidc tests: node is not installed (apt-get install nodejs npm)" >&2; exit 1; }
+if [ ! -d "$here/node_modules/oidc-provider" ]; then
+    command -v npm >/dev/null || { echo "oidc tests: npm is not installed (apt-get install npm)" >&2; exit 1; }
+    # Serialised: several test runs may share this source tree.
+    (flock 9; [ -d "$here/node_modules/oidc-provider" ] ||
+        (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)) 9>"$here/.npm-install.lock" ||
+        { echo "oidc tests: npm ci failed in $here" >&2; exit 1; }
+fi
+
+out=$(mktemp)
+PORT=0 TOKEN_TTL=$ttl node "$here/server.mjs" >"$out" 2>"$out.err" &
+server=$!
+cleanup() {
+    kill -TERM "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    rm -f "$out" "$out.err"
+}
+trap cleanup EXIT
+
+issuer=
+for _ in $(seq 300); do
+    issuer=$(sed -n 's/^READY //p' "$out")
+    [ -n "$issuer" ] && break
+    if ! kill -0 "$server" 2>/dev/null; then
+        echo "oidc tests: the oidc-provider server exited before it was ready:" >&2
+        cat "$out.err" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+if [ -z "$issuer" ]; then
+    echo "oidc tests: the oidc-provider server was not ready within 30 s:" >&2
+    cat "$out.err" >&2
+    exit 1
+fi
+TOKENFLIGHT_OIDC_ISSUER="$issuer" TOKENFLIGHT_OIDC_TTL="$ttl" "$@"

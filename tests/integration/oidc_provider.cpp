@@ -1,0 +1,186 @@
+// tokenflight against a real, certified OAuth 2.0 server: oidc-provider from npm, started by
+// tests/integration/oidc/run-with-server.sh, which passes its address in TOKENFLIGHT_OIDC_ISSUER.
+#include <tokenflight/client.hpp>
+
+#include "support.hpp"
+
+#include <tokenflight/testing/http_server.hpp>
+#include <tokenflight/token_endpoint.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+
+using namespace tokenflight;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+std::string issuer() {
+    const char* v = std::getenv("TOKENFLIGHT_OIDC_ISSUER");
+    REQUIRE_MESSAGE(v != nullptr, "run through tests/integration/oidc/run-with-server.sh");
+    return v;
+}
+
+std::chrono::seconds server_ttl() {
+    const char* v = std::getenv("TOKENFLIGHT_OIDC_TTL");
+    return std::chrono::seconds(v ? std::atoi(v) : 2);
+}
+
+credentials creds(const std::string& id, const std::string& secret_value, client_auth auth,
+                  std::string scope = "read") {
+    credentials c;
+    c.token_url = issuer() + "/token";
+    c.client_id = id;
+    c.client_secret = secret(secret_value);
+    c.auth = auth;
+    c.scope = std::move(scope);
+    return c;
+}
+
+// RFC 7662 introspection with the tf-introspect client: is the token active?
+asio::awaitable<bool> introspect(http::connection_pool& pool, std::string token) {
+    auto loc = http::parse_url(issuer() + "/token/introspection").value();
+    http::request req{http::verb::post, loc.target, 11};
+    req.set(http::field::content_type, "application/x-www-form-urlencoded");
+    req.set(http::field::authorization, "Basic " + base64_encode("tf-introspect:tf-introspect-secret"));
+    req.body() = "token=" + form_urlencode(token);
+    auto [ec, res] = co_await pool.async_send(loc.origin, std::move(req), asio::as_tuple(asio::use_awaitable));
+    if (ec || res.result() != http::status::ok) co_return false;
+    auto v = boost::json::parse(res.body());
+    co_return v.as_object().at("active").as_bool();
+}
+
+std::tuple<error_code, access_token> get_token(test::io_threads& io, token_source& src, diagnostics& diag) {
+    return test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
+}
+
+} // namespace
+
+TEST_CASE("oidc-provider: a token with client_secret_basic, accepted by introspection") {
+    test::io_threads io(1);
+    token_source src(io.executor(), creds("tf-basic", "tf-basic-secret", client_auth::basic));
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    CHECK(t.type() == "Bearer");
+    CHECK(t.scope() == "read");
+    CHECK(t.expires_at() - t.issued_at() == server_ttl());
+    http::connection_pool pool(io.executor());
+    CHECK(test::run(io.executor(), introspect(pool, std::string(t.value()))));
+    CHECK_FALSE(test::run(io.executor(), introspect(pool, "not-a-token")));
+}
+
+TEST_CASE("oidc-provider: a token with client_secret_post") {
+    test::io_threads io(1);
+    token_source src(io.executor(), creds("tf-post", "tf-post-secret", client_auth::post, "read write"));
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    CHECK(t.scope() == "read write");
+    http::connection_pool pool(io.executor());
+    CHECK(test::run(io.executor(), introspect(pool, std::string(t.value()))));
+}
+
+TEST_CASE("oidc-provider: automatic client authentication finds client_secret_post") {
+    test::io_threads io(1);
+    token_source src(io.executor(), creds("tf-post", "tf-post-secret", client_auth::automatic));
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    CHECK_FALSE(ec);
+    CHECK(src.stats().token_requests == 2); // Basic refused, then post
+}
+
+TEST_CASE("oidc-provider: a wrong secret gives invalid_client with the server's description") {
+    test::io_threads io(1);
+    token_source src(io.executor(), creds("tf-basic", "WRONG-oidc-secret", client_auth::basic));
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    CHECK(ec == errc::invalid_client);
+    CHECK(diag.http_status == 401);
+    CHECK(diag.error_description == "client authentication failed");
+    CHECK(diag.to_string().find("WRONG-oidc-secret") == std::string::npos);
+    CHECK(ec.message().find("WRONG-oidc-secret") == std::string::npos);
+    CHECK(src.stats().token_requests == 1); // permanent: not retried
+}
+
+TEST_CASE("oidc-provider: a scope the client may not have gives invalid_scope") {
+    test::io_threads io(1);
+    token_source src(io.executor(), creds("tf-basic", "tf-basic-secret", client_auth::basic, "admin"));
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    CHECK(ec == errc::invalid_scope);
+    CHECK(diag.http_status == 400);
+    CHECK_FALSE(diag.error_description.empty());
+}
+
+TEST_CASE("oidc-provider: 10 s of concurrent requests with short-lived tokens, zero failures") {
+    test::io_threads io(2);
+    // The API: accepts a request when oidc-provider says its token is active.
+    http::connection_pool introspection_pool(io.executor());
+    std::mutex seen_mutex;
+    std::set<std::string> tokens_seen;
+    std::atomic<int> inactive{0};
+    testing::http_server api([&](const http::request& req, http::response& res) -> asio::awaitable<testing::reply> {
+        std::string token(req[http::field::authorization]);
+        if (token.starts_with("Bearer ")) token.erase(0, 7);
+        {
+            std::lock_guard l(seen_mutex);
+            tokens_seen.insert(token);
+        }
+        const bool active = co_await introspect(introspection_pool, token);
+        if (!active) ++inactive;
+        res.result(active ? http::status::ok : http::status::unauthorized);
+        co_return testing::reply::send;
+    });
+
+    // oidc-provider counts in whole seconds: exp = floor(issued) + ttl, so a "2 s" token may die
+    // after only 1 s. Refreshing 1.2 s ahead (and not using a token in its last 1.05 s) keeps every
+    // request on an active token, which is what a client of such a server has to do.
+    token_source_options so;
+    so.refresh.refresh_ahead = 1200ms;
+    so.refresh.expiry_margin = 1050ms;
+    token_source src(io.executor(), creds("tf-basic", "tf-basic-secret", client_auth::basic), so);
+    tokenflight::client cl(io.executor(), src);
+    const auto target = http::parse_url(api.base_url() + "/check").value();
+    const auto duration = 10s;
+    const auto end = clock::now() + duration;
+    std::atomic<int> ok{0}, failed{0}, running{32};
+    for (int w = 0; w < 32; ++w) {
+        asio::co_spawn(
+            io.executor(),
+            [&]() -> asio::awaitable<void> {
+                while (clock::now() < end) {
+                    http::request req{http::verb::get, "/check", 11};
+                    auto [ec, res] = co_await cl.async_send(target, std::move(req), asio::as_tuple(asio::use_awaitable));
+                    if (!ec && res.result() == http::status::ok)
+                        ++ok;
+                    else
+                        ++failed;
+                }
+                --running;
+            },
+            asio::detached);
+    }
+    REQUIRE(test::eventually([&] { return running == 0; }, 60s));
+    CHECK(failed == 0);
+    CHECK(ok > 0);
+    CHECK(cl.stats().resends_after_401 == 0);
+    CHECK(inactive == 0); // proactive refresh: no request ever carried an inactive token
+    // duration / (lifetime - refresh_ahead) = 10 s / (2 s - 1.2 s) = 12.5, plus the first token
+    const auto fetched = src.stats().token_requests;
+    CAPTURE(fetched);
+    CHECK(fetched >= 11);
+    CHECK(fetched <= 15);
+    std::lock_guard l(seen_mutex);
+    CHECK(tokens_seen.size() == fetched); // every token fetched was used, none came from elsewhere
+}
