@@ -61,6 +61,7 @@ public:
         case token_cache::action::serve:
         case token_cache::action::serve_and_refresh: {
             access_token t = cache_.current();
+            if (act == token_cache::action::serve_and_refresh) publish(t, t.usable_until());
             lock.unlock();
             served_.fetch_add(1, std::memory_order_relaxed);
             if (act == token_cache::action::serve_and_refresh) launch_refresh(true, false);
@@ -92,17 +93,55 @@ public:
         }
     }
 
+    // The hot path. A fresh token is read without the mutex: the generation and the end of its
+    // fresh period are published in two atomics (seqlock-style, generation read on both sides),
+    // and each thread hands out its own replica of the token, so that copies made on different
+    // threads never share a reference count. Stale, expired or missing tokens take the locked path.
     access_token try_get() {
+        struct replica {
+            std::uint64_t source = 0, generation = 0;
+            access_token token;
+        };
+        thread_local replica mine;
+        const auto now = clock::now().time_since_epoch().count();
+        const auto g1 = published_generation_.load(std::memory_order_acquire);
+        const auto fresh_until = published_fresh_until_.load(std::memory_order_acquire);
+        const auto g2 = published_generation_.load(std::memory_order_acquire);
+        if (g1 != 0 && g1 == g2 && now < fresh_until && mine.source == id_ && mine.generation == g1) return mine.token;
+
         std::unique_lock lock(mutex_);
         const auto act = cache_.on_request(clock::now(), std::nullopt);
         access_token t;
         if (act == token_cache::action::serve || act == token_cache::action::serve_and_refresh) t = cache_.current();
+        if (act == token_cache::action::serve_and_refresh) publish(t, t.usable_until());
         lock.unlock();
         if (t) served_.fetch_add(1, std::memory_order_relaxed);
         // The cache marked a refresh as started: it must really start, even though nobody waits.
         if (act == token_cache::action::serve_and_refresh) launch_refresh(true, false);
         if (act == token_cache::action::wait_and_refresh) launch_refresh(false, false);
+        if (t && (mine.source != id_ || mine.generation != t.generation())) {
+            auto copy = std::make_shared<access_token::data>();
+            copy->value = t.value();
+            copy->type = t.type();
+            copy->scope = t.scope();
+            copy->issued_at = t.issued_at();
+            copy->refresh_at = t.refresh_at();
+            copy->usable_until = t.usable_until();
+            copy->expires_at = t.expires_at();
+            copy->generation = t.generation();
+            mine = {id_, t.generation(), access_token(std::move(copy))};
+        }
         return t;
+    }
+
+    // Under mutex_: makes `t` visible to try_get's lock-free path until `until` (default: until it
+    // goes stale; while a background refresh is in flight, until it stops being usable, because
+    // serving it is then all there is to do). An empty token hides everything.
+    void publish(const access_token& t, std::optional<clock::time_point> until = std::nullopt) {
+        published_fresh_until_.store(0, std::memory_order_relaxed);
+        published_generation_.store(t ? t.generation() : 0, std::memory_order_release);
+        const auto end = t ? until.value_or(t.refresh_at()).time_since_epoch().count() : 0;
+        published_fresh_until_.store(end, std::memory_order_release);
     }
 
     void close() {
@@ -111,6 +150,7 @@ public:
             std::lock_guard lock(mutex_);
             if (cache_.closed()) return;
             cache_.close();
+            publish({});
             aborted.swap(waiters_);
         }
         for (auto& [id, w] : aborted) complete(std::move(w), asio::error::operation_aborted, {}, nullptr);
@@ -307,6 +347,7 @@ private:
             d->generation = cache_.next_generation();
             t = access_token(std::move(d));
             cache_.on_refresh_succeeded(t);
+            publish(t);
             done.swap(waiters_);
         }
         served_.fetch_add(done.size(), std::memory_order_relaxed);
@@ -320,6 +361,7 @@ private:
         {
             std::lock_guard lock(mutex_);
             cache_.on_refresh_failed(ec, diag, clock::now());
+            publish(cache_.closed() ? access_token{} : cache_.current()); // stale again: the locked path decides
             done.swap(waiters_);
         }
         token_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -341,6 +383,15 @@ private:
     http::connection_pool pool_;
     asio::cancellation_signal refresh_cancel_;
     std::atomic<client_auth> auth_;
+
+    // try_get's lock-free view of the cached token; see publish().
+    std::atomic<std::uint64_t> published_generation_{0};
+    std::atomic<clock::rep> published_fresh_until_{0};
+    const std::uint64_t id_ = next_source_id();
+    static std::uint64_t next_source_id() {
+        static std::atomic<std::uint64_t> n{0};
+        return ++n; // never reused, unlike an address: a thread's replica cannot match a new source
+    }
 
     std::atomic<std::uint64_t> token_requests_{0}, token_failures_{0}, proactive_{0}, reactive_{0}, served_{0},
         waited_{0};

@@ -1,6 +1,7 @@
 #include <tokenflight/http/connection_pool.hpp>
 
 #include "pool_impl.hpp"
+#include "exchange.hpp"
 #include "../spawn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -14,10 +15,6 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/write.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/error.hpp>
 
 #include <openssl/ssl.h>
 
@@ -27,18 +24,6 @@ namespace detail {
 
 namespace {
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-
-error_code map_transport_error(const error_code& ec, bool timeout_is_connect) {
-    using be = beast::http::error;
-    if (ec == beast::error::timeout) return timeout_is_connect ? errc::connect_timeout : errc::request_timeout;
-    if (ec == be::header_limit) return errc::header_too_large;
-    if (ec == be::body_limit) return errc::body_too_large;
-    if (ec == be::end_of_stream || ec == be::partial_message || ec == asio::error::eof ||
-        ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
-        ec == asio::ssl::error::stream_truncated)
-        return errc::connection_closed;
-    return ec;
-}
 
 bool cancelled(const asio::cancellation_state& st) { return st.cancelled() != asio::cancellation_type::none; }
 } // namespace
@@ -181,39 +166,18 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
     co_return error_code{};
 }
 
-asio::awaitable<pool_impl::exchanged> pool_impl::exchange(connection& c, request& req, std::size_t body_limit,
-                                                          clock::time_point deadline) {
-    exchanged out;
+asio::awaitable<exchange_result> pool_impl::exchange(connection& c, request& req, std::size_t body_limit,
+                                                   clock::time_point deadline) {
     auto& tcp = c.lowest();
     tcp.expires_at(deadline);
-
-    const auto run = [&](auto& stream) -> asio::awaitable<void> {
-        auto [wec, wn] = co_await beast::http::async_write(stream, req, tuple_awaitable);
-        if (wec) {
-            out.ec = map_transport_error(wec, false);
-            co_return;
-        }
-        beast::http::response_parser<beast::http::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(options_.header_limit));
-        parser.body_limit(body_limit);
-        if (req.method() == verb::head) parser.skip(true);
-        const auto before = c.buffer.size();
-        auto [rec, rn] = co_await beast::http::async_read(stream, c.buffer, parser, tuple_awaitable);
-        out.got_bytes = rn > 0 || c.buffer.size() > before;
-        if (rec) {
-            out.ec = map_transport_error(rec, false);
-            co_return;
-        }
-        out.res = parser.release();
-        out.reusable = out.res.keep_alive() && req.keep_alive();
-    };
-    // Kept as separate statements: GCC 12 miscompiles co_await and a capturing lambda in one expression.
+    const exchange_limits limits{options_.header_limit, body_limit};
+    exchange_result out;
     if (c.tls) {
-        auto op = run(*c.tls);
-        co_await std::move(op);
+        auto op = exchange_on(*c.tls, c.buffer, req, limits);
+        out = co_await std::move(op);
     } else {
-        auto op = run(*c.tcp);
-        co_await std::move(op);
+        auto op = exchange_on(*c.tcp, c.buffer, req, limits);
+        out = co_await std::move(op);
     }
     tcp.expires_never();
     co_return out;

@@ -5,6 +5,8 @@
 
 #include <tokenflight/http/connection_pool.hpp>
 
+#include "exchange.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -73,19 +75,13 @@ private:
         std::unique_ptr<connection> conn; // null with no error: open a new one
         bool reused = false;
     };
-    struct exchanged {
-        error_code ec;
-        response res;
-        bool got_bytes = false; // any response byte arrived
-        bool reusable = false;
-    };
 
     origin_pool& pool_for(const origin& o);
     asio::awaitable<acquired> acquire(origin_pool& p, bool fresh, clock::time_point deadline);
     void release(origin_pool& p, std::unique_ptr<connection> c, bool reusable);
     asio::awaitable<error_code> connect(connection& c, const origin& to, clock::time_point deadline);
-    asio::awaitable<exchanged> exchange(connection& c, request& req, std::size_t body_limit,
-                                        clock::time_point deadline);
+    asio::awaitable<exchange_result> exchange(connection& c, request& req, std::size_t body_limit,
+                                              clock::time_point deadline);
 
     asio::any_io_executor ex_;
     pool_options options_;

@@ -33,6 +33,11 @@ struct fake_api_server::impl {
     }
 
     asio::awaitable<reply> handle(const http::request& req, http::response& res) {
+        if (opts.control_endpoint && req.target() == "/__control/revoke" && req.method() == http::verb::post) {
+            auth->revoke_all();
+            res.result(http::status::no_content);
+            co_return reply::send;
+        }
         requests.fetch_add(1);
         if (opts.latency.count() > 0) {
             asio::steady_timer t(co_await asio::this_coro::executor, opts.latency);

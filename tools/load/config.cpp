@@ -51,6 +51,9 @@ Load:
   --max-connections N        connections per origin (default: -c)
   --timeout SECONDS          per request, and for the first token (default 10)
   --cacert FILE              trust this CA file; --insecure turns TLS verification off
+Benchmarking:
+  --demo-token-server        get tokens from an in-process fake authorization server (load goes to URL)
+  --no-token                 no token layer at all: only the -H headers (to measure the token layer)
 Output:
   --json                     one JSON object on stdout at the end
   --demo                     run against in-process demo servers on 127.0.0.1 (2 s tokens, a
@@ -90,6 +93,10 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
             c.json = true;
         } else if (a == "--demo") {
             c.demo = true;
+        } else if (a == "--demo-token-server") {
+            c.demo_token_server = true;
+        } else if (a == "--no-token") {
+            c.no_token = true;
         } else if (a == "--insecure" || a == "-k") {
             c.insecure = true;
         } else if (a == "--client-secret" || a.starts_with("--client-secret=")) {
@@ -177,6 +184,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     if (!c.requests && !c.duration) c.duration = std::chrono::seconds(10);
     if (c.url.empty()) return usage_error{"no URL to load (see --help, or try --demo)"};
     if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + c.url + "': " + u.error().message()};
+    if (c.no_token && c.demo_token_server) return usage_error{"--no-token and --demo-token-server exclude each other"};
+    if (c.no_token || c.demo_token_server) return c; // no credentials needed
     if (c.creds.token_url.empty()) return usage_error{"no token URL: give --token-url or TOKENFLIGHT_TOKEN_URL"};
     if (auto u = http::parse_url(c.creds.token_url); !u)
         return usage_error{"bad token URL '" + c.creds.token_url + "': " + u.error().message()};

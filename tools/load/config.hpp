@@ -36,6 +36,8 @@ struct config {
     bool insecure = false;
     bool json = false;
     bool demo = false;
+    bool demo_token_server = false; ///< benchmarks: tokens from an in-process fake server, load on URL
+    bool no_token = false;          ///< benchmarks: no token layer at all (send -H headers only)
     bool help = false;
 };
 

@@ -7,7 +7,9 @@
 #include <tokenflight/testing/fake_auth_server.hpp>
 #include <tokenflight/token_source.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
@@ -106,38 +108,62 @@ int run(int argc, char** argv) {
     tls.verify_peer = !cfg.insecure;
     tls.ca_file = cfg.cacert;
 
-    tf::token_source_options so;
-    so.request_timeout = cfg.timeout;
-    so.backoff.deadline = cfg.timeout;
-    so.tls = tls;
-    const std::string token_url = cfg.creds.token_url;
+    std::unique_ptr<tf::testing::fake_auth_server> token_server;
+    if (cfg.demo_token_server) {
+        token_server = std::make_unique<tf::testing::fake_auth_server>();
+        cfg.creds.token_url = token_server->token_url();
+        cfg.creds.client_id = "demo-client";
+        cfg.creds.client_secret = tf::secret("demo-secret");
+    }
+
+    tf::http::pool_options po;
+    po.max_connections_per_origin = static_cast<std::size_t>(cfg.max_connections.value_or(cfg.concurrency));
+    po.request_timeout = cfg.timeout;
+    po.queue_timeout = cfg.timeout;
+    po.tls = tls;
+
     std::unique_ptr<tf::token_source> source;
-    try {
-        source = std::make_unique<tf::token_source>(ioc.get_executor(), std::move(cfg.creds), so);
-    } catch (const boost::system::system_error& e) {
-        return fail_setup("cannot use token URL '" + token_url + "': " + e.code().message());
-    }
+    std::unique_ptr<tf::client> client;
+    std::unique_ptr<tf::http::connection_pool> bare_pool;
+    tf::load::send_function send;
+    if (cfg.no_token) {
+        bare_pool = std::make_unique<tf::http::connection_pool>(ioc.get_executor(), po);
+        send = [pool = bare_pool.get()](const tf::http::location& to, tf::http::request req) {
+            return pool->async_send(to.origin, std::move(req), asio::as_tuple(asio::use_awaitable));
+        };
+    } else {
+        tf::token_source_options so;
+        so.request_timeout = cfg.timeout;
+        so.backoff.deadline = cfg.timeout;
+        so.tls = tls;
+        const std::string token_url = cfg.creds.token_url;
+        try {
+            source = std::make_unique<tf::token_source>(ioc.get_executor(), std::move(cfg.creds), so);
+        } catch (const boost::system::system_error& e) {
+            return fail_setup("cannot use token URL '" + token_url + "': " + e.code().message());
+        }
 
-    // The first token, before any load: a run against refused credentials would only measure errors.
-    tf::diagnostics diag;
-    auto first = source->async_get_token(diag, asio::use_future);
-    if (first.wait_for(cfg.timeout + 2s) != std::future_status::ready)
-        return fail_setup("no first token from " + token_url + ": no answer within --timeout");
-    try {
-        first.get();
-    } catch (const boost::system::system_error& e) {
-        std::string detail = diag.to_string();
-        return fail_setup("no first token from " + token_url + ": " + e.code().message() +
-                          (detail.empty() ? "" : " (" + detail + ")"));
-    }
+        // The first token, before any load: a run against refused credentials would only measure errors.
+        tf::diagnostics diag;
+        auto first = source->async_get_token(diag, asio::use_future);
+        if (first.wait_for(cfg.timeout + 2s) != std::future_status::ready)
+            return fail_setup("no first token from " + token_url + ": no answer within --timeout");
+        try {
+            first.get();
+        } catch (const boost::system::system_error& e) {
+            std::string detail = diag.to_string();
+            return fail_setup("no first token from " + token_url + ": " + e.code().message() +
+                              (detail.empty() ? "" : " (" + detail + ")"));
+        }
 
-    tf::client_options co;
-    co.auth_scheme = cfg.auth_scheme;
-    co.pool.max_connections_per_origin = static_cast<std::size_t>(cfg.max_connections.value_or(cfg.concurrency));
-    co.pool.request_timeout = cfg.timeout;
-    co.pool.queue_timeout = cfg.timeout;
-    co.pool.tls = tls;
-    tf::client client(ioc.get_executor(), *source, co);
+        tf::client_options co;
+        co.auth_scheme = cfg.auth_scheme;
+        co.pool = po;
+        client = std::make_unique<tf::client>(ioc.get_executor(), *source, co);
+        send = [c = client.get()](const tf::http::location& to, tf::http::request req) {
+            return c->async_send(to, std::move(req), asio::as_tuple(asio::use_awaitable));
+        };
+    }
 
     tf::load::plan p;
     p.target = target;
@@ -154,7 +180,7 @@ int run(int argc, char** argv) {
     std::condition_variable cv;
     bool finished = false;
     const auto start = tf::clock::now();
-    tf::load::start_load(ioc.get_executor(), client, p, tally, [&] {
+    tf::load::start_load(ioc.get_executor(), send, p, tally, [&] {
         std::lock_guard l(m);
         finished = true;
         cv.notify_all();
@@ -189,8 +215,8 @@ int run(int argc, char** argv) {
 
     const auto requests = tally.done.load();
     const auto ok = tally.ok.load();
-    const auto token_fetches = source->stats().token_requests;
-    const auto resends = client.stats().resends_after_401;
+    const auto token_fetches = source ? source->stats().token_requests : 0;
+    const auto resends = client ? client->stats().resends_after_401 : 0;
     const double rps = requests / std::max(duration_s, 1e-9);
     const auto& h = tally.latency;
 

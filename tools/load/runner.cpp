@@ -62,10 +62,10 @@ void tally::count_error(const error_code& ec) {
 namespace {
 
 struct shared_run {
-    shared_run(client& c, const plan& p, tally& t, std::function<void()> on_done)
-        : c(c), p(p), t(t), on_done(std::move(on_done)), start(clock::now()) {}
+    shared_run(send_function send, const plan& p, tally& t, std::function<void()> on_done)
+        : send(std::move(send)), p(p), t(t), on_done(std::move(on_done)), start(clock::now()) {}
 
-    client& c;
+    send_function send;
     plan p;
     tally& t;
     std::function<void()> on_done;
@@ -96,7 +96,8 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
             break;
         }
         auto req = r.p.request;
-        auto [ec, res] = co_await r.c.async_send(r.p.target, std::move(req), asio::as_tuple(asio::use_awaitable));
+        auto op = r.send(r.p.target, std::move(req));
+        auto [ec, res] = co_await std::move(op);
         r.t.latency.record(clock::now() - scheduled);
         if (ec) {
             r.t.count_error(ec);
@@ -112,8 +113,9 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
 
 } // namespace
 
-void start_load(const asio::any_io_executor& ex, client& c, const plan& p, tally& t, std::function<void()> on_done) {
-    auto run = std::make_shared<shared_run>(c, p, t, std::move(on_done));
+void start_load(const asio::any_io_executor& ex, send_function send, const plan& p, tally& t,
+                std::function<void()> on_done) {
+    auto run = std::make_shared<shared_run>(std::move(send), p, t, std::move(on_done));
     if (p.duration) run->deadline = run->start + *p.duration;
     if (p.rate) run->period = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(1.0 / *p.rate));
     run->running = p.concurrency;

@@ -9,6 +9,7 @@
 #include <tokenflight/http/url.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
 #include <array>
 #include <atomic>
@@ -19,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <tuple>
 
 namespace tokenflight::load {
 
@@ -46,9 +48,14 @@ struct tally {
 /// A short, stable name for an error, for reports: "request_timeout", "connection_refused", ...
 std::string error_kind(const error_code& ec);
 
-/// Runs `p` through `c` on `ex`; `on_done` is called once, from one of the executor's threads,
+/// Sends one request: tokenflight::client::async_send, or the bare connection pool when the
+/// token layer is switched off (--no-token, to measure what the token layer costs).
+using send_function = std::function<boost::asio::awaitable<std::tuple<error_code, http::response>>(
+    const http::location&, http::request)>;
+
+/// Runs `p` through `send` on `ex`; `on_done` is called once, from one of the executor's threads,
 /// when every worker finished. Latency is measured from each request's scheduled send time.
-void start_load(const boost::asio::any_io_executor& ex, client& c, const plan& p, tally& t,
+void start_load(const boost::asio::any_io_executor& ex, send_function send, const plan& p, tally& t,
                 std::function<void()> on_done);
 
 } // namespace tokenflight::load

@@ -29,6 +29,9 @@ public:
         std::string api_key;                                    ///< required in x-api-key when set
         std::vector<std::pair<std::string, std::string>> expected_headers; ///< counted when missing
         std::chrono::milliseconds latency{0};
+        /// Serve `POST /__control/revoke` (revoke every token, 204): lets a benchmark in another
+        /// process trigger a revocation. Off by default.
+        bool control_endpoint = false;
         int threads = 1;
         http_server::options server;
     };

@@ -1,0 +1,83 @@
+// Private to tokenflight: one HTTP/1.1 exchange on any stream (TCP, TLS, or a fuzzer's fake
+// stream): write the request, read the response within the limits, classify what went wrong.
+#ifndef TOKENFLIGHT_SRC_HTTP_EXCHANGE_HPP
+#define TOKENFLIGHT_SRC_HTTP_EXCHANGE_HPP
+
+#include <tokenflight/error.hpp>
+#include <tokenflight/http/message.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tokenflight::http::detail {
+
+/// Maps stream, parser and timer errors to tokenflight's errors (others pass through).
+inline error_code map_transport_error(const error_code& ec, bool timeout_is_connect) {
+    namespace asio = boost::asio;
+    using be = boost::beast::http::error;
+    if (ec == boost::beast::error::timeout) return timeout_is_connect ? errc::connect_timeout : errc::request_timeout;
+    if (ec == be::header_limit) return errc::header_too_large;
+    if (ec == be::body_limit) return errc::body_too_large;
+    if (ec == be::end_of_stream || ec == be::partial_message || ec == asio::error::eof ||
+        ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+        ec == asio::ssl::error::stream_truncated)
+        return errc::connection_closed;
+    return ec;
+}
+
+struct exchange_limits {
+    std::size_t header_limit = 16 * 1024;
+    std::size_t body_limit = 8 * 1024 * 1024;
+};
+
+struct exchange_result {
+    error_code ec;
+    response res;
+    bool got_bytes = false; ///< any response byte arrived (a resend is no longer safe)
+    bool reusable = false;  ///< the connection may carry another request
+};
+
+/// Writes `req` and reads one response from `stream`, leftover bytes staying in `buffer`.
+template <class Stream>
+boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast::flat_buffer& buffer,
+                                                    const request& req, exchange_limits limits) {
+    namespace asio = boost::asio;
+    namespace bhttp = boost::beast::http;
+    constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+    exchange_result out;
+    auto [wec, wn] = co_await bhttp::async_write(stream, req, tuple_awaitable);
+    if (wec) {
+        out.ec = map_transport_error(wec, false);
+        co_return out;
+    }
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
+    parser.body_limit(limits.body_limit);
+    if (req.method() == verb::head) parser.skip(true);
+    const auto before = buffer.size();
+    auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
+    out.got_bytes = rn > 0 || buffer.size() > before;
+    if (rec) {
+        out.ec = map_transport_error(rec, false);
+        co_return out;
+    }
+    out.res = parser.release();
+    out.reusable = out.res.keep_alive() && req.keep_alive();
+    co_return out;
+}
+
+} // namespace tokenflight::http::detail
+
+#endif
