@@ -9,6 +9,7 @@
 #include <array>
 #include <deque>
 #include <mutex>
+#include <random>
 
 namespace tokenflight::testing {
 
@@ -18,7 +19,8 @@ struct fake_api_server::impl {
     fake_auth_server* auth = nullptr;
     options opts;
     std::unique_ptr<http_server> server;
-    std::atomic<std::uint64_t> requests{0}, expired{0}, missing_headers{0};
+    std::atomic<std::uint64_t> requests{0}, expired{0}, missing_headers{0}, resets{0};
+    std::atomic<double> reset_probability{0.0};
     std::array<std::atomic<std::uint64_t>, 600> by_status{};
     mutable std::mutex mutex;
     std::map<std::string, std::uint64_t> by_token;
@@ -39,6 +41,13 @@ struct fake_api_server::impl {
             co_return reply::send;
         }
         requests.fetch_add(1);
+        if (const double p = reset_probability.load(); p > 0) {
+            thread_local std::minstd_rand rng{std::random_device{}()};
+            if (std::uniform_real_distribution<double>(0, 1)(rng) < p) {
+                resets.fetch_add(1);
+                co_return reply::reset;
+            }
+        }
         if (opts.latency.count() > 0) {
             asio::steady_timer t(co_await asio::this_coro::executor, opts.latency);
             co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -82,6 +91,7 @@ fake_api_server::fake_api_server(fake_auth_server& auth) : fake_api_server(auth,
 fake_api_server::fake_api_server(fake_auth_server& auth, options opts) : impl_(std::make_shared<impl>()) {
     impl_->auth = &auth;
     impl_->opts = std::move(opts);
+    impl_->reset_probability = impl_->opts.reset_probability;
     auto server_opts = impl_->opts.server;
     server_opts.threads = impl_->opts.threads;
     impl_->server = std::make_unique<http_server>(
@@ -93,6 +103,8 @@ fake_api_server::~fake_api_server() { impl_->server->stop(); }
 std::string fake_api_server::url(std::string_view path) const { return impl_->server->base_url() + std::string(path); }
 http_server& fake_api_server::server() noexcept { return *impl_->server; }
 void fake_api_server::revoke_all() { impl_->auth->revoke_all(); }
+void fake_api_server::set_reset_probability(double p) { impl_->reset_probability = p; }
+std::uint64_t fake_api_server::resets() const noexcept { return impl_->resets.load(); }
 std::uint64_t fake_api_server::requests() const noexcept { return impl_->requests.load(); }
 std::uint64_t fake_api_server::count_status(unsigned status) const noexcept {
     return status < impl_->by_status.size() ? impl_->by_status[status].load() : 0;

@@ -154,7 +154,7 @@ struct fake_auth_server::impl {
                 special = reply::send;
             } else if (malform_count != 0 && malform != malformation::none) {
                 if (malform_count > 0) --malform_count;
-                special = malformed(res, malform);
+                special = malformed(req, res, malform);
             }
         }
         if (special) co_return *special;
@@ -227,9 +227,16 @@ struct fake_auth_server::impl {
         co_return reply::send;
     }
 
-    reply malformed(http::response& res, malformation m) {
+    reply malformed(const http::request& req, http::response& res, malformation m) {
         res.result(http::status::ok);
         switch (m) {
+        case malformation::echo_request: {
+            // A careless server that repeats what it was sent, secret included.
+            std::string echoed = std::string(req[http::field::authorization]) + ' ' + form_decode(req.body());
+            json_reply(res, 400,
+                       {{"error", "invalid_request"}, {"error_description", "cannot process: " + echoed}, {"echo", echoed}});
+            return reply::send;
+        }
         case malformation::html:
             res.set(http::field::content_type, "text/html");
             res.body() = "<html><body><h1>502 Bad Gateway</h1></body></html>";

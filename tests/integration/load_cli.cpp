@@ -145,6 +145,7 @@ TEST_CASE("no first token: refused credentials and a stalled endpoint exit 2, na
     CHECK(refused.err.find("no first token") != std::string::npos);
     CHECK(refused.err.find("invalid_client") != std::string::npos);
     CHECK(api.requests() == 0);
+    no_secret_in(refused);
 
     auth.malform_next(-1, testing::malformation::stall);
     auto stalled = run_tool("-n 10 --timeout 0.5 " + api.url("/"), env_for(auth));
@@ -157,6 +158,15 @@ TEST_CASE("no first token: refused credentials and a stalled endpoint exit 2, na
     auto html = run_tool("-n 10 " + api.url("/"), env_for(auth));
     CHECK(html.status == 2);
     CHECK(html.err.find("not JSON") != std::string::npos);
+    no_secret_in(html);
+
+    // a server that echoes the request (and so the secret) back in its error description
+    auth.malform_next(-1, testing::malformation::echo_request);
+    auto echo = run_tool("-n 10 --auth-method post " + api.url("/"), env_for(auth));
+    CHECK(echo.status == 2);
+    CHECK(echo.err.find("invalid_request") != std::string::npos);
+    CHECK(echo.err.find("***") != std::string::npos); // the echoed secret, masked
+    no_secret_in(echo);
 }
 
 TEST_CASE("--demo runs against its own servers and exits 0") {

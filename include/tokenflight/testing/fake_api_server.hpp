@@ -32,6 +32,8 @@ public:
         /// Serve `POST /__control/revoke` (revoke every token, 204): lets a benchmark in another
         /// process trigger a revocation. Off by default.
         bool control_endpoint = false;
+        /// Reset this fraction of requests' connections (RST, no answer), at random.
+        double reset_probability = 0.0;
         int threads = 1;
         http_server::options server;
     };
@@ -46,6 +48,10 @@ public:
 
     /// Revokes every token the authorization server issued so far.
     void revoke_all();
+    /// Changes options::reset_probability while requests run.
+    void set_reset_probability(double p);
+    /// Connections reset on purpose so far.
+    std::uint64_t resets() const noexcept;
 
     std::uint64_t requests() const noexcept;
     std::uint64_t count_status(unsigned status) const noexcept;

@@ -28,6 +28,7 @@ enum class malformation {
     reset_mid_body,     ///< header and half a body, then a TCP reset
     close_before_headers, ///< close the connection without answering
     stall,              ///< never answer
+    echo_request,       ///< 400 whose error_description and body repeat the request (and so the secret)
 };
 
 /// A client-credentials token endpoint at `POST /token` on 127.0.0.1.
