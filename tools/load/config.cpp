@@ -58,6 +58,8 @@ Output:
   --json                     one JSON object on stdout at the end
   --demo                     run against in-process demo servers on 127.0.0.1 (2 s tokens, a
                              revocation storm mid-run); no other flag needed
+  --demo-token-lifetime S    --demo: token lifetime in whole seconds (default 2)
+  --demo-revoke-every S      --demo: revoke every token every S seconds instead of once
 Exit status: 0 when every request got a 2xx, 1 otherwise, 2 for usage or set-up errors.
 )";
 }
@@ -105,7 +107,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         } else if (a == "--token-url" || a == "--client-id" || a == "--client-secret-file" || a == "--scope" ||
                    a == "--auth-method" || a == "--auth-scheme" || a == "-H" || a == "-X" || a == "--data" ||
                    a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
-                   a == "--timeout" || a == "--cacert") {
+                   a == "--timeout" || a == "--cacert" || a == "--demo-token-lifetime" || a == "--demo-revoke-every") {
             auto v = value();
             if (!v) return missing();
             if (a == "--token-url") {
@@ -165,6 +167,14 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 c.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));
             } else if (a == "--cacert") {
                 c.cacert = *v;
+            } else if (a == "--demo-token-lifetime") {
+                auto n = number<int>(*v);
+                if (!n || *n < 1) return bad(*v, "whole seconds, at least 1");
+                c.demo_token_lifetime = std::chrono::seconds(*n);
+            } else if (a == "--demo-revoke-every") {
+                auto n = number<double>(*v);
+                if (!n || !(*n > 0)) return bad(*v, "seconds, above 0");
+                c.demo_revoke_every = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));
             }
         } else if (!a.empty() && a.front() == '-') {
             return usage_error{"unknown option " + std::string(a) + " (see --help)"};

@@ -36,6 +36,8 @@ struct config {
     bool insecure = false;
     bool json = false;
     bool demo = false;
+    std::chrono::seconds demo_token_lifetime{2};          ///< --demo: token lifetime
+    std::optional<std::chrono::milliseconds> demo_revoke_every; ///< --demo: revoke periodically (default: once, half-way)
     bool demo_token_server = false; ///< benchmarks: tokens from an in-process fake server, load on URL
     bool no_token = false;          ///< benchmarks: no token layer at all (send -H headers only)
     bool help = false;

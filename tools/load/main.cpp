@@ -48,9 +48,9 @@ std::string fmt_ms(std::chrono::nanoseconds d) {
 struct demo_servers {
     tf::testing::fake_auth_server auth;
     tf::testing::fake_api_server api;
-    static tf::testing::fake_auth_server::options auth_options() {
+    static tf::testing::fake_auth_server::options auth_options(std::chrono::seconds lifetime) {
         tf::testing::fake_auth_server::options o;
-        o.lifetime = 2s;
+        o.lifetime = lifetime;
         o.client_id = "demo-client";
         o.client_secret = "demo-secret";
         return o;
@@ -61,7 +61,7 @@ struct demo_servers {
         o.threads = 2;
         return o;
     }
-    demo_servers() : auth(auth_options()), api(auth, api_options()) {}
+    explicit demo_servers(std::chrono::seconds lifetime) : auth(auth_options(lifetime)), api(auth, api_options()) {}
 };
 
 int run(int argc, char** argv) {
@@ -77,15 +77,18 @@ int run(int argc, char** argv) {
 
     std::unique_ptr<demo_servers> demo;
     if (cfg.demo) {
-        demo = std::make_unique<demo_servers>();
+        demo = std::make_unique<demo_servers>(cfg.demo_token_lifetime);
         cfg.url = demo->api.url("/demo");
         cfg.creds.token_url = demo->auth.token_url();
         cfg.creds.client_id = "demo-client";
         cfg.creds.client_secret = tf::secret("demo-secret");
         cfg.headers.emplace_back("x-api-key", "demo-api-key");
         if (!cfg.json)
-            std::cout << "demo: authorization server " << cfg.creds.token_url << ", API " << cfg.url
-                      << " (2 s tokens, every token revoked half-way)\n";
+            std::cout << "demo: authorization server " << cfg.creds.token_url << ", API " << cfg.url << " ("
+                      << cfg.demo_token_lifetime.count() << " s tokens, every token revoked "
+                      << (cfg.demo_revoke_every ? "every " + std::to_string(cfg.demo_revoke_every->count()) + " ms"
+                                                : std::string("half-way"))
+                      << ")\n";
     }
     auto target = tf::http::parse_url(cfg.url).value(); // checked by the parser
 
@@ -186,20 +189,26 @@ int run(int argc, char** argv) {
         cv.notify_all();
     });
 
-    // --demo: revoke every token half-way, to show one refresh serving the whole storm of 401s.
-    std::unique_ptr<asio::steady_timer> storm;
-    std::atomic<bool> revoked{false};
-    const auto revoke_at = cfg.duration ? start + *cfg.duration / 2 : tf::clock::time_point::max();
+    // --demo: revoke every token half-way (or every --demo-revoke-every), to show one refresh
+    // serving a whole storm of 401s.
+    std::uint64_t revocations = 0;
+    auto next_revocation = cfg.demo_revoke_every ? start + *cfg.demo_revoke_every
+                           : cfg.duration        ? start + *cfg.duration / 2
+                                                 : tf::clock::time_point::max();
     const bool progress = !cfg.json && ::isatty(STDERR_FILENO);
     {
         std::unique_lock l(m);
         while (!finished) {
-            cv.wait_for(l, demo ? 100ms : 1s);
-            if (demo && !revoked) {
-                const bool half = cfg.requests ? tally.done.load() >= *cfg.requests / 2 : tf::clock::now() >= revoke_at;
-                if (half) {
+            cv.wait_for(l, demo ? 50ms : 1s);
+            if (demo) {
+                const bool due = cfg.demo_revoke_every || !cfg.requests
+                                     ? tf::clock::now() >= next_revocation
+                                     : revocations == 0 && tally.done.load() >= *cfg.requests / 2;
+                if (due) {
                     demo->api.revoke_all();
-                    revoked = true;
+                    ++revocations;
+                    next_revocation = cfg.demo_revoke_every ? next_revocation + *cfg.demo_revoke_every
+                                                            : tf::clock::time_point::max();
                 }
             }
             if (progress) {
