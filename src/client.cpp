@@ -37,7 +37,7 @@ public:
         requests_.fetch_add(1, std::memory_order_relaxed);
         using result = std::tuple<error_code, http::response>;
 
-        if (!to.origin.tls && !options_.allow_insecure_http && !http::is_loopback_host(to.origin.host))
+        if (!to.origin.tls && !options_.allow_insecure_http && !loopback(to.origin.host))
             co_return result{errc::insecure_transport, {}};
         if (req.target().empty()) req.target(to.target);
         for (const auto& [name, value] : options_.default_headers)
@@ -79,8 +79,20 @@ public:
     }
 
     const asio::any_io_executor& executor() const noexcept { return pool_->executor(); }
+    const asio::any_io_executor& next_strand() noexcept { return pool_->next_strand(); }
 
 private:
+    // is_loopback_host parses an address; requests to one host ask again and again.
+    static bool loopback(const std::string& host) {
+        thread_local std::string last_host;
+        thread_local bool last_result = false;
+        if (host != last_host) {
+            last_result = http::is_loopback_host(host);
+            last_host = host;
+        }
+        return last_result;
+    }
+
     void authorize(http::request& req, const access_token& t) const {
         const std::string_view scheme = options_.auth_scheme ? std::string_view(*options_.auth_scheme) : t.type();
         std::string value;
@@ -113,7 +125,7 @@ client::~client() = default;
 
 void client::start(handler_type handler, http::location to, http::request req) {
     auto op = impl_->run(impl_, std::move(to), std::move(req));
-    detail::spawn_request(impl_->executor(), std::move(op), std::move(handler));
+    detail::spawn_request(impl_->next_strand(), std::move(op), std::move(handler));
 }
 
 void client::start_url(handler_type handler, http::verb method, std::string_view url, std::string body) {
@@ -123,13 +135,13 @@ void client::start_url(handler_type handler, http::verb method, std::string_view
         auto op = [](error_code ec) -> boost::asio::awaitable<std::tuple<error_code, http::response>> {
             co_return std::tuple<error_code, http::response>{ec, {}};
         }(loc.error());
-        detail::spawn_request(impl_->executor(), std::move(op), std::move(handler));
+        detail::spawn_request(impl_->next_strand(), std::move(op), std::move(handler));
         return;
     }
     http::request req{method, loc->target, 11};
     req.body() = std::move(body);
     auto op = impl_->run(impl_, std::move(*loc), std::move(req));
-    detail::spawn_request(impl_->executor(), std::move(op), std::move(handler));
+    detail::spawn_request(impl_->next_strand(), std::move(op), std::move(handler));
 }
 
 client_stats client::stats() const { return impl_->stats(); }

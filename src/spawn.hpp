@@ -8,10 +8,13 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <atomic>
 #include <exception>
+#include <vector>
 #include <new>
 #include <tuple>
 
@@ -47,18 +50,42 @@ struct spawn_completion {
     }
 };
 
-/// Each request coroutine gets its own strand: Beast's streams need their timers and I/O
-/// completions serialised, and distinct requests must still run in parallel on all threads.
+/// Runs a request coroutine on `strand` (see strand_set) and completes `handler` with its result.
 template <class Result>
-void spawn_request(const boost::asio::any_io_executor& ex,
+void spawn_request(const boost::asio::any_io_executor& strand,
                    boost::asio::awaitable<std::tuple<error_code, Result>> op,
                    boost::asio::any_completion_handler<void(error_code, Result)> handler) {
     namespace asio = boost::asio;
     auto slot = asio::get_associated_cancellation_slot(handler);
-    auto hex = asio::get_associated_executor(handler, ex);
-    asio::co_spawn(asio::make_strand(ex), std::move(op),
-                   spawn_completion<Result>{std::move(handler), std::move(hex), slot});
+    auto hex = asio::get_associated_executor(handler, strand);
+    asio::co_spawn(strand, std::move(op), spawn_completion<Result>{std::move(handler), std::move(hex), slot});
 }
+
+/// The strands request coroutines run on. Beast's streams need their timer and I/O completions
+/// serialised, and distinct requests must still run in parallel on every thread: a fixed set of
+/// strands, handed out round-robin, gives both without allocating a strand per request. Strands
+/// over an io_context's own executor type are used when possible, because they fit in an
+/// any_io_executor without a heap-allocated, reference-counted wrapper.
+class strand_set {
+public:
+    explicit strand_set(const boost::asio::any_io_executor& ex, std::size_t count = 64) {
+        namespace asio = boost::asio;
+        strands_.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) {
+            if (const auto* io = ex.target<asio::io_context::executor_type>())
+                strands_.emplace_back(asio::make_strand(*io));
+            else
+                strands_.emplace_back(asio::make_strand(ex));
+        }
+    }
+    const boost::asio::any_io_executor& next() noexcept {
+        return strands_[next_.fetch_add(1, std::memory_order_relaxed) % strands_.size()];
+    }
+
+private:
+    std::vector<boost::asio::any_io_executor> strands_;
+    std::atomic<std::size_t> next_{0};
+};
 
 } // namespace tokenflight::detail
 

@@ -35,14 +35,16 @@ void connection::close() noexcept {
     s.close(ec);
 }
 
-pool_impl::pool_impl(asio::any_io_executor ex, pool_options options) : ex_(std::move(ex)), options_(std::move(options)) {
+pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
+    : ex_(std::move(ex)), strands_(ex_), options_(std::move(options)) {
     ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ssl_->native_handle(), TLS1_2_VERSION);
     ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
     if (options_.tls.verify_peer) {
         ssl_->set_verify_mode(asio::ssl::verify_peer);
-        if (options_.tls.use_system_store) ssl_->set_default_verify_paths();
         if (!options_.tls.ca_file.empty()) ssl_->load_verify_file(options_.tls.ca_file); // throws
+        // The system store (hundreds of certificates, about a third of a short run's instructions
+        // in a profile) is loaded on the first https connection, not for pools that never use TLS.
     } else {
         ssl_->set_verify_mode(asio::ssl::verify_none);
     }
@@ -63,7 +65,7 @@ asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fre
         std::lock_guard lock(p.mutex);
         if (closed_) {
             out.ec = errc::closed;
-            co_return out;
+            co_return std::move(out); // explicit: GCC 12 copies a named co_return operand
         }
         const auto now = clock::now();
         while (!fresh && !p.idle.empty()) {
@@ -91,7 +93,7 @@ asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fre
         }
     }
     for (auto& c : expired) c->close();
-    if (!w) co_return out;
+    if (!w) co_return std::move(out);
 
     w->timer.expires_at(std::min(deadline, clock::now() + options_.queue_timeout));
     auto [wait_ec] = co_await w->timer.async_wait(tuple_awaitable);
@@ -101,12 +103,12 @@ asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fre
             std::erase(p.waiters, w);
             out.ec = wait_ec == asio::error::operation_aborted ? error_code(asio::error::operation_aborted)
                                                                : error_code(errc::queue_timeout);
-            co_return out;
+            co_return std::move(out);
         }
     }
     if (w->closed) {
         out.ec = errc::closed;
-        co_return out;
+        co_return std::move(out);
     }
     out.conn = std::move(w->conn);
     if (out.conn && fresh) {
@@ -114,7 +116,7 @@ asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fre
         out.conn.reset();
     }
     out.reused = out.conn != nullptr;
-    co_return out;
+    co_return std::move(out);
 }
 
 void pool_impl::release(origin_pool& p, std::unique_ptr<connection> c, bool reusable) {
@@ -145,6 +147,12 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
     if (rec) co_return rec;
 
     if (to.tls) {
+        std::call_once(system_store_loaded_, [this] {
+            if (options_.tls.verify_peer && options_.tls.use_system_store) {
+                error_code ignored; // a machine without a system store still has ca_file
+                ssl_->set_default_verify_paths(ignored);
+            }
+        });
         c.tls = std::make_unique<asio::ssl::stream<beast::tcp_stream>>(ex_, *ssl_);
     } else {
         c.tcp = std::make_unique<beast::tcp_stream>(ex_);
@@ -180,7 +188,7 @@ asio::awaitable<exchange_result> pool_impl::exchange(connection& c, request& req
         out = co_await std::move(op);
     }
     tcp.expires_never();
-    co_return out;
+    co_return std::move(out);
 }
 
 asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& to, request& req,
@@ -302,7 +310,7 @@ boost::asio::awaitable<std::tuple<error_code, response>> run_send(std::shared_pt
 
 void connection_pool::initiate_send(boost::asio::any_completion_handler<send_signature> handler, origin to,
                                     request req, send_options opts) {
-    tokenflight::detail::spawn_request(impl_->executor(), run_send(impl_, std::move(to), std::move(req), opts),
+    tokenflight::detail::spawn_request(impl_->next_strand(), run_send(impl_, std::move(to), std::move(req), opts),
                                        std::move(handler));
 }
 

@@ -80,7 +80,7 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
     auto [wec, wn] = co_await asio::async_write(stream, bufs, tuple_awaitable);
     if (wec) {
         out.ec = map_transport_error(wec, false);
-        co_return out;
+        co_return std::move(out); // GCC 12 copies a named co_return operand
     }
     bhttp::response_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
@@ -91,11 +91,11 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
     out.got_bytes = rn > 0 || buffer.size() > before;
     if (rec) {
         out.ec = map_transport_error(rec, false);
-        co_return out;
+        co_return std::move(out); // GCC 12 copies a named co_return operand
     }
     out.res = parser.release();
     out.reusable = out.res.keep_alive() && req.keep_alive();
-    co_return out;
+    co_return std::move(out); // GCC 12 copies a named co_return operand
 }
 
 } // namespace tokenflight::http::detail

@@ -6,6 +6,7 @@
 #include <tokenflight/http/connection_pool.hpp>
 
 #include "exchange.hpp"
+#include "../spawn.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -67,6 +68,8 @@ public:
     pool_stats stats() const;
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
+    /// A strand for the next request coroutine (see tokenflight::detail::strand_set).
+    const asio::any_io_executor& next_strand() noexcept { return strands_.next(); }
     const pool_options& options() const noexcept { return options_; }
 
 private:
@@ -84,8 +87,10 @@ private:
                                               clock::time_point deadline);
 
     asio::any_io_executor ex_;
+    tokenflight::detail::strand_set strands_;
     pool_options options_;
     std::unique_ptr<asio::ssl::context> ssl_;
+    std::once_flag system_store_loaded_; // completed before any TLS stream uses ssl_
     mutable std::mutex origins_mutex_;
     std::map<origin, std::unique_ptr<origin_pool>> origins_;
     std::atomic<bool> closed_{false};
