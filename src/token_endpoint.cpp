@@ -126,17 +126,20 @@ std::optional<std::int64_t> jwt_exp(std::string_view token) {
 
 constexpr std::int64_t max_lifetime = 10LL * 365 * 24 * 3600; // beyond this a value is nonsense
 
+// Scrubbed before it is cut: cutting first could leave the start of the secret at the end.
 std::string excerpt(std::string_view body, const secret& s) {
-    std::string out(body.substr(0, 256));
+    std::string out(body.substr(0, 256 + s.reveal().size()));
     scrub(out, s);
+    out.resize(std::min<std::size_t>(out.size(), 256));
     for (char& c : out)
         if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '.';
     return out;
 }
 
 std::string bounded(std::string_view s, const secret& secret_value, std::size_t limit = 512) {
-    std::string out(s.substr(0, limit));
+    std::string out(s.substr(0, limit + secret_value.reveal().size()));
     scrub(out, secret_value);
+    out.resize(std::min(out.size(), limit));
     return out;
 }
 
@@ -229,10 +232,11 @@ parse_token_response(unsigned status, std::string_view body, std::chrono::system
         r.lifetime_from = lifetime_source::expires_in;
     } else if (const auto* eo = o.if_contains("expires_on"); eo && !eo->is_null()) {
         auto n = as_seconds(*eo);
-        if (!n || *n - wall_now <= 0 || *n - wall_now > max_lifetime) return error_code(errc::bad_expires_in);
+        // Compared before subtracting: an absurd value must not overflow.
+        if (!n || *n <= wall_now || *n > wall_now + max_lifetime) return error_code(errc::bad_expires_in);
         r.lifetime = seconds(*n - wall_now);
         r.lifetime_from = lifetime_source::expires_on;
-    } else if (auto exp = jwt_exp(r.access_token); exp && *exp - wall_now > 0 && *exp - wall_now <= max_lifetime) {
+    } else if (auto exp = jwt_exp(r.access_token); exp && *exp > wall_now && *exp <= wall_now + max_lifetime) {
         r.lifetime = seconds(*exp - wall_now);
         r.lifetime_from = lifetime_source::jwt_exp;
     } else {
@@ -262,9 +266,11 @@ std::optional<seconds> parse_retry_after(std::string_view value, std::chrono::sy
     const std::string copy(value);
     const char* end = strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     if (!end || *end != '\0') return std::nullopt;
-    const auto when = std::chrono::system_clock::from_time_t(timegm(&tm));
-    const auto delta = std::chrono::duration_cast<seconds>(when - now);
-    return delta.count() < 0 ? seconds(0) : std::min(delta, seconds(24 * 3600));
+    // In whole seconds of time_t: a date centuries away must not overflow a nanosecond time_point.
+    const std::int64_t when = timegm(&tm);
+    const std::int64_t now_s = std::chrono::duration_cast<seconds>(now.time_since_epoch()).count();
+    if (when <= now_s) return seconds(0);
+    return seconds(std::min<std::int64_t>(when - now_s, 24 * 3600));
 }
 
 } // namespace tokenflight

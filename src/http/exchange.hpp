@@ -82,19 +82,32 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
         out.ec = map_transport_error(wec, false);
         co_return std::move(out); // GCC 12 copies a named co_return operand
     }
-    bhttp::response_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
-    parser.body_limit(limits.body_limit);
-    if (req.method() == verb::head) parser.skip(true);
     const auto before = buffer.size();
-    auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
-    out.got_bytes = rn > 0 || buffer.size() > before;
-    if (rec) {
-        out.ec = map_transport_error(rec, false);
-        co_return std::move(out); // GCC 12 copies a named co_return operand
+    // Interim 1xx responses (100 Continue, 103 Early Hints) precede the real one: skip them, a
+    // bounded number of times. 101 Switching Protocols is final (and not reusable).
+    for (int interim = 0;; ++interim) {
+        bhttp::response_parser<bhttp::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
+        parser.body_limit(limits.body_limit);
+        if (req.method() == verb::head) parser.skip(true);
+        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
+        out.got_bytes = out.got_bytes || rn > 0 || buffer.size() > before;
+        if (rec) {
+            out.ec = map_transport_error(rec, false);
+            co_return std::move(out); // GCC 12 copies a named co_return operand
+        }
+        const unsigned status = parser.get().result_int();
+        if (status >= 100 && status < 200 && status != 101) {
+            if (interim < 8) continue;
+            out.ec = errc::connection_closed; // a server that only ever says "wait": give up
+            co_return std::move(out);
+        }
+        // The parser knows whether the body ended with the connection (no length, no chunking):
+        // such a connection is finished even without "Connection: close".
+        out.reusable = parser.keep_alive() && req.keep_alive() && status != 101;
+        out.res = parser.release();
+        break;
     }
-    out.res = parser.release();
-    out.reusable = out.res.keep_alive() && req.keep_alive();
     co_return std::move(out); // GCC 12 copies a named co_return operand
 }
 

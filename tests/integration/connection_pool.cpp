@@ -386,3 +386,37 @@ TEST_CASE("TLS: many requests reuse the TLS connection") {
     CHECK(ok == 100);
     CHECK(server.connections_accepted() == 1);
 }
+
+// Found by fuzz/http_response (inputs kept under fuzz/regressions/http_response).
+TEST_CASE("interim 1xx responses are skipped; a body ended by EOF ends the connection") {
+    // A raw server: answers "100 Continue" then the response, with a body delimited by closing.
+    asio::io_context sctx;
+    asio::ip::tcp::acceptor acceptor(sctx, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = acceptor.local_endpoint().port();
+    std::atomic<int> accepted{0};
+    std::thread server([&] {
+        for (int i = 0; i < 2; ++i) {
+            asio::ip::tcp::socket s(sctx);
+            acceptor.accept(s);
+            ++accepted;
+            char buf[4096];
+            error_code ec;
+            s.read_some(asio::buffer(buf), ec);
+            const std::string reply = "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\nuntil-eof";
+            asio::write(s, asio::buffer(reply), ec);
+            s.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+        }
+    });
+    test::io_threads io(1);
+    http::connection_pool pool(io.executor());
+    const http::origin to{false, "127.0.0.1", port};
+    for (int i = 0; i < 2; ++i) {
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+        REQUIRE_FALSE(ec);
+        CHECK(res.result() == http::status::ok);
+        CHECK(res.body() == "until-eof");
+    }
+    server.join();
+    CHECK(accepted == 2); // the first connection was not reused: its body ended with the stream
+    CHECK(pool.stats().resends == 0);
+}

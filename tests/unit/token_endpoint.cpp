@@ -182,3 +182,32 @@ TEST_CASE("Retry-After as seconds or HTTP-date") {
     CHECK(parse_retry_after("Tue, 14 Nov 2023 22:13:50 GMT", wall_now) == 30s);
     CHECK(parse_retry_after("Tue, 14 Nov 2023 22:00:00 GMT", wall_now) == 0s);
 }
+
+// Found by fuzz/token_response and fuzz/retry_after (inputs kept under fuzz/regressions).
+TEST_CASE("a secret straddling the excerpt or description bound is still masked") {
+    diagnostics d;
+    std::string body = R"({"error":"invalid_request","error_description":")" + std::string(490, 'x') +
+                       "MY_CLIENT_SECRET" + R"("})";
+    auto r = parse(400, body, d);
+    CHECK(r.error() == errc::invalid_request);
+    CHECK(d.error_description.find("MY_CLI") == std::string::npos);
+    std::string html = std::string(250, 'h') + "MY_CLIENT_SECRET and more";
+    CHECK(parse(502, html, d).error() == errc::server_unavailable);
+    CHECK(d.body_excerpt.find("MY_CLI") == std::string::npos);
+    CHECK(d.body_excerpt.size() <= 256);
+}
+
+TEST_CASE("absurd expiry values are refused without overflow") {
+    diagnostics d;
+    CHECK(parse(200, R"({"access_token":"a","expires_on":-9223372036854775808})", d).error() == errc::bad_expires_in);
+    CHECK(parse(200, R"({"access_token":"a","expires_on":9223372036854775807})", d).error() == errc::bad_expires_in);
+    const std::string jwt = b64url(R"({"alg":"none"})") + "." + b64url(R"({"exp":-9223372036854775808})") + ".s";
+    auto j = parse(200, R"({"access_token":")" + jwt + R"("})", d);
+    REQUIRE(j.has_value());
+    CHECK(j->lifetime_from == lifetime_source::configured_default);
+}
+
+TEST_CASE("Retry-After dates centuries away do not overflow") {
+    CHECK(parse_retry_after("Mon, 01 Jan 1700 00:00:00 GMT", wall_now) == 0s);
+    CHECK(parse_retry_after("Fri, 01 Jan 2300 00:00:00 GMT", wall_now) == 86400s);
+}
