@@ -126,9 +126,10 @@ std::optional<std::int64_t> jwt_exp(std::string_view token) {
 
 constexpr std::int64_t max_lifetime = 10LL * 365 * 24 * 3600; // beyond this a value is nonsense
 
-// Scrubbed before it is cut: cutting first could leave the start of the secret at the end.
+// Masked whole, then cut: a window cut first (however wide) can end inside a copy of the secret
+// that earlier masked copies pulled forward. Bodies are bounded by the transport's body limit.
 std::string excerpt(std::string_view body, const secret& s) {
-    std::string out(body.substr(0, 256 + s.reveal().size()));
+    std::string out(body);
     scrub(out, s);
     out.resize(std::min<std::size_t>(out.size(), 256));
     for (char& c : out)
@@ -137,7 +138,7 @@ std::string excerpt(std::string_view body, const secret& s) {
 }
 
 std::string bounded(std::string_view s, const secret& secret_value, std::size_t limit = 512) {
-    std::string out(s.substr(0, limit + secret_value.reveal().size()));
+    std::string out(s);
     scrub(out, secret_value);
     out.resize(std::min(out.size(), limit));
     return out;

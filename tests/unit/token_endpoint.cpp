@@ -211,3 +211,10 @@ TEST_CASE("Retry-After dates centuries away do not overflow") {
     CHECK(parse_retry_after("Mon, 01 Jan 1700 00:00:00 GMT", wall_now) == 0s);
     CHECK(parse_retry_after("Fri, 01 Jan 2300 00:00:00 GMT", wall_now) == 86400s);
 }
+
+TEST_CASE("earlier masked copies cannot pull a later secret into the excerpt") {
+    diagnostics d;
+    const std::string body = "MY_CLIENT_SECRETMY_CLIENT_SECRET" + std::string(230, 'x') + "MY_CLIENT_SECRET";
+    CHECK(parse(503, body, d).error() == errc::server_unavailable);
+    CHECK(d.body_excerpt.find("MY_CLIENT") == std::string::npos);
+}
