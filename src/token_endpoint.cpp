@@ -57,17 +57,7 @@ std::string base64_encode(std::string_view s) {
     return out;
 }
 
-namespace {
-
-void append_param(std::string& body, std::string_view name, std::string_view value) {
-    if (!body.empty()) body += '&';
-    body += form_urlencode(name);
-    body += '=';
-    body += form_urlencode(value);
-}
-
-// base64url without padding, as in a JWT; nullopt on any invalid character.
-std::optional<std::string> base64url_decode(std::string_view in) {
+std::optional<std::string> base64_decode(std::string_view in) {
     std::string out;
     out.reserve(in.size() * 3 / 4);
     unsigned acc = 0;
@@ -89,6 +79,15 @@ std::optional<std::string> base64url_decode(std::string_view in) {
         }
     }
     return out;
+}
+
+namespace {
+
+void append_param(std::string& body, std::string_view name, std::string_view value) {
+    if (!body.empty()) body += '&';
+    body += form_urlencode(name);
+    body += '=';
+    body += form_urlencode(value);
 }
 
 // A JSON number or a string of decimal digits (Azure AD v1 sends "3599"), as whole seconds.
@@ -115,7 +114,7 @@ std::optional<std::int64_t> jwt_exp(std::string_view token) {
     if (first == std::string_view::npos) return std::nullopt;
     const auto second = token.find('.', first + 1);
     if (second == std::string_view::npos) return std::nullopt;
-    auto payload = base64url_decode(token.substr(first + 1, second - first - 1));
+    auto payload = base64_decode(token.substr(first + 1, second - first - 1));
     if (!payload) return std::nullopt;
     error_code ec;
     auto v = json::parse(*payload, ec);

@@ -65,6 +65,10 @@ std::string form_urlencode(std::string_view s);
 /// Standard base64 (with padding), as HTTP Basic needs.
 std::string base64_encode(std::string_view s);
 
+/// Decodes base64 or base64url (either alphabet, padding optional, as in HTTP Basic and in a JWT);
+/// nullopt on any other character.
+std::optional<std::string> base64_decode(std::string_view s);
+
 } // namespace tokenflight
 
 #endif

@@ -1,4 +1,5 @@
 #include <tokenflight/testing/fake_auth_server.hpp>
+#include <tokenflight/token_endpoint.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -48,29 +49,6 @@ std::unordered_map<std::string, std::string> parse_form(std::string_view body) {
         auto eq = pair.find('=');
         out[form_decode(pair.substr(0, eq))] = eq == std::string_view::npos ? "" : form_decode(pair.substr(eq + 1));
         body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
-    }
-    return out;
-}
-
-std::optional<std::string> base64_decode(std::string_view in) {
-    std::string out;
-    unsigned acc = 0;
-    int bits = 0;
-    for (char c : in) {
-        int v;
-        if (c >= 'A' && c <= 'Z') v = c - 'A';
-        else if (c >= 'a' && c <= 'z') v = c - 'a' + 26;
-        else if (c >= '0' && c <= '9') v = c - '0' + 52;
-        else if (c == '+') v = 62;
-        else if (c == '/') v = 63;
-        else if (c == '=') break;
-        else return std::nullopt;
-        acc = (acc << 6) | static_cast<unsigned>(v);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out += static_cast<char>((acc >> bits) & 0xFF);
-        }
     }
     return out;
 }
@@ -165,7 +143,7 @@ struct fake_auth_server::impl {
         if (auto auth = req[http::field::authorization]; auth.size() > 6 && auth.substr(0, 6) == "Basic ") {
             authenticated_somehow = true;
             basic.fetch_add(1);
-            auto decoded = base64_decode(auth.substr(6));
+            auto decoded = tokenflight::base64_decode(auth.substr(6));
             auto colon = decoded ? decoded->find(':') : std::string::npos;
             if (!opts.accept_basic || colon == std::string::npos) {
                 oauth_error(res, 401, "invalid_client", "client authentication failed");

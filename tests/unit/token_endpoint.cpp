@@ -68,6 +68,16 @@ TEST_CASE("base64 encodes with padding") {
     CHECK(base64_encode("foobar") == "Zm9vYmFy");
 }
 
+TEST_CASE("base64 decodes both alphabets, with or without padding") {
+    for (std::string_view v : {"", "f", "fo", "foo", "foobar", "id:s\xff\xfe?>"}) {
+        CAPTURE(v);
+        CHECK(base64_decode(base64_encode(v)) == std::string(v));
+    }
+    CHECK(base64_decode("-_-_") == base64_decode("+/+/"));
+    CHECK(base64_decode("Zm9v") == "foo");
+    CHECK_FALSE(base64_decode("Zm9v!").has_value());
+}
+
 TEST_CASE("a section 5.1 response parses; expires_in as number or numeric string") {
     diagnostics d;
     auto r = parse(200, R"({"access_token":"abc","token_type":"Bearer","expires_in":3600,"scope":"read"})", d);
