@@ -36,7 +36,7 @@ void connection::close() noexcept {
 }
 
 pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
-    : ex_(std::move(ex)), strands_(ex_), options_(std::move(options)) {
+    : ex_(std::move(ex)), strands_(ex_), options_(std::move(options)), sweep_timer_(asio::make_strand(ex_)) {
     ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ssl_->native_handle(), TLS1_2_VERSION);
     ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
@@ -138,6 +138,61 @@ void pool_impl::release(origin_pool& p, std::unique_ptr<connection> c, bool reus
     }
     if (c) c->close();
     if (wake) asio::post(wake->timer.get_executor(), [wake] { wake->timer.cancel(); });
+    else if (reusable) start_sweeper();
+}
+
+void pool_impl::start_sweeper() {
+    bool expected = false;
+    if (closed_ || !sweeping_.compare_exchange_strong(expected, true)) return;
+    asio::co_spawn(sweep_timer_.get_executor(), sweep(weak_from_this()), asio::detached);
+}
+
+bool pool_impl::close_expired_idle() {
+    std::vector<origin_pool*> pools;
+    {
+        std::lock_guard lock(origins_mutex_);
+        for (auto& [o, p] : origins_) pools.push_back(p.get());
+    }
+    bool remaining = false;
+    const auto now = clock::now();
+    for (auto* p : pools) {
+        std::vector<std::unique_ptr<connection>> expired;
+        {
+            std::lock_guard lock(p->mutex);
+            // Oldest first: idle connections are pushed as they are released.
+            auto it = p->idle.begin();
+            while (it != p->idle.end() && now - (*it)->idle_since >= options_.idle_timeout) ++it;
+            expired.assign(std::make_move_iterator(p->idle.begin()), std::make_move_iterator(it));
+            p->idle.erase(p->idle.begin(), it);
+            p->open -= expired.size();
+            remaining = remaining || !p->idle.empty();
+        }
+        for (auto& c : expired) c->close();
+    }
+    return remaining;
+}
+
+asio::awaitable<void> pool_impl::sweep(std::weak_ptr<pool_impl> weak) {
+    for (;;) {
+        asio::steady_timer* timer = nullptr;
+        {
+            auto self = weak.lock();
+            if (!self || self->closed_) co_return;
+            timer = &self->sweep_timer_;
+            timer->expires_after(std::max<clock::duration>(self->options_.idle_timeout / 2, std::chrono::milliseconds(10)));
+        }
+        // Waits holding no reference: destroying the pool destroys the timer, which ends the wait;
+        // `timer` is not touched again unless the pool is still there.
+        co_await timer->async_wait(asio::as_tuple(asio::use_awaitable)); // fired or cancelled: look again
+        auto self = weak.lock();
+        if (!self || self->closed_) co_return;
+        if (!self->close_expired_idle()) {
+            self->sweeping_ = false;
+            // A connection that went idle just now found the flag still set: look once more.
+            if (self->close_expired_idle()) self->start_sweeper();
+            co_return;
+        }
+    }
 }
 
 asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, clock::time_point deadline) {
@@ -249,6 +304,7 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
 
 void pool_impl::close() {
     if (closed_.exchange(true)) return;
+    asio::post(sweep_timer_.get_executor(), [self = shared_from_this()] { self->sweep_timer_.cancel(); });
     std::vector<origin_pool*> pools;
     {
         std::lock_guard lock(origins_mutex_);

@@ -66,6 +66,8 @@ public:
 
     void close();
     pool_stats stats() const;
+    /// Starts the idle sweeper unless it runs already (called when a connection goes idle).
+    void start_sweeper();
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     /// A strand for the next request coroutine (see tokenflight::detail::strand_set).
@@ -80,6 +82,8 @@ private:
     };
 
     origin_pool& pool_for(const origin& o);
+    static asio::awaitable<void> sweep(std::weak_ptr<pool_impl> weak);
+    bool close_expired_idle(); // true while idle connections remain
     asio::awaitable<acquired> acquire(origin_pool& p, bool fresh, clock::time_point deadline);
     void release(origin_pool& p, std::unique_ptr<connection> c, bool reusable);
     asio::awaitable<error_code> connect(connection& c, const origin& to, clock::time_point deadline);
@@ -94,6 +98,10 @@ private:
     mutable std::mutex origins_mutex_;
     std::map<origin, std::unique_ptr<origin_pool>> origins_;
     std::atomic<bool> closed_{false};
+    // Closes idle connections once they pass idle_timeout, even with no traffic; runs only while
+    // idle connections exist, so it never keeps an otherwise finished io_context running long.
+    asio::steady_timer sweep_timer_;
+    std::atomic<bool> sweeping_{false};
 
     std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
 };

@@ -132,6 +132,24 @@ TEST_CASE("an idle connection the server closed is replaced transparently") {
     CHECK(server.connections_accepted() == 2);
 }
 
+TEST_CASE("idle connections are closed after the idle timeout, without further traffic") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::pool_options o;
+    o.idle_timeout = 200ms;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(ec);
+    CHECK(pool.stats().open_connections == 1);
+    CHECK(test::eventually([&] { return server.open_connections() == 0; }, 5s));
+    CHECK(pool.stats().open_connections == 0);
+    // and the pool goes on working
+    auto [ec2, res2] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec2);
+    CHECK(server.connections_accepted() == 2);
+}
+
 TEST_CASE("a POST on a broken reused connection is not silently resent, unless marked idempotent") {
     test::io_threads io(1);
     testing::http_server server(routes);
