@@ -2,6 +2,7 @@
 
 #include <openssl/crypto.h>
 
+#include <array>
 #include <ostream>
 
 namespace tokenflight {
@@ -54,11 +55,50 @@ bool operator==(const secret& a, const secret& b) noexcept {
 
 std::ostream& operator<<(std::ostream& os, const secret&) { return os << "***"; }
 
-void scrub(std::string& text, const secret& s) {
-    const auto v = s.reveal();
+namespace {
+void mask(std::string& text, std::string_view v) {
     if (v.empty()) return;
     for (auto pos = text.find(v); pos != std::string::npos; pos = text.find(v, pos + 3))
         text.replace(pos, v.size(), "***");
+}
+// As the secret travels in a form body, and as a server may echo it: percent-encoded (in either
+// case of hex digits) or JSON-escaped.
+std::string percent_encoded(std::string_view v, bool upper) {
+    const char* hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+    std::string out;
+    for (unsigned char c : v) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+            c == '_' || c == '*')
+            out += static_cast<char>(c);
+        else if (c == ' ')
+            out += '+';
+        else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+std::string json_escaped(std::string_view v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '/' || c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out;
+}
+} // namespace
+
+void scrub(std::string& text, const secret& s) {
+    const auto v = s.reveal();
+    if (v.empty()) return;
+    mask(text, v);
+    std::array<std::string, 3> variants{percent_encoded(v, true), percent_encoded(v, false), json_escaped(v)};
+    for (auto& variant : variants) {
+        if (variant != v) mask(text, variant);
+        OPENSSL_cleanse(variant.data(), variant.size());
+    }
 }
 
 } // namespace tokenflight

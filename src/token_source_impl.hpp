@@ -239,8 +239,13 @@ private:
         if (reactive) reactive_.fetch_add(1, std::memory_order_relaxed);
         // On the strand: the cancellation signal is only ever touched there.
         asio::dispatch(strand_, [self = shared_from_this(), background] {
+            // A refresh that ends by an exception (out of memory) must still complete its waiters
+            // and clear the in-flight mark, or every later caller would wait forever.
             asio::co_spawn(self->strand_, self->refresh(self, background),
-                           asio::bind_cancellation_slot(self->refresh_cancel_.slot(), asio::detached));
+                           asio::bind_cancellation_slot(self->refresh_cancel_.slot(),
+                                                        [self, background](std::exception_ptr ep) {
+                                                            if (ep) self->fail(asio::error::fault, {}, 0, background);
+                                                        }));
         });
     }
 
@@ -256,7 +261,11 @@ private:
         e.error = ec;
         e.diag = diag;
         e.retry_in = retry_in;
-        options_.on_event(e);
+        try {
+            options_.on_event(e);
+        } catch (...) {
+            // A throwing hook (a logger out of disk, say) must not kill the refresh.
+        }
     }
 
     // `self` keeps the source's state alive until the refresh ends, even if the source is destroyed.

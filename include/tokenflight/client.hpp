@@ -89,11 +89,13 @@ public:
     /// `method url` with an optional body; the URL is parsed here (errc::invalid_url).
     template <class CompletionToken>
     auto async_request(http::verb method, std::string_view url, std::string body, CompletionToken&& token) {
+        // The URL is copied now: a deferred or stored operation may start after the caller's
+        // string is gone.
         return boost::asio::async_initiate<CompletionToken, response_signature>(
-            [this](auto handler, http::verb method, std::string_view url, std::string body) {
+            [this](auto handler, http::verb method, std::string url, std::string body) {
                 start_url(std::move(handler), method, url, std::move(body));
             },
-            token, method, url, std::move(body));
+            token, method, std::string(url), std::move(body));
     }
 
     /// GET url.

@@ -41,7 +41,8 @@ private:
     std::string value_;
 };
 
-/// Replaces every occurrence of `s` in `text` by `***` (no-op for an empty secret).
+/// Replaces every occurrence of `s` in `text` by `***`, also in the forms a server may echo it
+/// in: form-urlencoded (either hex case) and JSON-escaped. No-op for an empty secret.
 /// Used on anything a server sends back before it reaches an error message.
 void scrub(std::string& text, const secret& s);
 

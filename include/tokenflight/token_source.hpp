@@ -46,6 +46,7 @@ struct token_source_options {
     std::size_t body_limit = 64 * 1024;                         ///< token response body
     http::tls_options tls;                                      ///< for an https token URL
     /// Called on the source's executor for every token_event; must not block. Optional.
+    /// Exceptions it throws are caught and ignored.
     std::function<void(const token_event&)> on_event;
 };
 

@@ -59,6 +59,7 @@ origin_pool& pool_impl::pool_for(const origin& o) {
 
 asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fresh, clock::time_point deadline) {
     acquired out;
+    const auto my_strand = co_await asio::this_coro::executor;
     std::vector<std::unique_ptr<connection>> expired;
     std::shared_ptr<waiter> w;
     {
@@ -87,7 +88,7 @@ asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fre
                 expired.push_back(std::move(p.idle.back())); // trade an idle one for a fresh one
                 p.idle.pop_back();
             } else {
-                w = std::make_shared<waiter>(co_await asio::this_coro::executor);
+                w = std::make_shared<waiter>(my_strand);
                 p.waiters.push_back(w);
             }
         }
@@ -216,7 +217,8 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
     tcp.expires_at(deadline);
     auto [cec, ep] = co_await tcp.async_connect(endpoints, tuple_awaitable);
     if (cec) co_return map_transport_error(cec, true);
-    tcp.socket().set_option(asio::ip::tcp::no_delay(true));
+    error_code nd;
+    tcp.socket().set_option(asio::ip::tcp::no_delay(true), nd); // best effort
     opened_.fetch_add(1, std::memory_order_relaxed);
 
     if (c.tls) {
@@ -270,26 +272,33 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
             ec = got.ec;
             break;
         }
-        std::unique_ptr<connection> c = std::move(got.conn);
-        if (c) {
+        // From here the connection, or the permit to open one, goes back to the pool however this
+        // attempt ends, an exception or the frame's destruction included.
+        checkout held{*this, p, std::move(got.conn)};
+        if (cancelled(cs)) {
+            // Cancelled while queued, just as a connection was handed over: send nothing.
+            held.give_back(held.conn != nullptr);
+            ec = asio::error::operation_aborted;
+            break;
+        }
+        if (held.conn) {
             reused_.fetch_add(1, std::memory_order_relaxed);
         } else {
-            c = std::make_unique<connection>();
-            ec = co_await connect(*c, to, std::min(deadline, clock::now() + options_.connect_timeout));
+            held.conn = std::make_unique<connection>();
+            ec = co_await connect(*held.conn, to, std::min(deadline, clock::now() + options_.connect_timeout));
             if (!ec && cancelled(cs)) ec = asio::error::operation_aborted;
             if (ec) {
                 if (ec == errc::connect_timeout && clock::now() >= deadline) ec = errc::request_timeout;
-                release(p, std::move(c), false);
                 break;
             }
         }
-        auto ex = co_await exchange(*c, req, body_limit, deadline);
+        auto ex = co_await exchange(*held.conn, req, body_limit, deadline);
         if (!ex.ec && cancelled(cs)) ex.ec = asio::error::operation_aborted;
         if (!ex.ec) {
-            release(p, std::move(c), ex.reusable);
+            held.give_back(ex.reusable);
             co_return std::tuple<error_code, response>{error_code{}, std::move(ex.res)};
         }
-        release(p, std::move(c), false);
+        held.give_back(false);
         ec = ex.ec;
         // A keep-alive connection the server already dropped fails before any response byte:
         // resend once on a fresh connection, if resending cannot do harm.

@@ -104,7 +104,9 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
         }
         // The parser knows whether the body ended with the connection (no length, no chunking):
         // such a connection is finished even without "Connection: close".
-        out.reusable = parser.keep_alive() && req.keep_alive() && status != 101;
+        // Bytes left over (a body on a HEAD/204/304, more than Content-Length) would be read as
+        // the next caller's response: such a connection is not reused.
+        out.reusable = parser.keep_alive() && req.keep_alive() && status != 101 && buffer.size() == 0;
         out.res = parser.release();
         break;
     }

@@ -81,6 +81,21 @@ private:
         bool reused = false;
     };
 
+    // A connection (or a permit to open one) taken from an origin's pool; returned exactly once.
+    struct checkout {
+        pool_impl& pool;
+        origin_pool& origin;
+        std::unique_ptr<connection> conn;
+        bool returned = false;
+        void give_back(bool reusable) {
+            returned = true;
+            pool.release(origin, std::move(conn), reusable);
+        }
+        ~checkout() {
+            if (!returned) pool.release(origin, std::move(conn), false);
+        }
+    };
+
     origin_pool& pool_for(const origin& o);
     static asio::awaitable<void> sweep(std::weak_ptr<pool_impl> weak);
     bool close_expired_idle(); // true while idle connections remain

@@ -38,7 +38,8 @@ boost::system::result<location> parse_url(std::string_view text) {
 }
 
 bool is_loopback_host(std::string_view host) noexcept {
-    if (host == "localhost" || host.ends_with(".localhost")) return true;
+    // Not "*.localhost": the resolver may send such names to DNS and so off the machine.
+    if (host == "localhost") return true;
     error_code ec;
     auto addr = boost::asio::ip::make_address(host, ec);
     return !ec && addr.is_loopback();

@@ -7,6 +7,7 @@
 #include <tokenflight/www_authenticate.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
@@ -195,4 +196,17 @@ TEST_CASE("bad URLs and plain http to remote hosts are refused") {
                                  w.client.async_get("http://api.example.com/x", asio::as_tuple(asio::use_awaitable)));
     CHECK(ec2 == errc::insecure_transport);
     CHECK(w.auth.token_requests() == 0);
+}
+
+TEST_CASE("a deferred request owns its URL") {
+    world w;
+    auto op = [&] {
+        std::string url = w.api.url("/deferred"); // gone before the operation starts
+        return w.client.async_get(url, asio::deferred);
+    }();
+    std::promise<unsigned> p;
+    std::move(op)([&](error_code ec, http::response res) { p.set_value(ec ? 0 : res.result_int()); });
+    auto f = p.get_future();
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    CHECK(f.get() == 200);
 }

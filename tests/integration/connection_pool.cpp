@@ -438,3 +438,33 @@ TEST_CASE("interim 1xx responses are skipped; a body ended by EOF ends the conne
     CHECK(accepted == 2); // the first connection was not reused: its body ended with the stream
     CHECK(pool.stats().resends == 0);
 }
+
+TEST_CASE("a connection with bytes left after the response is not reused") {
+    // A 204 followed by stray bytes: they must never be read as the next caller's response.
+    asio::io_context sctx;
+    asio::ip::tcp::acceptor acceptor(sctx, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = acceptor.local_endpoint().port();
+    std::thread server([&] {
+        asio::ip::tcp::socket first(sctx), second(sctx);
+        char buf[4096];
+        error_code ec;
+        acceptor.accept(first);
+        first.read_some(asio::buffer(buf), ec);
+        asio::write(first, asio::buffer(std::string("HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray")), ec);
+        acceptor.accept(second);
+        second.read_some(asio::buffer(buf), ec);
+        asio::write(second, asio::buffer(std::string("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nreal")), ec);
+        second.read_some(asio::buffer(buf), ec); // until the client closes
+    });
+    test::io_threads io(1);
+    http::connection_pool pool(io.executor());
+    const http::origin to{false, "127.0.0.1", port};
+    auto [e1, r1] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(e1);
+    CHECK(r1.result() == http::status::no_content);
+    auto [e2, r2] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(e2);
+    CHECK(r2.body() == "real");
+    pool.close();
+    server.join();
+}

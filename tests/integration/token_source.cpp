@@ -403,3 +403,14 @@ TEST_CASE("a token endpoint that stalls gives a timeout, not a hang") {
     CHECK(ec == errc::request_timeout);
     CHECK(server.token_requests() == 2);
 }
+
+TEST_CASE("an event hook that throws does not stop the source") {
+    testing::fake_auth_server server(server_options());
+    test::io_threads io(1);
+    auto o = fast_retries();
+    o.on_event = [](const token_event&) { throw std::runtime_error("logger failed"); };
+    token_source src(io.executor(), creds_for(server), o);
+    auto [ec, t] = get(io, src);
+    CHECK_FALSE(ec);
+    CHECK(t.generation() == 1);
+}

@@ -52,3 +52,13 @@ TEST_CASE("scrub masks every occurrence of the secret") {
     scrub(untouched, secret());
     CHECK(untouched == "nothing here");
 }
+
+TEST_CASE("scrub also masks the forms a server echoes a secret in") {
+    const secret s("s3cr/t+x y");
+    std::string form = "client_secret=s3cr%2Ft%2Bx+y&x=1 lower s3cr%2ft%2bx+y";
+    scrub(form, s);
+    CHECK(form == "client_secret=***&x=1 lower ***");
+    std::string json = R"({"echo":"s3cr\/t+x y"})";
+    scrub(json, s);
+    CHECK(json == R"({"echo":"***"})");
+}

@@ -34,7 +34,9 @@ struct pool_options {
     clock::duration connect_timeout = std::chrono::seconds(10); ///< TCP connect + TLS handshake
     clock::duration request_timeout = std::chrono::seconds(30); ///< whole request, queueing included
     clock::duration queue_timeout = std::chrono::seconds(30);   ///< waiting for a free connection
-    clock::duration idle_timeout = std::chrono::seconds(60);    ///< idle connections older are closed
+    /// Idle connections older than this are closed, by a timer while idle connections exist
+    /// (so `io_context::run()` returns once they expire or the pool is closed).
+    clock::duration idle_timeout = std::chrono::seconds(60);
     std::size_t header_limit = 16 * 1024;       ///< response header bytes
     std::size_t body_limit = 8 * 1024 * 1024;   ///< response body bytes
     std::string user_agent = "tokenflight/0.1"; ///< sent when the request has none

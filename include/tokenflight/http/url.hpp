@@ -35,6 +35,7 @@ struct location {
 boost::system::result<location> parse_url(std::string_view url);
 
 /// True for "localhost", 127.0.0.0/8 and ::1: hosts where plain http cannot leak a secret.
+/// Other names under .localhost are not trusted: resolvers may look them up in DNS.
 bool is_loopback_host(std::string_view host) noexcept;
 
 } // namespace tokenflight::http
