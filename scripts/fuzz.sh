@@ -65,6 +65,9 @@ for t in "${targets[@]}"; do
     args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
           -artifact_prefix="$artifacts/")
     [ -f "fuzz/$t.dict" ] && args+=(-dict="fuzz/$t.dict")
+    # FUZZ_SEED fixes libFuzzer's random seed (CI sets it, so that a red run is reproducible);
+    # unset, every run explores differently.
+    [ -n "${FUZZ_SEED:-}" ] && args+=(-seed="$FUZZ_SEED")
     corpora=("$work")
     # Inputs of past findings run first (libFuzzer only reads corpus directories after the first).
     [ -d "fuzz/regressions/$t" ] && corpora+=("fuzz/regressions/$t")
