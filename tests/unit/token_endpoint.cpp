@@ -201,7 +201,8 @@ TEST_CASE("a secret straddling the excerpt or description bound is still masked"
     auto r = parse(400, body, d);
     CHECK(r.error() == errc::invalid_request);
     CHECK(d.error_description.find("MY_CLI") == std::string::npos);
-    std::string html = std::string(250, 'h') + "MY_CLIENT_SECRET and more";
+    std::string html(250, 'h');
+    html += "MY_CLIENT_SECRET and more";
     CHECK(parse(502, html, d).error() == errc::server_unavailable);
     CHECK(d.body_excerpt.find("MY_CLI") == std::string::npos);
     CHECK(d.body_excerpt.size() <= 256);
