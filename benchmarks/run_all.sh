@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every benchmark once (about 3 minutes on the project's 2-core machine) and writes one JSON
+# Runs every benchmark once (about 2 minutes on the project's 2-core machine) and writes one JSON
 # report, benchmarks/report.json (or $1):
 #   token_cache  Google Benchmark: ns per get of a cached token (try_get / callback / awaitable,
 #                1 and 2 threads, with and without a refresh in flight)
