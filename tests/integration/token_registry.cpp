@@ -1,0 +1,66 @@
+#include <tokenflight/token_registry.hpp>
+
+#include "support.hpp"
+
+#include <tokenflight/testing/fake_auth_server.hpp>
+
+#include <boost/asio/use_future.hpp>
+#include <boost/system/system_error.hpp>
+
+using namespace tokenflight;
+using namespace std::chrono_literals;
+
+namespace {
+credentials base_for(const testing::fake_auth_server& s) {
+    credentials c;
+    c.token_url = s.token_url();
+    c.client_id = "demo-client";
+    c.client_secret = secret("demo-secret");
+    c.scope = "ignored";
+    return c;
+}
+} // namespace
+
+TEST_CASE("one credential, several APIs: one source per scope and audience set") {
+    testing::fake_auth_server server;
+    test::io_threads io(2);
+    token_registry registry(io.executor(), base_for(server));
+
+    auto& orders = registry.source("orders:read orders:write", {{"audience", "https://orders.example/"}});
+    auto& same = registry.source("orders:write  orders:read", {{"audience", "https://orders.example/"}});
+    auto& billing = registry.source("billing:read", {{"audience", "https://billing.example/"}});
+    auto& orders_other_audience = registry.source("orders:read orders:write", {{"audience", "https://other.example/"}});
+    CHECK(&orders == &same); // scope words compared as a set
+    CHECK(&orders != &billing);
+    CHECK(&orders != &orders_other_audience);
+    CHECK(registry.size() == 3);
+
+    auto t1 = orders.async_get_token(boost::asio::use_future);
+    auto t2 = same.async_get_token(boost::asio::use_future);
+    auto t3 = billing.async_get_token(boost::asio::use_future);
+    REQUIRE(t1.wait_for(10s) == std::future_status::ready);
+    REQUIRE(t2.wait_for(10s) == std::future_status::ready);
+    REQUIRE(t3.wait_for(10s) == std::future_status::ready);
+    const auto a = t1.get(), b = t2.get(), c = t3.get();
+    CHECK(a.value() == b.value());
+    CHECK(a.value() != c.value());
+    CHECK(a.scope() == "orders:read orders:write");
+    CHECK(c.scope() == "billing:read");
+    CHECK(server.token_requests() == 2); // one per distinct set, not per caller
+
+    registry.close();
+    auto after = orders.async_get_token(boost::asio::use_future);
+    REQUIRE(after.wait_for(10s) == std::future_status::ready);
+    CHECK_THROWS_AS(after.get(), boost::system::system_error);
+}
+
+TEST_CASE("a registry with a bad base configuration throws on first use and stays usable") {
+    test::io_threads io(1);
+    credentials bad;
+    bad.token_url = "http://auth.example.com/token"; // plain http to a remote host
+    bad.client_id = "id";
+    bad.client_secret = secret("s");
+    token_registry registry(io.executor(), bad);
+    CHECK_THROWS_AS(registry.source("read"), boost::system::system_error);
+    CHECK(registry.size() == 0);
+}
