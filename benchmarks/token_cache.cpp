@@ -39,10 +39,6 @@ constexpr std::int64_t gets_per_iteration = 100'000;
 struct fixture {
     explicit fixture(int threads, bool refreshing) : ioc(threads), guard(asio::make_work_guard(ioc)) {
         for (int i = 0; i < threads; ++i) runners.emplace_back([this] { ioc.run(); });
-        tf::credentials c;
-        c.token_url = server.token_url();
-        c.client_id = "demo-client";
-        c.client_secret = tf::secret("demo-secret");
         tf::token_source_options o;
         if (refreshing) {
             // Stale as soon as it arrives; the next get starts a refresh that the stalled server
@@ -51,7 +47,7 @@ struct fixture {
             o.request_timeout = 600s;
             o.backoff.deadline = 600s;
         }
-        source.emplace(ioc.get_executor(), c, o);
+        source.emplace(ioc.get_executor(), server.client_credentials(), o);
         source->async_get_token(asio::use_future).get();
         if (refreshing) {
             server.set_latency(600s);

@@ -33,9 +33,7 @@ asio::awaitable<int> co_main(int argc, char** argv) {
         tf::testing::fake_api_server::options ao;
         ao.api_key = "MY_API_KEY";
         api = std::make_unique<tf::testing::fake_api_server>(*auth, ao);
-        creds.token_url = auth->token_url();
-        creds.client_id = "demo-client";
-        creds.client_secret = tf::secret("demo-secret");
+        creds = auth->client_credentials();
         api_url = api->url("/my-api-endpoint");
         api_key = "MY_API_KEY";
     } else {

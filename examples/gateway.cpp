@@ -127,9 +127,7 @@ asio::awaitable<int> co_main(int argc, char** argv) {
     if (demo) {
         auth = std::make_unique<tf::testing::fake_auth_server>();
         api = std::make_unique<tf::testing::fake_api_server>(*auth);
-        creds.token_url = auth->token_url();
-        creds.client_id = "demo-client";
-        creds.client_secret = tf::secret("demo-secret");
+        creds = auth->client_credentials();
         upstream_url = api->url("/");
         port = 0;
     } else {

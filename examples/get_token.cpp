@@ -25,9 +25,7 @@ asio::awaitable<int> co_main(int argc, char** argv) {
     tf::credentials creds;
     if (argc > 1 && std::string_view(argv[1]) == "--demo") {
         demo_server = std::make_unique<tf::testing::fake_auth_server>();
-        creds.token_url = demo_server->token_url();
-        creds.client_id = "demo-client";
-        creds.client_secret = tf::secret("demo-secret");
+        creds = demo_server->client_credentials();
         std::cout << "demo: fake authorization server at " << creds.token_url << '\n';
     } else {
         auto from_env = tf::credentials::from_env();

@@ -265,6 +265,14 @@ fake_auth_server::fake_auth_server(options opts) : impl_(std::make_shared<impl>(
 fake_auth_server::~fake_auth_server() { impl_->server->stop(); }
 
 std::string fake_auth_server::token_url() const { return impl_->server->base_url() + "/token"; }
+
+tokenflight::credentials fake_auth_server::client_credentials() const {
+    tokenflight::credentials c;
+    c.token_url = token_url();
+    c.client_id = impl_->opts.client_id;
+    c.client_secret = tokenflight::secret(impl_->opts.client_secret);
+    return c;
+}
 std::uint16_t fake_auth_server::port() const noexcept { return impl_->server->port(); }
 http_server& fake_auth_server::server() noexcept { return *impl_->server; }
 

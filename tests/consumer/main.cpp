@@ -9,11 +9,7 @@
 int main() {
     tokenflight::testing::fake_auth_server server;
     boost::asio::io_context ioc;
-    tokenflight::credentials creds;
-    creds.token_url = server.token_url();
-    creds.client_id = "demo-client";
-    creds.client_secret = tokenflight::secret("demo-secret");
-    tokenflight::token_source source(ioc.get_executor(), creds);
+    tokenflight::token_source source(ioc.get_executor(), server.client_credentials());
     int status = 1;
     source.async_get_token([&](tokenflight::error_code ec, tokenflight::access_token t) {
         if (!ec && t.generation() == 1) status = 0;

@@ -12,10 +12,7 @@ using namespace std::chrono_literals;
 
 namespace {
 credentials base_for(const testing::fake_auth_server& s) {
-    credentials c;
-    c.token_url = s.token_url();
-    c.client_id = "demo-client";
-    c.client_secret = secret("demo-secret");
+    credentials c = s.client_credentials();
     c.scope = "ignored";
     return c;
 }

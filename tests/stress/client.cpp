@@ -26,19 +26,11 @@ testing::fake_api_server::options two_threads() {
     return o;
 }
 
-credentials creds_for(const testing::fake_auth_server& s) {
-    credentials c;
-    c.token_url = s.token_url();
-    c.client_id = "demo-client";
-    c.client_secret = secret("demo-secret");
-    return c;
-}
-
 void revocation_storm(int threads, bool revoke_mid_flight) {
     testing::fake_auth_server auth;
     testing::fake_api_server api(auth, two_threads());
     test::io_threads io(threads);
-    token_source source(io.executor(), creds_for(auth));
+    token_source source(io.executor(), auth.client_credentials());
     client_options co;
     co.pool.max_connections_per_origin = 256;
     tokenflight::client cl(io.executor(), source, co);
@@ -93,7 +85,7 @@ TEST_CASE("1 s tokens, 20,000 requests over 5 s at concurrency 256: no failure, 
     testing::fake_auth_server auth(ao);
     testing::fake_api_server api(auth, two_threads());
     test::io_threads io(2);
-    token_source source(io.executor(), creds_for(auth));
+    token_source source(io.executor(), auth.client_credentials());
     client_options co;
     co.pool.max_connections_per_origin = 256;
     tokenflight::client cl(io.executor(), source, co);

@@ -13,14 +13,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-credentials creds_for(const testing::fake_auth_server& s) {
-    credentials c;
-    c.token_url = s.token_url();
-    c.client_id = "demo-client";
-    c.client_secret = secret("demo-secret");
-    return c;
-}
-
 struct tally {
     std::atomic<int> done{0}, errors{0};
     std::mutex m;
@@ -44,7 +36,7 @@ void cold_cache_storm(int threads) {
     testing::fake_auth_server server;
     server.set_latency(50ms); // everyone arrives while the one request is in flight
     test::io_threads io(threads);
-    token_source src(io.executor(), creds_for(server));
+    token_source src(io.executor(), server.client_credentials());
     tally t;
     const int n = 10'000;
     // Issued from the io threads as well as this one, as a server would.
@@ -73,7 +65,7 @@ TEST_CASE("10,000 concurrent async_get_token on a cold cache: exactly one token 
 TEST_CASE("10,000 concurrent get-newer-than(g): one request; an older g gets the current token for free") {
     testing::fake_auth_server server;
     test::io_threads io(4);
-    token_source src(io.executor(), creds_for(server));
+    token_source src(io.executor(), server.client_credentials());
     auto first = src.async_get_token(boost::asio::use_future);
     REQUIRE(first.wait_for(10s) == std::future_status::ready);
     const auto g = first.get().generation();
@@ -106,7 +98,7 @@ TEST_CASE("the hot path from many threads while refreshes come and go") {
     so.lifetime = 1s;
     testing::fake_auth_server server(so);
     test::io_threads io(2);
-    token_source src(io.executor(), creds_for(server));
+    token_source src(io.executor(), server.client_credentials());
     auto first = src.async_get_token(boost::asio::use_future);
     REQUIRE(first.wait_for(10s) == std::future_status::ready);
     std::atomic<std::uint64_t> served{0};

@@ -45,6 +45,14 @@ std::string fmt_ms(std::chrono::nanoseconds d) {
     return buf;
 }
 
+// The in-process server's client, keeping --scope and --auth-method from the command line.
+void use_server_client(tf::credentials& creds, const tf::testing::fake_auth_server& server) {
+    auto c = server.client_credentials();
+    creds.token_url = std::move(c.token_url);
+    creds.client_id = std::move(c.client_id);
+    creds.client_secret = std::move(c.client_secret);
+}
+
 struct demo_servers {
     tf::testing::fake_auth_server auth;
     tf::testing::fake_api_server api;
@@ -79,9 +87,7 @@ int run(int argc, char** argv) {
     if (cfg.demo) {
         demo = std::make_unique<demo_servers>(cfg.demo_token_lifetime);
         cfg.url = demo->api.url("/demo");
-        cfg.creds.token_url = demo->auth.token_url();
-        cfg.creds.client_id = "demo-client";
-        cfg.creds.client_secret = tf::secret("demo-secret");
+        use_server_client(cfg.creds, demo->auth);
         cfg.headers.emplace_back("x-api-key", "demo-api-key");
         if (!cfg.json)
             std::cout << "demo: authorization server " << cfg.creds.token_url << ", API " << cfg.url << " ("
@@ -114,9 +120,7 @@ int run(int argc, char** argv) {
     std::unique_ptr<tf::testing::fake_auth_server> token_server;
     if (cfg.demo_token_server) {
         token_server = std::make_unique<tf::testing::fake_auth_server>();
-        cfg.creds.token_url = token_server->token_url();
-        cfg.creds.client_id = "demo-client";
-        cfg.creds.client_secret = tf::secret("demo-secret");
+        use_server_client(cfg.creds, *token_server);
     }
 
     tf::http::pool_options po;

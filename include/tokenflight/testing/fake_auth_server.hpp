@@ -1,6 +1,7 @@
 #ifndef TOKENFLIGHT_TESTING_FAKE_AUTH_SERVER_HPP
 #define TOKENFLIGHT_TESTING_FAKE_AUTH_SERVER_HPP
 
+#include <tokenflight/credentials.hpp>
 #include <tokenflight/testing/http_server.hpp>
 
 #include <chrono>
@@ -64,6 +65,8 @@ public:
 
     /// "http://127.0.0.1:PORT/token"
     std::string token_url() const;
+    /// Credentials this server accepts: its token URL, client id and secret (Basic auth).
+    tokenflight::credentials client_credentials() const;
     std::uint16_t port() const noexcept;
     http_server& server() noexcept;
 
