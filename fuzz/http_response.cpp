@@ -23,6 +23,8 @@
 #include <boost/beast/_experimental/test/stream.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <string>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -51,20 +53,35 @@ asio::awaitable<void> serve(beast::test::stream& server, std::string_view bytes,
     server.close(); // the client reads what is left, then EOF
 }
 
-// Chunked framing as the parser decides it: a Transfer-Encoding field (any of them, RFC 9112
-// combines repeated fields) whose last coding is "chunked". message::chunked() looks at the first
-// field only, so it cannot serve as the reference here.
+// Chunked framing that every reader of the response agrees on: the Transfer-Encoding fields,
+// combined into one list (RFC 9112 section 6.1), are codings (tokens) and the last one is
+// "chunked". Written independently of the library's is_chunked_coding_list(), as a reference.
 bool chunked_framing(const th::response& res) {
+    std::string list;
     const auto [first, last_field] = res.equal_range(th::field::transfer_encoding);
     for (auto it = first; it != last_field; ++it) {
-        std::string_view v = it->value();
-        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-        const auto comma = v.find_last_of(',');
-        std::string_view last = comma == std::string_view::npos ? v : v.substr(comma + 1);
-        while (!last.empty() && (last.front() == ' ' || last.front() == '\t')) last.remove_prefix(1);
-        if (beast::iequals(last, "chunked")) return true;
+        list += ',';
+        list += it->value();
     }
-    return false;
+    std::string last;
+    std::size_t pos = 0;
+    while (pos <= list.size()) {
+        auto next = list.find(',', pos);
+        if (next == std::string::npos) next = list.size();
+        std::string_view e(list.data() + pos, next - pos);
+        while (!e.empty() && (e.front() == ' ' || e.front() == '\t')) e.remove_prefix(1);
+        while (!e.empty() && (e.back() == ' ' || e.back() == '\t')) e.remove_suffix(1);
+        if (!e.empty()) {
+            for (unsigned char c : e)
+                if (!(std::isalnum(c) || std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) !=
+                                             std::string_view::npos))
+                    return false;
+            if (beast::iequals(last, "chunked")) return false; // chunked must be the last coding
+            last = e;
+        }
+        pos = next + 1;
+    }
+    return beast::iequals(last, "chunked");
 }
 
 // The response is delimited without closing the connection (else it cannot be reused).

@@ -1,6 +1,10 @@
 #include <tokenflight/secret.hpp>
 
+#include <tokenflight/token_endpoint.hpp>
+
 #include <openssl/crypto.h>
+
+#include <algorithm>
 
 #include <array>
 #include <ostream>
@@ -90,15 +94,52 @@ std::string json_escaped(std::string_view v) {
 }
 } // namespace
 
-void scrub(std::string& text, const secret& s) {
-    const auto v = s.reveal();
-    if (v.empty()) return;
-    mask(text, v);
-    std::array<std::string, 3> variants{percent_encoded(v, true), percent_encoded(v, false), json_escaped(v)};
+namespace {
+// Base64 without its padding: a prefix of the padded form too, so masking it masks both.
+std::string unpadded_base64(std::string_view v) {
+    std::string b = base64_encode(v);
+    while (!b.empty() && b.back() == '=') b.pop_back();
+    return b;
+}
+
+void add_secret_forms(std::vector<secret>& forms, std::string_view v) {
+    forms.emplace_back(v);
+    std::array<std::string, 4> variants{percent_encoded(v, true), percent_encoded(v, false), json_escaped(v),
+                                        unpadded_base64(v)};
     for (auto& variant : variants) {
-        if (variant != v) mask(text, variant);
+        if (variant != v && !variant.empty()) forms.emplace_back(variant);
         OPENSSL_cleanse(variant.data(), variant.size());
     }
+}
+} // namespace
+
+void scrub(std::string& text, const secret& s) { redactor(s).apply(text); }
+
+redactor::redactor(const secret& s) {
+    if (s.empty()) return;
+    add_secret_forms(forms_, s.reveal());
+    std::sort(forms_.begin(), forms_.end(),
+              [](const secret& a, const secret& b) { return a.reveal().size() > b.reveal().size(); });
+}
+
+redactor::redactor(const secret& s, std::string_view client_id) : redactor(s) {
+    if (s.empty()) return;
+    // The Basic credential as tokenflight sends it (form-urlencoded id and secret) and as other
+    // clients do (raw): a server echoing the Authorization header echoes one of them.
+    std::array<std::string, 2> pairs{form_urlencode(client_id) + ':' + form_urlencode(s.reveal()),
+                                     std::string(client_id) + ':' + std::string(s.reveal())};
+    for (auto& pair : pairs) {
+        std::string b = unpadded_base64(pair);
+        forms_.emplace_back(b);
+        OPENSSL_cleanse(b.data(), b.size());
+        OPENSSL_cleanse(pair.data(), pair.size());
+    }
+    std::sort(forms_.begin(), forms_.end(),
+              [](const secret& a, const secret& b) { return a.reveal().size() > b.reveal().size(); });
+}
+
+void redactor::apply(std::string& text) const {
+    for (const auto& f : forms_) mask(text, f.reveal());
 }
 
 } // namespace tokenflight

@@ -1,4 +1,5 @@
 #include <tokenflight/token_endpoint.hpp>
+#include <tokenflight/http/header_syntax.hpp>
 
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
@@ -127,19 +128,22 @@ constexpr std::int64_t max_lifetime = 10LL * 365 * 24 * 3600; // beyond this a v
 
 // Masked whole, then cut: a window cut first (however wide) can end inside a copy of the secret
 // that earlier masked copies pulled forward. Bodies are bounded by the transport's body limit.
-std::string excerpt(std::string_view body, const secret& s) {
+std::string excerpt(std::string_view body, const redactor& r) {
     std::string out(body);
-    scrub(out, s);
+    r.apply(out);
     out.resize(std::min<std::size_t>(out.size(), 256));
     for (char& c : out)
         if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7E) c = '.';
     return out;
 }
 
-std::string bounded(std::string_view s, const secret& secret_value, std::size_t limit = 512) {
+// Server-supplied text for messages: masked, cut, and without terminal control characters (an
+// ESC in an error_description could rewrite the operator's terminal).
+std::string bounded(std::string_view s, const redactor& r, std::size_t limit = 512) {
     std::string out(s);
-    scrub(out, secret_value);
+    r.apply(out);
     out.resize(std::min(out.size(), limit));
+    strip_controls(out);
     return out;
 }
 
@@ -150,6 +154,8 @@ errc oauth_code(std::string_view e) {
     if (e == "unauthorized_client") return errc::unauthorized_client;
     if (e == "unsupported_grant_type") return errc::unsupported_grant_type;
     if (e == "invalid_scope") return errc::invalid_scope;
+    if (e == "temporarily_unavailable") return errc::temporarily_unavailable;
+    if (e == "server_error") return errc::server_error;
     return errc::oauth_error;
 }
 
@@ -182,7 +188,7 @@ http::request make_token_request(const credentials& creds, client_auth method, s
 
 boost::system::result<token_response>
 parse_token_response(unsigned status, std::string_view body, std::chrono::system_clock::time_point now,
-                     seconds default_lifetime, const secret& scrub_secret, diagnostics& diag) {
+                     seconds default_lifetime, const redactor& scrub_secret, diagnostics& diag) {
     diag.http_status = static_cast<int>(status);
     diag.body_excerpt = excerpt(body, scrub_secret);
     const bool ok_status = status >= 200 && status < 300;
@@ -207,6 +213,9 @@ parse_token_response(unsigned status, std::string_view body, std::chrono::system
             diag.error_description = bounded(d->get_string(), scrub_secret);
         if (const auto* u = o.if_contains("error_uri"); u && u->is_string())
             diag.error_uri = bounded(u->get_string(), scrub_secret);
+        // 5xx and 429 are transient whatever the body says: a gateway in trouble may well wrap
+        // its outage in an OAuth error object.
+        if (status >= 500 || status == 429) return error_code(errc::server_unavailable);
         return error_code(oauth_code(diag.oauth_error));
     }
     if (!ok_status) return status_error();
@@ -214,10 +223,16 @@ parse_token_response(unsigned status, std::string_view body, std::chrono::system
     token_response r;
     const auto* at = o.if_contains("access_token");
     if (!at || !at->is_string() || at->get_string().empty()) return error_code(errc::missing_access_token);
+    // The token goes into a header line of every API request: one CR, LF or NUL would inject a
+    // header or a whole second request. Visible ASCII only; no stricter (RFC 6750's b64token),
+    // since real providers issue tokens with characters such as '!'.
+    for (unsigned char c : std::string_view(at->get_string()))
+        if (c < 0x21 || c > 0x7E) return error_code(errc::invalid_token_response);
     r.access_token = at->get_string();
 
     if (const auto* t = o.if_contains("token_type")) {
         if (!t->is_string()) return error_code(errc::unsupported_token_type);
+        if (!http::is_token(t->get_string())) return error_code(errc::invalid_token_response);
         r.token_type = t->get_string();
     } else {
         r.token_type = "Bearer";

@@ -37,7 +37,8 @@ namespace detail {
 token_cache::action token_cache::on_request(clock::time_point now, std::optional<std::uint64_t> newer_than) {
     if (closed_) return action::fail;
     const auto state = classify(current_, now);
-    const bool new_enough = !newer_than || current_.generation() > *newer_than;
+    // A source that never held a token has nothing newer than anything.
+    const bool new_enough = !newer_than || (current_ && current_.generation() > *newer_than);
     if (state != token_state::expired && new_enough) {
         if (state == token_state::stale && !refreshing_ && !cooling_down(now)) {
             refreshing_ = true;
@@ -46,6 +47,8 @@ token_cache::action token_cache::on_request(clock::time_point now, std::optional
         return action::serve;
     }
     if (refreshing_) return action::wait;
+    // A reactive request while new tokens have not fixed the 401s: the still-usable token stands.
+    if (newer_than && state != token_state::expired && now < futile_until_) return action::held_back;
     if (cooling_down(now)) return action::fail;
     refreshing_ = true;
     return action::wait_and_refresh;
@@ -64,6 +67,22 @@ void token_cache::on_refresh_failed(error_code ec, diagnostics diag, clock::time
     last_error_ = ec;
     last_diag_ = std::move(diag);
     failed_at_ = now;
+}
+
+void token_cache::on_api_success(std::uint64_t g) noexcept {
+    ok_generation_ = std::max(ok_generation_, g);
+    futile_pause_ = clock::duration::zero();
+    futile_until_ = {};
+}
+
+void token_cache::on_futile_refresh(std::uint64_t g, clock::time_point now) noexcept {
+    // Once per generation (every request that carried it reports), and never for a token that
+    // worked: its 401s mean it was revoked, and the next refresh is expected to help.
+    if (g <= ok_generation_ || g <= futile_generation_) return;
+    futile_generation_ = g;
+    futile_pause_ = futile_pause_ == clock::duration::zero() ? first_futility_pause
+                                                             : std::min(futile_pause_ * 2, max_futility_pause);
+    futile_until_ = now + futile_pause_;
 }
 
 void token_cache::close() {

@@ -9,8 +9,9 @@ token_source::token_source(executor_type ex, credentials creds, token_source_opt
 
 token_source::~token_source() { impl_->close(); }
 
-void token_source::start(handler_type handler, diagnostics* diag, std::optional<std::uint64_t> after) {
-    impl_->start(std::move(handler), diag, after);
+void token_source::start(const std::shared_ptr<detail::token_source_impl>& impl, handler_type handler,
+                         diagnostics* diag, std::optional<std::uint64_t> after) {
+    impl->start(std::move(handler), diag, after);
 }
 
 access_token token_source::try_get_token() { return impl_->try_get(); }

@@ -75,6 +75,12 @@ public:
             complete({std::move(handler), diag}, ec, {}, &d);
             return;
         }
+        case token_cache::action::held_back: {
+            lock.unlock();
+            held_back_.fetch_add(1, std::memory_order_relaxed);
+            complete({std::move(handler), diag}, errc::refresh_backoff, {}, nullptr);
+            return;
+        }
         case token_cache::action::wait:
         case token_cache::action::wait_and_refresh: {
             const auto id = next_waiter_++;
@@ -144,6 +150,34 @@ public:
         published_fresh_until_.store(end, std::memory_order_release);
     }
 
+    // --- what the client learns from API responses (see token_cache::on_futile_refresh) ---
+
+    /// A 2xx for a request sent with generation `g`. Per response, so the common case (a known
+    /// good generation, no backoff) is two relaxed loads and no lock.
+    void report_ok(std::uint64_t g) {
+        if (g <= ok_generation_.load(std::memory_order_relaxed) && !futility_backoff_.load(std::memory_order_relaxed))
+            return;
+        std::lock_guard lock(mutex_);
+        cache_.on_api_success(g);
+        ok_generation_.store(cache_.ok_generation(), std::memory_order_relaxed);
+        futility_backoff_.store(false, std::memory_order_relaxed);
+    }
+
+    /// A resend with generation `g` got 401 again.
+    void report_futile(std::uint64_t g) {
+        std::lock_guard lock(mutex_);
+        cache_.on_futile_refresh(g, clock::now());
+        futility_backoff_.store(cache_.in_futility_backoff(), std::memory_order_relaxed);
+    }
+
+    /// The cached token if it is usable and newer than `g`, else an empty token; never refreshes.
+    access_token newer_than(std::uint64_t g) const {
+        std::lock_guard lock(mutex_);
+        const auto& t = cache_.current();
+        if (t && t.generation() > g && classify(t, clock::now()) != token_state::expired) return t;
+        return {};
+    }
+
     void close() {
         std::map<std::uint64_t, waiter> aborted;
         {
@@ -166,6 +200,7 @@ public:
         s.reactive_refreshes = reactive_.load(std::memory_order_relaxed);
         s.served = served_.load(std::memory_order_relaxed);
         s.waited = waited_.load(std::memory_order_relaxed);
+        s.reactive_held_back = held_back_.load(std::memory_order_relaxed);
         return s;
     }
 
@@ -287,10 +322,7 @@ private:
                 ec = asio::error::operation_aborted;
                 break;
             }
-            const auto& o = location_.origin;
-            const bool default_port = o.port == (o.tls ? 443 : 80);
-            auto req = make_token_request(creds_, method, default_port ? o.host : o.host + ':' + std::to_string(o.port),
-                                          location_.target);
+            auto req = make_token_request(creds_, method, location_.origin.authority(), location_.target);
             const auto sent = clock::now();
             const auto sent_wall = std::chrono::system_clock::now();
             token_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -300,12 +332,13 @@ private:
             so.timeout = std::max<clock::duration>(std::chrono::milliseconds(1),
                                                    std::min(options_.request_timeout, deadline - sent));
             so.idempotent = true; // a token request has no side effect worth protecting
+            so.sensitive = true;  // the secret is wiped from the sent buffers
             auto [sec, res] = co_await pool_.async_send(location_.origin, std::move(req), so,
                                                         asio::as_tuple(asio::use_awaitable));
             diag.clear();
             if (!sec) {
                 auto parsed = parse_token_response(res.result_int(), res.body(), sent_wall,
-                                                   options_.refresh.default_lifetime, creds_.client_secret, diag);
+                                                   options_.refresh.default_lifetime, redactor_, diag);
                 if (parsed) {
                     if (switched_auth) auth_.store(method, std::memory_order_relaxed);
                     succeed(std::move(*parsed), sent, background);
@@ -383,6 +416,7 @@ private:
     credentials creds_;
     token_source_options options_;
     http::location location_;
+    redactor redactor_{creds_.client_secret, creds_.client_id}; // after creds_: built from it
 
     mutable std::mutex mutex_; // guards cache_, waiters_, next_waiter_; never held across I/O
     token_cache cache_;
@@ -403,7 +437,9 @@ private:
     }
 
     std::atomic<std::uint64_t> token_requests_{0}, token_failures_{0}, proactive_{0}, reactive_{0}, served_{0},
-        waited_{0};
+        waited_{0}, held_back_{0};
+    std::atomic<std::uint64_t> ok_generation_{0}; // mirrors of the cache's, for report_ok's fast path
+    std::atomic<bool> futility_backoff_{false};
 };
 
 } // namespace detail

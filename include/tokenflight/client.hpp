@@ -26,6 +26,9 @@ namespace tokenflight {
 /// Options of a client.
 struct client_options {
     /// Added to every request that does not set the header itself (e.g. x-api-key, Referer, Origin).
+    /// Names must be RFC 9110 tokens and values free of CR, LF, NUL and other controls: the
+    /// client's constructor throws boost::system::system_error (errc::invalid_header_name or
+    /// invalid_header_value) otherwise.
     std::vector<std::pair<std::string, std::string>> default_headers;
     /// `Authorization: <scheme> <token>`. Unset: the token's token_type ("Bearer"). Empty
     /// string: the raw token with no scheme, as the provider guide sends it.
@@ -42,6 +45,7 @@ struct client_stats {
     std::uint64_t resends_after_401 = 0;     ///< requests resent with a newer token after a 401
     std::uint64_t unauthorized_after_resend = 0; ///< resent requests that got a 401 again
     std::uint64_t token_errors = 0;          ///< requests failed because no token could be had
+    std::uint64_t refreshes_held_back = 0;   ///< 401s returned without a refresh (futility backoff)
 };
 
 namespace detail {
@@ -50,13 +54,29 @@ class client_impl;
 
 /// Sends HTTP requests authorized with a token_source's token.
 ///
-/// A 401 answer to a request sent with token generation g gets a token newer than g (one token
-/// request however many requests got the 401) and the same request, body included, is sent
-/// once more. A second 401 is returned to the caller; 403 is never retried.
+/// The 401 path, for a request sent with token generation g:
+/// - A challenge with `error="insufficient_scope"` is returned as it is: no token can fix it.
+/// - Otherwise a token newer than g is obtained (one token request however many requests got
+///   the 401) and the same request, body included, is sent again.
+/// - If that resend gets 401 while the source already holds a newer token still (the request
+///   spanned two revocations), it is sent a third time with that one; no request is sent more
+///   than three times. A 401 for the newest token is returned to the caller.
+/// - If a resend with a newly fetched token gets 401 and that token never got a 2xx, refreshing
+///   was futile: from then on reactive refreshes of the source are spaced by a backoff (1 s,
+///   doubling to 60 s, ended by the first 2xx) and 401s in between are returned without a token
+///   request. A healthy revocation (the new token works) refreshes at once, however often.
+/// - 403 is never retried.
+///
+/// The Authorization scheme is `Bearer` unless client_options::auth_scheme is set; a token
+/// whose token_type is not Bearer (case-insensitively) is then errc::unsupported_token_type.
 ///
 /// Thread safety: all member functions may be called concurrently from any thread; requests run
 /// concurrently and never wait on each other except for connections (see http::pool_options).
-/// Lifetime: the token source (and a shared pool) must outlive the client's requests.
+///
+/// Lifetime rules: operations hold the client's shared state, which holds the token source's
+/// and the pool's: the `client`, `token_source` and `connection_pool` objects may be destroyed
+/// while requests run or before a `deferred` request is launched (such requests then fail with
+/// errc::closed or `operation_aborted`). Arguments are taken by value (URLs copied at once).
 class client {
 public:
     using executor_type = boost::asio::any_io_executor;
@@ -80,8 +100,8 @@ public:
     template <class CompletionToken>
     auto async_send(http::location to, http::request req, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, response_signature>(
-            [this](auto handler, http::location to, http::request req) {
-                start(std::move(handler), std::move(to), std::move(req));
+            [impl = impl_](auto handler, http::location to, http::request req) {
+                start(impl, std::move(handler), std::move(to), std::move(req));
             },
             token, std::move(to), std::move(req));
     }
@@ -92,8 +112,8 @@ public:
         // The URL is copied now: a deferred or stored operation may start after the caller's
         // string is gone.
         return boost::asio::async_initiate<CompletionToken, response_signature>(
-            [this](auto handler, http::verb method, std::string url, std::string body) {
-                start_url(std::move(handler), method, url, std::move(body));
+            [impl = impl_](auto handler, http::verb method, std::string url, std::string body) {
+                start_url(impl, std::move(handler), method, url, std::move(body));
             },
             token, method, std::string(url), std::move(body));
     }
@@ -115,8 +135,10 @@ public:
 
 private:
     using handler_type = boost::asio::any_completion_handler<response_signature>;
-    void start(handler_type handler, http::location to, http::request req);
-    void start_url(handler_type handler, http::verb method, std::string_view url, std::string body);
+    static void start(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::location to,
+                      http::request req);
+    static void start_url(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
+                          http::verb method, std::string_view url, std::string body);
 
     std::unique_ptr<http::connection_pool> owned_pool_;
     std::shared_ptr<detail::client_impl> impl_;

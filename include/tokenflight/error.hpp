@@ -32,7 +32,8 @@ enum class errc {
     malformed_response,     ///< body is not JSON (HTML error page, truncated JSON, ...)
     missing_access_token,   ///< JSON without a string `access_token`
     bad_expires_in,         ///< `expires_in` (or `expires_on`) is present but not a usable number
-    unsupported_token_type, ///< `token_type` present but not a string
+    unsupported_token_type, ///< `token_type` not a string; or not `Bearer` where the client takes its
+                            ///< Authorization scheme from it (RFC 6749 section 7.1)
 
     // --- configuration ---
     missing_credentials,    ///< no client id / secret / token URL where one was needed
@@ -49,7 +50,17 @@ enum class errc {
     connection_closed,      ///< peer closed or reset the connection before a complete response
     closed,                 ///< the pool, source or client was closed
 
-    // --- token source ---
+    // --- added in the hardening release; grouped here so that earlier values keep their numbers ---
+    temporarily_unavailable, ///< OAuth `temporarily_unavailable` (transient, whatever the status)
+    server_error,           ///< OAuth `server_error` (transient, whatever the status)
+    invalid_token_response, ///< an access_token that is not visible ASCII, or a token_type that is
+                            ///< not an RFC 9110 token: never usable in a header (permanent)
+    invalid_header_name,    ///< a request header name that is not an RFC 9110 token; nothing sent
+    invalid_header_value,   ///< a request header value with CR, LF, NUL or another control; nothing sent
+    invalid_request_target, ///< a request target with spaces or controls; nothing sent
+    invalid_method,         ///< a request method that is not an RFC 9110 token; nothing sent
+    refresh_backoff,        ///< a reactive refresh is held back: refreshing did not fix the 401s
+                            ///< before (see client); the 401 stands
 };
 
 /// The error category of tokenflight::errc.
@@ -64,8 +75,14 @@ inline error_code make_error_code(errc e) noexcept {
 /// `server_unavailable` (5xx, 429). Permanent OAuth errors (`invalid_client`, ...) are not.
 bool is_transient(const error_code& ec) noexcept;
 
-/// True when the error is an OAuth 2.0 section 5.2 error response (any of the first block of errc).
+/// True when the error is an OAuth 2.0 section 5.2 error response (the first block of errc,
+/// temporarily_unavailable and server_error).
 bool is_oauth_error(const error_code& ec) noexcept;
+
+/// Replaces, in server-supplied text about to reach a message or a terminal, every control
+/// character (C0, DEL, and C1 whether raw or UTF-8 encoded) and every byte that is not part of
+/// valid UTF-8 by '?': no ESC, BEL or CR from a server can drive the reader's terminal.
+void strip_controls(std::string& text) noexcept;
 
 /// Context that accompanies an error: what the server said, never what we sent.
 ///
@@ -80,7 +97,7 @@ struct diagnostics {
     std::optional<std::chrono::seconds> retry_after; ///< from a `Retry-After` header
     int attempts = 0;                   ///< token requests made by the failing refresh
 
-    /// One line for logs: status, OAuth error and description.
+    /// One line for logs: status, OAuth error and description, control characters stripped.
     std::string to_string() const;
     void clear() { *this = diagnostics{}; }
 };

@@ -4,6 +4,7 @@
 #include <iosfwd>
 #include <string>
 #include <string_view>
+#include <vector>
 
 /// @file
 /// A string that keeps a credential out of logs and out of freed memory.
@@ -42,9 +43,29 @@ private:
 };
 
 /// Replaces every occurrence of `s` in `text` by `***`, also in the forms a server may echo it
-/// in: form-urlencoded (either hex case) and JSON-escaped. No-op for an empty secret.
+/// in: form-urlencoded (either hex case), JSON-escaped and base64. No-op for an empty secret.
 /// Used on anything a server sends back before it reaches an error message.
 void scrub(std::string& text, const secret& s);
+
+/// Masks one client's credential out of text: the secret in every form scrub() knows, and the
+/// HTTP Basic credential built from it (base64 of `id:secret`, with and without the
+/// form-urlencoding of RFC 6749 section 2.3.1), which a server echoing the request's
+/// Authorization header would hand back. The forms are computed once and wiped on destruction.
+///
+/// Thread safety: apply() may be called concurrently on a shared const redactor.
+class redactor {
+public:
+    redactor() = default;
+    /// From a secret alone (no Basic credential forms): lets a secret stand where a redactor is asked for.
+    redactor(const secret& s); // NOLINT(google-explicit-constructor)
+    redactor(const secret& s, std::string_view client_id);
+
+    /// Replaces every form in `text` by `***`.
+    void apply(std::string& text) const;
+
+private:
+    std::vector<secret> forms_; // longest first, so that a form containing another is masked whole
+};
 
 } // namespace tokenflight
 

@@ -45,15 +45,21 @@ http::request make_token_request(const credentials& creds, client_auth method, s
 ///   or a numeric string; when absent, `expires_on` (epoch seconds), then a JWT access token's
 ///   `exp` claim, then `default_lifetime` is used.
 /// - A JSON object with an `error` member is an error whatever the status (RFC 6749 section 5.2),
-///   mapped to errc::invalid_client etc.; `error_description` / `error_uri` go to `diag`.
+///   mapped to errc::invalid_client etc. (`temporarily_unavailable` and `server_error` to their
+///   own, transient codes); `error_description` / `error_uri` go to `diag`. Under a 5xx or 429
+///   status the result is errc::server_unavailable (transient) whatever the body says, with the
+///   OAuth error still in `diag`.
+/// - An `access_token` with any byte outside visible ASCII (0x21-0x7E), or a `token_type` that is
+///   not an RFC 9110 token, is errc::invalid_token_response: it could not go into a header.
 /// - Otherwise: errc::server_unavailable (5xx, 429), errc::token_endpoint_status (other non-2xx),
 ///   errc::malformed_response (not JSON), errc::missing_access_token, errc::bad_expires_in.
 ///
 /// `diag` receives the status and a short printable excerpt of the body with `scrub_secret`
-/// masked out. `now` is the wall-clock time the request was sent (for `expires_on` and `exp`).
+/// (the secret, or a redactor that also knows the Basic credential) masked out; server texts are
+/// stripped of control characters. `now` is the wall-clock time the request was sent (for `expires_on` and `exp`).
 boost::system::result<token_response>
 parse_token_response(unsigned status, std::string_view body, std::chrono::system_clock::time_point now,
-                     std::chrono::seconds default_lifetime, const secret& scrub_secret, diagnostics& diag);
+                     std::chrono::seconds default_lifetime, const redactor& scrub_secret, diagnostics& diag);
 
 /// Parses a `Retry-After` value: delay-seconds or an HTTP-date relative to `now`.
 std::optional<std::chrono::seconds> parse_retry_after(std::string_view value,

@@ -80,6 +80,8 @@ public:
         wait,              ///< join the refresh in flight
         wait_and_refresh,  ///< start a refresh and wait for it
         fail,              ///< complete now with last_error() (cool-down after a failure, or closed)
+        held_back,         ///< a reactive request during the futility backoff: complete now with
+                           ///< errc::refresh_backoff (the caller's 401 stands)
     };
 
     explicit token_cache(clock::duration cooldown) : cooldown_(cooldown) {}
@@ -95,6 +97,22 @@ public:
     void on_refresh_failed(error_code ec, diagnostics diag, clock::time_point now);
     /// From now on every request fails with errc::closed.
     void close();
+
+    /// A request sent with generation `g` got a 2xx: that token works, and any futility backoff
+    /// ends.
+    void on_api_success(std::uint64_t g) noexcept;
+    /// A request resent with generation `g`, fetched because of a 401, got 401 again: the refresh
+    /// was futile, unless `g` has worked before (then it was revoked since: a healthy revocation).
+    /// From now until the backoff passes, reactive requests (newer_than set) that would refresh
+    /// are held_back; each further futile generation doubles the pause, from 1 s up to 60 s.
+    void on_futile_refresh(std::uint64_t g, clock::time_point now) noexcept;
+    /// True while reactive refreshes are spaced by the futility backoff (whatever the time).
+    bool in_futility_backoff() const noexcept { return futile_pause_ != clock::duration::zero(); }
+    /// The highest generation that got a 2xx.
+    std::uint64_t ok_generation() const noexcept { return ok_generation_; }
+
+    static constexpr clock::duration first_futility_pause = std::chrono::seconds(1);
+    static constexpr clock::duration max_futility_pause = std::chrono::seconds(60);
 
     const access_token& current() const noexcept { return current_; }
     std::uint64_t next_generation() const noexcept { return generation_ + 1; }
@@ -116,6 +134,10 @@ private:
     error_code last_error_;
     diagnostics last_diag_;
     clock::time_point failed_at_{};
+    std::uint64_t ok_generation_ = 0;
+    std::uint64_t futile_generation_ = 0;
+    clock::duration futile_pause_ = clock::duration::zero(); // zero: no backoff
+    clock::time_point futile_until_{};
 };
 
 } // namespace detail

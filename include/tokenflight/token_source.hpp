@@ -58,6 +58,7 @@ struct token_source_stats {
     std::uint64_t reactive_refreshes = 0; ///< refreshes started by a get-newer-than request
     std::uint64_t served = 0;             ///< requests completed with a token
     std::uint64_t waited = 0;             ///< requests that had to wait for a refresh
+    std::uint64_t reactive_held_back = 0; ///< newer-than requests answered errc::refresh_backoff
 };
 
 namespace detail {
@@ -73,7 +74,17 @@ class token_source_impl;
 ///   After a failure, callers without a valid token fail fast during a cool-down.
 ///
 /// Thread safety: all member functions may be called concurrently from any thread.
-/// Lifetime: the destructor closes the source; waiters complete with `operation_aborted`.
+///
+/// Lifetime rules, for every asynchronous operation of this class:
+/// - The operation holds the source's shared state, not the `token_source` object: destroying
+///   the object while operations run (or before a `deferred` operation is launched) is safe;
+///   they complete with `operation_aborted` or errc::closed.
+/// - A `diagnostics&` passed to an operation is written when the operation completes (just
+///   before its handler is invoked), or when the source is closed or destroyed, whichever comes
+///   first. It must outlive both: keep it in the handler's state (for example a shared_ptr the
+///   handler captures), never on a stack frame that may return before completion, and declare
+///   it before the source when both are locals.
+/// - Completion handlers run on their associated executor, never inside the initiating call.
 class token_source {
 public:
     using executor_type = boost::asio::any_io_executor;
@@ -108,7 +119,13 @@ public:
     /// Gets a token whose generation is greater than `generation`: what a request that got a 401
     /// with token generation g asks for. Completes at once when the cache already holds a newer
     /// token (another 401 refreshed it); otherwise joins the refresh in flight or starts one.
-    /// Any number of concurrent callers with the same g cause exactly one token request.
+    /// Any number of concurrent callers with the same g cause exactly one token request. On a
+    /// source that never held a token it behaves as async_get_token.
+    ///
+    /// Futility backoff: after a client reported that a freshly fetched token was rejected too
+    /// (see client), a call that would start a refresh while the current token is still usable
+    /// completes at once with errc::refresh_backoff until the backoff (1 s doubling to 60 s,
+    /// ended by the first 2xx) passes.
     /// Completion, errors and cancellation as async_get_token.
     template <class CompletionToken>
     auto async_get_token_after(std::uint64_t generation, CompletionToken&& token) {
@@ -140,12 +157,15 @@ private:
     template <class CompletionToken>
     auto initiate(diagnostics* diag, std::optional<std::uint64_t> after, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, token_signature>(
-            [this](auto handler, diagnostics* diag, std::optional<std::uint64_t> after) {
-                start(handler_type(std::move(handler)), diag, after);
+            // The shared state, not `this`: a deferred operation may be launched after the source
+            // is gone (it then completes with errc::closed).
+            [impl = impl_](auto handler, diagnostics* diag, std::optional<std::uint64_t> after) {
+                start(impl, handler_type(std::move(handler)), diag, after);
             },
             token, diag, after);
     }
-    void start(handler_type handler, diagnostics* diag, std::optional<std::uint64_t> after);
+    static void start(const std::shared_ptr<detail::token_source_impl>& impl, handler_type handler,
+                      diagnostics* diag, std::optional<std::uint64_t> after);
 
     std::shared_ptr<detail::token_source_impl> impl_;
 };

@@ -16,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 namespace tokenflight::http {
@@ -29,6 +30,8 @@ bool cancelled(const asio::cancellation_state& st) { return st.cancelled() != as
 } // namespace
 
 void connection::close() noexcept {
+    // A connection whose resolve or connect failed has no stream yet: nothing to close.
+    if (!tcp && !tls) return;
     error_code ec;
     auto& s = lowest().socket();
     s.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
@@ -196,10 +199,25 @@ asio::awaitable<void> pool_impl::sweep(std::weak_ptr<pool_impl> weak) {
     }
 }
 
-asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, clock::time_point deadline) {
+void watchdog::arm(const std::shared_ptr<watchdog>& w, clock::time_point at) {
+    w->fired = false;
+    w->timer.expires_at(at); // cancels a pending wait: its handler sees operation_aborted
+    const unsigned id = ++w->armed;
+    w->timer.async_wait([w, id](error_code ec) {
+        if (ec || id != w->armed) return;
+        w->fired = true;
+        if (w->resolver) w->resolver->cancel();
+        if (w->conn) w->conn->close(); // pending reads and writes end with operation_aborted
+    });
+}
+
+asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, watchdog& dog) {
     auto ex = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver(ex);
+    dog.resolver = &resolver;
     auto [rec, endpoints] = co_await resolver.async_resolve(to.host, std::to_string(to.port), tuple_awaitable);
+    dog.resolver = nullptr;
+    if (dog.fired) co_return errc::connect_timeout;
     if (rec) co_return rec;
 
     if (to.tls) {
@@ -213,40 +231,55 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
     } else {
         c.tcp = std::make_unique<beast::tcp_stream>(ex_);
     }
+    dog.conn = &c;
     auto& tcp = c.lowest();
-    tcp.expires_at(deadline);
     auto [cec, ep] = co_await tcp.async_connect(endpoints, tuple_awaitable);
+    if (dog.fired) co_return errc::connect_timeout;
     if (cec) co_return map_transport_error(cec, true);
     error_code nd;
     tcp.socket().set_option(asio::ip::tcp::no_delay(true), nd); // best effort
     opened_.fetch_add(1, std::memory_order_relaxed);
 
     if (c.tls) {
-        if (!SSL_set_tlsext_host_name(c.tls->native_handle(), to.host.c_str()))
+        // RFC 6066 section 3: an IP literal is never a server name.
+        error_code not_ip;
+        (void)asio::ip::make_address(to.host, not_ip);
+        if (not_ip && !SSL_set_tlsext_host_name(c.tls->native_handle(), to.host.c_str()))
             co_return error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
         if (options_.tls.verify_peer) c.tls->set_verify_callback(asio::ssl::host_name_verification(to.host));
         auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, tuple_awaitable);
+        if (dog.fired) co_return errc::connect_timeout;
         if (hec) co_return map_transport_error(hec, true);
     }
     co_return error_code{};
 }
 
-asio::awaitable<exchange_result> pool_impl::exchange(connection& c, request& req, std::size_t body_limit,
-                                                   clock::time_point deadline) {
-    auto& tcp = c.lowest();
-    tcp.expires_at(deadline);
+asio::awaitable<exchange_result> pool_impl::exchange(connection& c, std::string_view head, const request& req,
+                                                   std::size_t body_limit) {
     const exchange_limits limits{options_.header_limit, body_limit};
     exchange_result out;
     if (c.tls) {
-        auto op = exchange_on(*c.tls, c.buffer, req, limits);
+        auto op = exchange_on(*c.tls, c.buffer, head, req, limits);
         out = co_await std::move(op);
     } else {
-        auto op = exchange_on(*c.tcp, c.buffer, req, limits);
+        auto op = exchange_on(*c.tcp, c.buffer, head, req, limits);
         out = co_await std::move(op);
     }
-    tcp.expires_never();
     co_return std::move(out);
 }
+
+namespace {
+// Overwrites what a sensitive request (a token request: client secret, Basic credential) left in
+// memory once it is sent: the serialised head, the body and the header values.
+void wipe(request& req, std::string& head) {
+    if (!head.empty()) OPENSSL_cleanse(head.data(), head.size());
+    if (!req.body().empty()) OPENSSL_cleanse(req.body().data(), req.body().size());
+    for (auto& f : req) {
+        const auto v = f.value();
+        if (!v.empty()) OPENSSL_cleanse(const_cast<char*>(v.data()), v.size());
+    }
+}
+} // namespace
 
 asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& to, request& req,
                                                                   const send_options& opts) {
@@ -255,17 +288,31 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
     const auto deadline = start + opts.timeout.value_or(options_.request_timeout);
     const bool idempotent = opts.idempotent.value_or(is_idempotent(req.method()));
     const auto body_limit = opts.body_limit.value_or(options_.body_limit);
-    if (req.find(field::host) == req.end()) {
-        const bool default_port = to.port == (to.tls ? 443 : 80);
-        req.set(field::host, default_port ? to.host : to.host + ':' + std::to_string(to.port));
-    }
+    if (req.find(field::host) == req.end()) req.set(field::host, to.authority());
     if (req.find(field::user_agent) == req.end() && !options_.user_agent.empty())
         req.set(field::user_agent, options_.user_agent);
     req.prepare_payload();
 
+    // The head is checked and serialised once, before any connection is taken: a header that
+    // could inject a line fails here and nothing is sent.
+    std::string head;
+    error_code ec = serialize_request_head(req, head);
+    struct wipe_at_exit {
+        request& req;
+        std::string& head;
+        bool on;
+        ~wipe_at_exit() {
+            if (on) wipe(req, head);
+        }
+    } wiper{req, head, opts.sensitive};
+    if (ec) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        co_return std::tuple<error_code, response>{ec, response{}};
+    }
+
     auto cs = co_await asio::this_coro::cancellation_state;
     origin_pool& p = pool_for(to);
-    error_code ec;
+    std::shared_ptr<watchdog> dog;
     for (int attempt = 0; attempt < 2; ++attempt) {
         auto got = co_await acquire(p, attempt > 0, deadline);
         if (got.ec) {
@@ -281,18 +328,26 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
             ec = asio::error::operation_aborted;
             break;
         }
+        if (!dog) dog = std::make_shared<watchdog>(co_await asio::this_coro::executor);
         if (held.conn) {
             reused_.fetch_add(1, std::memory_order_relaxed);
         } else {
             held.conn = std::make_unique<connection>();
-            ec = co_await connect(*held.conn, to, std::min(deadline, clock::now() + options_.connect_timeout));
+            watchdog::arm(dog, std::min(deadline, clock::now() + options_.connect_timeout));
+            ec = co_await connect(*held.conn, to, *dog);
+            dog->disarm();
             if (!ec && cancelled(cs)) ec = asio::error::operation_aborted;
             if (ec) {
                 if (ec == errc::connect_timeout && clock::now() >= deadline) ec = errc::request_timeout;
                 break;
             }
         }
-        auto ex = co_await exchange(*held.conn, req, body_limit, deadline);
+        watchdog::arm(dog, deadline);
+        dog->conn = held.conn.get();
+        auto ex = co_await exchange(*held.conn, head, req, body_limit);
+        const bool timed_out = dog->fired;
+        dog->disarm();
+        if (timed_out) ex.ec = errc::request_timeout;
         if (!ex.ec && cancelled(cs)) ex.ec = asio::error::operation_aborted;
         if (!ex.ec) {
             held.give_back(ex.reusable);
@@ -373,9 +428,10 @@ boost::asio::awaitable<std::tuple<error_code, response>> run_send(std::shared_pt
 }
 } // namespace
 
-void connection_pool::initiate_send(boost::asio::any_completion_handler<send_signature> handler, origin to,
+void connection_pool::initiate_send(const std::shared_ptr<detail::pool_impl>& impl,
+                                    boost::asio::any_completion_handler<send_signature> handler, origin to,
                                     request req, send_options opts) {
-    tokenflight::detail::spawn_request(impl_->next_strand(), run_send(impl_, std::move(to), std::move(req), opts),
+    tokenflight::detail::spawn_request(impl->next_strand(), run_send(impl, std::move(to), std::move(req), opts),
                                        std::move(handler));
 }
 

@@ -4,6 +4,7 @@
 #define TOKENFLIGHT_SRC_HTTP_EXCHANGE_HPP
 
 #include <tokenflight/error.hpp>
+#include <tokenflight/http/header_syntax.hpp>
 #include <tokenflight/http/message.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -20,6 +21,7 @@
 
 #include <array>
 #include <string>
+#include <string_view>
 
 #include <cstddef>
 #include <cstdint>
@@ -31,7 +33,8 @@ inline error_code map_transport_error(const error_code& ec, bool timeout_is_conn
     namespace asio = boost::asio;
     using be = boost::beast::http::error;
     if (ec == boost::beast::error::timeout) return timeout_is_connect ? errc::connect_timeout : errc::request_timeout;
-    if (ec == be::header_limit) return errc::header_too_large;
+    // A full read buffer means a header line, chunk line or trailer section longer than the buffer.
+    if (ec == be::header_limit || ec == be::buffer_overflow) return errc::header_too_large;
     if (ec == be::body_limit) return errc::body_too_large;
     if (ec == be::end_of_stream || ec == be::partial_message || ec == asio::error::eof ||
         ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
@@ -41,54 +44,76 @@ inline error_code map_transport_error(const error_code& ec, bool timeout_is_conn
 }
 
 struct exchange_limits {
+    /// Response head bytes, shared by every interim 1xx head, the final head, chunk extensions and
+    /// trailers of one exchange.
     std::size_t header_limit = 16 * 1024;
     std::size_t body_limit = 8 * 1024 * 1024;
 };
+
+/// The read buffer's hard cap: a head (or one chunk line, or the trailer section) must fit in it
+/// whole; body bytes only pass through it. Whatever a server sends, a connection holds no more.
+constexpr std::size_t read_buffer_cap(const exchange_limits& l) noexcept { return l.header_limit + 16 * 1024; }
+
+/// Bytes of a response head as sent, counting the fields now in `res` (trailers are added to the
+/// fields by the parser): the measure the header limit is charged with.
+inline std::size_t head_bytes(const response& res) noexcept {
+    std::size_t n = 15 + res.reason().size(); // "HTTP/1.1 200 " ... CRLF, and the blank line
+    for (const auto& f : res) n += f.name_string().size() + f.value().size() + 4;
+    return n;
+}
 
 struct exchange_result {
     error_code ec;
     response res;
     bool got_bytes = false; ///< any response byte arrived (a resend is no longer safe)
+    bool sent = false;      ///< any request byte was handed to the stream
     bool reusable = false;  ///< the connection may carry another request
 };
 
-/// Writes `req` and reads one response from `stream`, leftover bytes staying in `buffer`.
+/// Writes `head` (from serialize_request_head) and `req`'s body, and reads one response from
+/// `stream`, leftover bytes staying in `buffer`. Memory is bounded by read_buffer_cap() and the
+/// body limit; time is bounded by the caller (the pool closes the stream at its deadline).
 template <class Stream>
 boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast::flat_buffer& buffer,
-                                                    const request& req, exchange_limits limits) {
+                                                    std::string_view head, const request& req,
+                                                    exchange_limits limits) {
     namespace asio = boost::asio;
     namespace bhttp = boost::beast::http;
     constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
     exchange_result out;
-    // The request head is serialised into one string and written with the body in a single
-    // gather write: Beast's generic serializer walks nested buffer sequences, which costs more
-    // than the syscall on the fan-out hot path. Requests always carry Content-Length here.
-    std::string head;
-    head.reserve(256);
-    head += req.method_string();
-    head += ' ';
-    head += req.target();
-    head += " HTTP/1.1\r\n";
-    for (const auto& f : req) {
-        head += f.name_string();
-        head += ": ";
-        head += f.value();
-        head += "\r\n";
-    }
-    head += "\r\n";
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(head), asio::buffer(req.body())};
+    // Head and body in one gather write: Beast's generic serializer walks nested buffer
+    // sequences, which costs more than the syscall on the fan-out hot path. Requests always carry
+    // Content-Length here.
+    const std::array<asio::const_buffer, 2> bufs{asio::buffer(head.data(), head.size()), asio::buffer(req.body())};
+    out.sent = true;
     auto [wec, wn] = co_await asio::async_write(stream, bufs, tuple_awaitable);
     if (wec) {
         out.ec = map_transport_error(wec, false);
         co_return std::move(out); // GCC 12 copies a named co_return operand
     }
     const auto before = buffer.size();
+    buffer.max_size(read_buffer_cap(limits));
+    std::size_t head_budget = limits.header_limit;
+    // Chunk extensions are head bytes too: without this charge, `1;ext=...` repeated forever
+    // would stream past every limit (the body limit counts chunk data only).
+    auto charge_extensions = [&head_budget](std::uint64_t, std::string_view extensions, error_code& ec) {
+        if (extensions.size() > head_budget)
+            ec = bhttp::error::header_limit;
+        else
+            head_budget -= extensions.size();
+    };
     // Interim 1xx responses (100 Continue, 103 Early Hints) precede the real one: skip them, a
-    // bounded number of times. 101 Switching Protocols is final (and not reusable).
+    // bounded number of times, charging their heads to the same budget. 101 Switching Protocols
+    // is final (and not reusable).
     for (int interim = 0;; ++interim) {
         bhttp::response_parser<bhttp::string_body> parser;
-        parser.header_limit(static_cast<std::uint32_t>(limits.header_limit));
+        if (head_budget == 0) {
+            out.ec = errc::header_too_large;
+            co_return std::move(out);
+        }
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(head_budget, UINT32_MAX)));
         parser.body_limit(limits.body_limit);
+        parser.on_chunk_header(charge_extensions);
         if (req.method() == verb::head) parser.skip(true);
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
         out.got_bytes = out.got_bytes || rn > 0 || buffer.size() > before;
@@ -96,6 +121,13 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
             out.ec = map_transport_error(rec, false);
             co_return std::move(out); // GCC 12 copies a named co_return operand
         }
+        // Head and trailer fields together (the parser appended the trailers).
+        const std::size_t head_size = head_bytes(parser.get());
+        if (head_size > head_budget) {
+            out.ec = errc::header_too_large;
+            co_return std::move(out);
+        }
+        head_budget -= head_size;
         const unsigned status = parser.get().result_int();
         if (status >= 100 && status < 200 && status != 101) {
             if (interim < 8) continue;
@@ -105,12 +137,33 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
         // The parser knows whether the body ended with the connection (no length, no chunking):
         // such a connection is finished even without "Connection: close".
         // Bytes left over (a body on a HEAD/204/304, more than Content-Length) would be read as
-        // the next caller's response: such a connection is not reused.
-        out.reusable = parser.keep_alive() && req.keep_alive() && status != 101 && buffer.size() == 0;
+        // the next caller's response: such a connection is not reused. Neither is one whose
+        // Transfer-Encoding is anything but a clean coding list ending in chunked: the parser may
+        // read such a body one way and a proxy on the path another.
+        const auto& res = parser.get();
+        const bool clean_framing =
+            res.find(field::transfer_encoding) == res.end() || is_chunked_coding_list(res);
+        out.reusable = parser.keep_alive() && req.keep_alive() && status != 101 && buffer.size() == 0 &&
+                       clean_framing;
         out.res = parser.release();
         break;
     }
     co_return std::move(out); // GCC 12 copies a named co_return operand
+}
+
+/// exchange_on() for a request not yet serialised: checks and serialises its head first; a bad
+/// head is an error and nothing is written.
+template <class Stream>
+boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast::flat_buffer& buffer,
+                                                    const request& req, exchange_limits limits) {
+    std::string head;
+    if (auto ec = serialize_request_head(req, head)) {
+        exchange_result out;
+        out.ec = ec;
+        out.reusable = true; // nothing was written or read
+        co_return std::move(out);
+    }
+    co_return co_await exchange_on(stream, buffer, std::string_view(head), req, limits);
 }
 
 } // namespace tokenflight::http::detail

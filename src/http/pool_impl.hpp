@@ -11,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -47,6 +48,29 @@ struct waiter {
     std::unique_ptr<connection> conn; // a connection to reuse, or null: a permit to open one
     bool granted = false;
     bool closed = false;
+};
+
+/// One wall-clock deadline per phase of a request (connect, then the whole exchange), enforced by
+/// a timer on the request's strand: when it fires it cancels the resolve or closes the socket in
+/// use, however many bytes keep arriving. Shared with the timer's handler, which may run after
+/// the request ended.
+struct watchdog {
+    explicit watchdog(const asio::any_io_executor& strand) : timer(strand) {}
+    asio::steady_timer timer;
+    asio::ip::tcp::resolver* resolver = nullptr; // in use now, or null
+    connection* conn = nullptr;                  // in use now, or null
+    bool fired = false;
+    unsigned armed = 0; // a handler of an earlier arming that already fired does nothing
+
+    /// (Re)starts the deadline; only from the strand.
+    static void arm(const std::shared_ptr<watchdog>& w, clock::time_point at);
+    /// Stops it; the handler may still run but finds nothing to do.
+    void disarm() {
+        ++armed;
+        resolver = nullptr;
+        conn = nullptr;
+        timer.cancel();
+    }
 };
 
 struct origin_pool {
@@ -101,9 +125,9 @@ private:
     bool close_expired_idle(); // true while idle connections remain
     asio::awaitable<acquired> acquire(origin_pool& p, bool fresh, clock::time_point deadline);
     void release(origin_pool& p, std::unique_ptr<connection> c, bool reusable);
-    asio::awaitable<error_code> connect(connection& c, const origin& to, clock::time_point deadline);
-    asio::awaitable<exchange_result> exchange(connection& c, request& req, std::size_t body_limit,
-                                              clock::time_point deadline);
+    asio::awaitable<error_code> connect(connection& c, const origin& to, watchdog& dog);
+    asio::awaitable<exchange_result> exchange(connection& c, std::string_view head, const request& req,
+                                              std::size_t body_limit);
 
     asio::any_io_executor ex_;
     tokenflight::detail::strand_set strands_;

@@ -13,6 +13,12 @@ std::string origin::to_string() const {
            std::to_string(port);
 }
 
+std::string origin::authority() const {
+    std::string out = host.find(':') != std::string::npos ? '[' + host + ']' : host;
+    if (port != (tls ? 443 : 80)) out += ':' + std::to_string(port);
+    return out;
+}
+
 boost::system::result<location> parse_url(std::string_view text) {
     auto parsed = boost::urls::parse_absolute_uri(text);
     if (!parsed) return error_code(errc::invalid_url);
@@ -35,6 +41,26 @@ boost::system::result<location> parse_url(std::string_view text) {
     loc.target = u.encoded_target();
     if (loc.target.empty() || loc.target.front() != '/') loc.target = "/" + loc.target;
     return loc;
+}
+
+std::string redact_url(std::string_view url) {
+    std::string out;
+    const auto cut = url.find_first_of("?#");
+    std::string_view kept = url.substr(0, cut);
+    const auto scheme_end = kept.find("://");
+    const std::size_t authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    const auto path = kept.find('/', authority);
+    const auto at = kept.substr(0, path).rfind('@');
+    if (at != std::string_view::npos && at >= authority) {
+        out.append(kept.substr(0, authority));
+        out += "***";
+        out.append(kept.substr(at));
+    } else {
+        out.append(kept);
+    }
+    if (cut != std::string_view::npos) out += "?***";
+    strip_controls(out);
+    return out;
 }
 
 bool is_loopback_host(std::string_view host) noexcept {

@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <tokenflight/http/header_syntax.hpp>
 #include <tokenflight/http/url.hpp>
 
 #include <charconv>
@@ -128,8 +129,17 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 const auto colon = v->find(':');
                 if (colon == std::string_view::npos || colon == 0) return bad(*v, "'Name: value'");
                 auto val = v->substr(colon + 1);
-                while (!val.empty() && val.front() == ' ') val.remove_prefix(1);
-                c.headers.emplace_back(std::string(v->substr(0, colon)), std::string(val));
+                while (!val.empty() && (val.front() == ' ' || val.front() == '\t')) val.remove_prefix(1);
+                const auto name = v->substr(0, colon);
+                // Refused here with exit 2, and again where the request is serialised. The value
+                // is not echoed: it may be an API key.
+                std::string shown(name);
+                strip_controls(shown);
+                if (!http::is_token(name))
+                    return usage_error{"bad header name for -H: '" + shown + "' (must be an RFC 9110 token)"};
+                if (!http::is_field_value(val))
+                    return usage_error{"bad value for -H " + shown + ": CR, LF, NUL and control characters are not allowed"};
+                c.headers.emplace_back(std::string(name), std::string(val));
             } else if (a == "-X") {
                 auto m = method_of(*v);
                 if (!m) return bad(*v, "an HTTP method");

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <future>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -113,6 +114,9 @@ int run(int argc, char** argv) {
         }
     } join_at_exit{ioc, threads, guard};
 
+    if (cfg.insecure)
+        std::cerr << "tokenflight-load: warning: --insecure: TLS certificates are not verified, for the API and the "
+                     "token endpoint alike\n";
     tf::http::tls_options tls;
     tls.verify_peer = !cfg.insecure;
     tls.ca_file = cfg.cacert;
@@ -143,23 +147,30 @@ int run(int argc, char** argv) {
         so.request_timeout = cfg.timeout;
         so.backoff.deadline = cfg.timeout;
         so.tls = tls;
-        const std::string token_url = cfg.creds.token_url;
+        const std::string token_url = tf::http::redact_url(cfg.creds.token_url);
         try {
             source = std::make_unique<tf::token_source>(ioc.get_executor(), std::move(cfg.creds), so);
         } catch (const boost::system::system_error& e) {
             return fail_setup("cannot use token URL '" + token_url + "': " + e.code().message());
         }
 
-        // The first token, before any load: a run against refused credentials would only measure errors.
-        tf::diagnostics diag;
-        auto first = source->async_get_token(diag, asio::use_future);
-        if (first.wait_for(cfg.timeout + 2s) != std::future_status::ready)
+        // The first token, before any load: a run against refused credentials would only measure
+        // errors. The diagnostics and the outcome live in state the completion handler shares:
+        // if the wait below gives up, the operation still completes later and writes into them.
+        struct first_token {
+            tf::diagnostics diag;
+            std::promise<tf::error_code> done;
+        };
+        auto first = std::make_shared<first_token>();
+        auto outcome = first->done.get_future();
+        source->async_get_token(first->diag, [first](tf::error_code ec, const tf::access_token&) {
+            first->done.set_value(ec);
+        });
+        if (outcome.wait_for(cfg.timeout + 2s) != std::future_status::ready)
             return fail_setup("no first token from " + token_url + ": no answer within --timeout");
-        try {
-            first.get();
-        } catch (const boost::system::system_error& e) {
-            std::string detail = diag.to_string();
-            return fail_setup("no first token from " + token_url + ": " + e.code().message() +
+        if (const auto ec = outcome.get()) {
+            std::string detail = first->diag.to_string();
+            return fail_setup("no first token from " + token_url + ": " + ec.message() +
                               (detail.empty() ? "" : " (" + detail + ")"));
         }
 
@@ -260,7 +271,8 @@ int run(int argc, char** argv) {
         std::cout << out << tail << std::endl;
     } else {
         std::printf("%llu requests in %.2fs to %s, %d in flight, %d thread%s\n",
-                    static_cast<unsigned long long>(requests), duration_s, cfg.url.c_str(), cfg.concurrency,
+                    static_cast<unsigned long long>(requests), duration_s, tf::http::redact_url(cfg.url).c_str(),
+                    cfg.concurrency,
                     cfg.threads, cfg.threads == 1 ? "" : "s");
         std::printf("  latency     p50 %s   p90 %s   p99 %s   max %s\n", fmt_ms(h.quantile(0.5)).c_str(),
                     fmt_ms(h.quantile(0.9)).c_str(), fmt_ms(h.quantile(0.99)).c_str(), fmt_ms(h.max()).c_str());

@@ -42,6 +42,14 @@ std::string error_kind(const error_code& ec) {
         case errc::body_too_large: return "body_too_large";
         case errc::connection_closed: return "connection_closed";
         case errc::closed: return "closed";
+        case errc::temporarily_unavailable: return "temporarily_unavailable";
+        case errc::server_error: return "server_error";
+        case errc::invalid_token_response: return "invalid_token_response";
+        case errc::invalid_header_name: return "invalid_header_name";
+        case errc::invalid_header_value: return "invalid_header_value";
+        case errc::invalid_request_target: return "invalid_request_target";
+        case errc::invalid_method: return "invalid_method";
+        case errc::refresh_backoff: return "refresh_backoff";
         }
     }
     if (ec == asio::error::connection_refused) return "connection_refused";

@@ -50,6 +50,9 @@ struct send_options {
     /// May the request be resent on a fresh connection when a reused one fails before any
     /// response byte? Default: true for idempotent methods (GET, HEAD, PUT, DELETE, ...).
     std::optional<bool> idempotent;
+    /// The request carries a credential (a token request): once it is sent, its serialised head,
+    /// body and header values are overwritten (OPENSSL_cleanse) before the memory is freed.
+    bool sensitive = false;
 };
 
 /// Counters of a pool; a consistent-enough snapshot, read without stopping traffic.
@@ -89,17 +92,31 @@ public:
     /// before any response byte arrived is retried once on a fresh connection when the request
     /// is idempotent (see send_options::idempotent).
     ///
+    /// The request head is checked where it is serialised: a method or header name that is not
+    /// an RFC 9110 token, a header value with CR, LF, NUL or another control character, or a
+    /// target with spaces or controls fails with errc::invalid_method, invalid_header_name,
+    /// invalid_header_value or invalid_request_target, and nothing is sent.
+    ///
+    /// Bounds: the whole request (queueing, resolve, connect, TLS, write, read) ends by its
+    /// timeout, enforced by a timer whatever bytes keep arriving; connect (resolve included) by
+    /// connect_timeout. A response's heads, chunk extensions and trailers share header_limit;
+    /// its body is bounded by body_limit; a connection buffers at most header_limit + 16 KiB.
+    ///
     /// Completion: `void(error_code, http::response)`. Errors: errc::connect_timeout,
     /// request_timeout, queue_timeout, header_too_large, body_too_large, connection_closed,
-    /// closed; resolver, socket and TLS errors as Asio reports them.
+    /// closed, the header errors above; resolver, socket and TLS errors as Asio reports them
+    /// (a host that does not resolve: `asio::error::host_not_found`).
+    ///
+    /// Lifetime: `to`, `req` and `opts` are taken by value; the pool may be destroyed while the
+    /// operation runs (it then completes with errc::closed or its own result).
     ///
     /// Per-operation cancellation: terminal, partial and total. A cancelled request completes
     /// with `operation_aborted`; a connection it was using is closed, never reused half-read.
     template <class CompletionToken>
     auto async_send(origin to, request req, send_options opts, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, send_signature>(
-            [this](auto handler, origin to, request req, send_options opts) {
-                initiate_send(std::move(handler), std::move(to), std::move(req), opts);
+            [impl = impl_](auto handler, origin to, request req, send_options opts) {
+                initiate_send(impl, std::move(handler), std::move(to), std::move(req), opts);
             },
             token, std::move(to), std::move(req), opts);
     }
@@ -122,8 +139,9 @@ public:
     const std::shared_ptr<detail::pool_impl>& impl() const noexcept { return impl_; }
 
 private:
-    void initiate_send(boost::asio::any_completion_handler<send_signature> handler, origin to, request req,
-                       send_options opts);
+    static void initiate_send(const std::shared_ptr<detail::pool_impl>& impl,
+                              boost::asio::any_completion_handler<send_signature> handler, origin to, request req,
+                              send_options opts);
 
     std::shared_ptr<detail::pool_impl> impl_;
 };

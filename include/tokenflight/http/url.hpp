@@ -20,8 +20,10 @@ struct origin {
     std::uint16_t port = 0;
 
     auto operator<=>(const origin&) const = default;
-    /// "https://host:port"
+    /// "https://host:port" (IPv6 addresses in brackets)
     std::string to_string() const;
+    /// The Host header's value: host (IPv6 in brackets) and ":port" unless the scheme's default.
+    std::string authority() const;
 };
 
 /// An absolute http(s) URL split into its origin and request target.
@@ -33,6 +35,11 @@ struct location {
 /// Parses an absolute http:// or https:// URL.
 /// Errors: errc::invalid_url (unparsable, no host, user info), errc::unsupported_scheme.
 boost::system::result<location> parse_url(std::string_view url);
+
+/// A URL for messages: user info replaced by `***@`, query and fragment by `?***`, control
+/// characters stripped. Works on any text, parsable or not (an unparsable URL is what error
+/// messages most often show).
+std::string redact_url(std::string_view url);
 
 /// True for "localhost", 127.0.0.0/8 and ::1: hosts where plain http cannot leak a secret.
 /// Other names under .localhost are not trusted: resolvers may look them up in DNS.
