@@ -104,10 +104,11 @@ std::string unpadded_base64(std::string_view v) {
 
 void add_secret_forms(std::vector<secret>& forms, std::string_view v) {
     forms.emplace_back(v);
-    std::array<std::string, 4> variants{percent_encoded(v, true), percent_encoded(v, false), json_escaped(v),
-                                        unpadded_base64(v)};
+    std::array<std::string, 5> variants{percent_encoded(v, true), percent_encoded(v, false), json_escaped(v),
+                                        base64_encode(v), unpadded_base64(v)};
     for (auto& variant : variants) {
-        if (variant != v && !variant.empty()) forms.emplace_back(variant);
+        if (variant != v && !variant.empty() && std::find(forms.begin(), forms.end(), secret(variant)) == forms.end())
+            forms.emplace_back(variant);
         OPENSSL_cleanse(variant.data(), variant.size());
     }
 }
@@ -129,9 +130,11 @@ redactor::redactor(const secret& s, std::string_view client_id) : redactor(s) {
     std::array<std::string, 2> pairs{form_urlencode(client_id) + ':' + form_urlencode(s.reveal()),
                                      std::string(client_id) + ':' + std::string(s.reveal())};
     for (auto& pair : pairs) {
-        std::string b = unpadded_base64(pair);
-        forms_.emplace_back(b);
-        OPENSSL_cleanse(b.data(), b.size());
+        std::array<std::string, 2> encoded{base64_encode(pair), unpadded_base64(pair)};
+        for (auto& b : encoded) {
+            if (std::find(forms_.begin(), forms_.end(), secret(b)) == forms_.end()) forms_.emplace_back(b);
+            OPENSSL_cleanse(b.data(), b.size());
+        }
         OPENSSL_cleanse(pair.data(), pair.size());
     }
     std::sort(forms_.begin(), forms_.end(),

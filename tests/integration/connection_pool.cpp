@@ -3,6 +3,10 @@
 #include "support.hpp"
 #include "tls_certs.hpp"
 
+#include <openssl/ssl.h>
+
+#include <mutex>
+
 #include <tokenflight/testing/http_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -373,6 +377,36 @@ TEST_CASE("TLS: a trusted CA succeeds, an untrusted CA fails, verification off s
     CHECK_FALSE(tls_get(io, to, no_verification()));
     // "localhost" is in the certificate too
     CHECK_FALSE(tls_get(io, http::origin{true, "localhost", to.port}, trust(f.ca_file)));
+}
+
+namespace {
+// Records the server name each ClientHello carried ("" when none).
+std::mutex sni_mutex;
+std::vector<std::string> sni_seen;
+int record_sni(SSL* ssl, int*, void*) {
+    const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    std::lock_guard l(sni_mutex);
+    sni_seen.emplace_back(name ? name : "");
+    return SSL_TLSEXT_ERR_OK;
+}
+} // namespace
+
+TEST_CASE("TLS: host names are sent as SNI, IP literals never are (RFC 6066)") {
+    tls_fixture f;
+    SSL_CTX_set_tlsext_servername_callback(f.server_ctx.native_handle(), record_sni);
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    const auto to = origin_of(server);
+    {
+        std::lock_guard l(sni_mutex);
+        sni_seen.clear();
+    }
+    CHECK_FALSE(tls_get(io, to, trust(f.ca_file)));                                   // 127.0.0.1
+    CHECK_FALSE(tls_get(io, http::origin{true, "localhost", to.port}, trust(f.ca_file))); // a name
+    std::lock_guard l(sni_mutex);
+    REQUIRE(sni_seen.size() == 2);
+    CHECK(sni_seen[0].empty());
+    CHECK(sni_seen[1] == "localhost");
 }
 
 TEST_CASE("TLS: a certificate for another host name fails verification") {

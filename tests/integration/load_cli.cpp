@@ -1,18 +1,23 @@
 // tokenflight-load as a user runs it: a separate process, against in-process servers whose own
 // counters the tool's report must match.
+#include "hostile_server.hpp"
 #include "support.hpp"
 
 #include <tokenflight/testing/fake_api_server.hpp>
 #include <tokenflight/testing/fake_auth_server.hpp>
+#include <tokenflight/testing/http_server.hpp>
 
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 #include <thread>
 
 using namespace tokenflight;
@@ -45,6 +50,42 @@ outcome run_tool(const std::string& args, const std::string& env = "") {
     o.err = ss.str();
     std::filesystem::remove(err_path);
     return o;
+}
+
+// As run_tool, and the tool's own peak resident set size (the shell execs into the tool, so
+// wait4 reports the tool's usage), in KiB.
+struct measured : outcome {
+    long max_rss_kib = 0;
+};
+measured run_tool_measured(const std::string& args, const std::string& env = "") {
+    const auto dir = std::filesystem::temp_directory_path();
+    const auto out_path = dir / ("tokenflight-load-out-" + std::to_string(::getpid()) + ".txt");
+    const auto err_path = dir / ("tokenflight-load-err-" + std::to_string(::getpid()) + ".txt");
+    const std::string cmd = "exec " + (env.empty() ? std::string() : env + " ") + load_exe + " " + args + " >" +
+                            out_path.string() + " 2>" + err_path.string() + " </dev/null";
+    measured m;
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    int raw = 0;
+    struct rusage usage {};
+    REQUIRE(::wait4(pid, &raw, 0, &usage) == pid);
+    m.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
+    m.max_rss_kib = usage.ru_maxrss;
+    auto slurp = [](const std::filesystem::path& p) {
+        std::ifstream f(p);
+        std::stringstream ss;
+        ss << f.rdbuf();
+        return ss.str();
+    };
+    m.out = slurp(out_path);
+    m.err = slurp(err_path);
+    std::filesystem::remove(out_path);
+    std::filesystem::remove(err_path);
+    return m;
 }
 
 void no_secret_in(const outcome& o) {
@@ -176,4 +217,105 @@ TEST_CASE("--demo runs against its own servers and exits 0") {
     CHECK(o.out.find("requests in") != std::string::npos);
     CHECK(o.out.find("resent after a 401") != std::string::npos);
     CHECK(o.err.empty()); // no progress line when stderr is not a terminal
+}
+
+TEST_CASE("a bad -H is refused with exit 2, without echoing the value") {
+    // printf makes the control characters (popen's /bin/sh has no $'...').
+    const char* bad[] = {R"x(-H "$(printf 'x-api-key: k\r\nX-Evil: 1')")x", R"x(-H "$(printf 'x-api-key: k\nX')")x",
+                         R"x(-H "$(printf 'x-api-key: k\001')")x", "-H 'Bad Name: v'", R"x(-H "$(printf 'x\r\ny: v')")x"};
+    for (const char* h : bad) {
+        CAPTURE(h);
+        auto o = run_tool(std::string("--demo -n 1 ") + h);
+        CHECK(o.status == 2);
+        CHECK(o.err.find("-H") != std::string::npos);
+        CHECK(o.err.find("X-Evil") == std::string::npos);
+        CHECK(std::count(o.err.begin(), o.err.end(), '\n') == 1);
+    }
+}
+
+TEST_CASE("--insecure warns on stderr that the token endpoint is unverified too") {
+    auto o = run_tool("--demo -n 20 -c 2 --insecure");
+    CHECK(o.status == 0);
+    CHECK(o.err.find("--insecure") != std::string::npos);
+    CHECK(o.err.find("token endpoint") != std::string::npos);
+}
+
+TEST_CASE("hosts that do not resolve: exit 2 for the token URL, counted errors for the API") {
+    // A label over 63 bytes fails in the resolver itself: no DNS query leaves the machine.
+    const std::string nowhere = std::string(64, 'a') + ".invalid";
+    auto token = run_tool("-n 5 http://127.0.0.1:9/", "env TOKENFLIGHT_TOKEN_URL=https://" + nowhere +
+                                                          "/token?k=v TOKENFLIGHT_CLIENT_ID=x TOKENFLIGHT_CLIENT_SECRET=" +
+                                                          client_secret);
+    CHECK(token.status == 2); // not 139: no crash
+    CHECK(token.err.find("no first token") != std::string::npos);
+    CHECK(std::count(token.err.begin(), token.err.end(), '\n') == 1);
+    CHECK(token.err.find("k=v") == std::string::npos); // the query is redacted
+    no_secret_in(token);
+
+    // User info is refused (credentials go elsewhere), and not repeated in the message.
+    auto userinfo = run_tool("-n 5 http://127.0.0.1:9/", "env TOKENFLIGHT_TOKEN_URL=https://user:pw@auth.example/token "
+                                                         "TOKENFLIGHT_CLIENT_ID=x TOKENFLIGHT_CLIENT_SECRET=s");
+    CHECK(userinfo.status == 2);
+    CHECK(userinfo.err.find("bad token URL") != std::string::npos);
+    CHECK(userinfo.err.find("user:pw") == std::string::npos);
+
+    testing::fake_auth_server auth(auth_options());
+    auto api = run_tool("-n 20 -c 4 --json https://" + nowhere + "/", env_for(auth));
+    CHECK(api.status == 1);
+    auto v = boost::json::parse(api.out);
+    CHECK(num(v.as_object(), "requests") == 20);
+    CHECK(num(v.as_object().at("errors").as_object(), "host_not_found") == 20);
+}
+
+TEST_CASE("peers that never stop sending: the tool ends with typed errors and bounded memory") {
+    // Baseline: the same run against a well-behaved server.
+    testing::fake_auth_server auth(auth_options());
+    testing::fake_api_server api(auth);
+    testing::http_server plain([](const http::request&, http::response& res) -> boost::asio::awaitable<testing::reply> {
+        res.body() = "ok";
+        co_return testing::reply::send;
+    });
+    const auto baseline = run_tool_measured("--no-token -n 1 -c 1 --json " + plain.base_url() + "/");
+    REQUIRE(baseline.status == 0);
+
+    const std::string chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    struct endless_case {
+        const char* what;
+        test::hostile_server::script script;
+        const char* error_kind;
+    };
+    const endless_case cases[] = {
+        {"endless chunk extension", {chunked + "1;ext=", std::string(4096, 'a')}, "header_too_large"},
+        {"endless small chunk extensions", {chunked, "1;e=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\nx\r\n"}, "header_too_large"},
+        {"endless trailers", {chunked + "0\r\n", "X-Trailer: aaaaaaaaaaaaaaaaaaaaaa\r\n"}, "header_too_large"},
+        {"endless interim responses", {"", "HTTP/1.1 103 Early Hints\r\nLink: " + std::string(2000, 'l') + "\r\n\r\n"},
+         "header_too_large"},
+        {"a drip that never ends", {chunked, "1\r\nx\r\n", std::chrono::milliseconds(2)}, "request_timeout"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.what);
+        test::hostile_server server(c.script);
+        auto o = run_tool_measured("--no-token -n 1 -c 1 --timeout 2 --json " + server.url("/"));
+        INFO(o.err);
+        CHECK(o.status == 1);
+        auto v = boost::json::parse(o.out);
+        CHECK(num(v.as_object().at("errors").as_object(), c.error_kind) == 1);
+        CHECK(o.max_rss_kib < baseline.max_rss_kib + 32 * 1024); // before the fix: gigabytes
+    }
+
+    // The same from the token endpoint: no first token, exit 2, memory bounded.
+    test::hostile_server token_endpoint({chunked + "1;ext=", std::string(4096, 'a')});
+    auto t = run_tool_measured("-n 1 --timeout 2 " + api.url("/"), "env TOKENFLIGHT_TOKEN_URL=" + token_endpoint.url("/token") +
+                                                                       " TOKENFLIGHT_CLIENT_ID=x TOKENFLIGHT_CLIENT_SECRET=s");
+    CHECK(t.status == 2);
+    CHECK(t.err.find("no first token") != std::string::npos);
+    CHECK(t.max_rss_kib < baseline.max_rss_kib + 32 * 1024);
+
+    // A token endpoint that drips forever: the first-token wait ends by --timeout, and the
+    // operation that outlives the wait writes into state it owns (an ASan build checks this).
+    test::hostile_server drip({"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n", "{", std::chrono::milliseconds(5)});
+    auto d = run_tool("-n 1 --timeout 0.5 " + api.url("/"), "env TOKENFLIGHT_TOKEN_URL=" + drip.url("/token") +
+                                                                  " TOKENFLIGHT_CLIENT_ID=x TOKENFLIGHT_CLIENT_SECRET=s");
+    CHECK(d.status == 2);
+    CHECK(d.err.find("no first token") != std::string::npos);
 }

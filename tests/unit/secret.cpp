@@ -1,4 +1,6 @@
 #include <tokenflight/secret.hpp>
+#include <tokenflight/error.hpp>
+#include <tokenflight/token_endpoint.hpp>
 #include <tokenflight/credentials.hpp>
 
 #include <doctest/doctest.h>
@@ -61,4 +63,41 @@ TEST_CASE("scrub also masks the forms a server echoes a secret in") {
     std::string json = R"({"echo":"s3cr\/t+x y"})";
     scrub(json, s);
     CHECK(json == R"({"echo":"***"})");
+}
+
+TEST_CASE("a redactor masks the secret's base64 and the Basic credential in both encodings") {
+    const secret s("p@ss:w/rd+x");
+    const redactor r(s, "my id");
+    const std::string forms[] = {
+        "p@ss:w/rd+x",
+        "p%40ss%3Aw%2Frd%2Bx",
+        "p%40ss%3aw%2frd%2bx",
+        "p@ss:w\\/rd+x",
+        base64_encode("p@ss:w/rd+x"),
+        base64_encode("my+id:p%40ss%3Aw%2Frd%2Bx"), // as tokenflight sends it (RFC 6749 2.3.1)
+        base64_encode("my id:p@ss:w/rd+x"),         // as other clients do
+    };
+    for (const auto& f : forms) {
+        CAPTURE(f);
+        std::string text = "echo: Basic " + f + " end";
+        r.apply(text);
+        CHECK(text == "echo: Basic *** end");
+    }
+    std::string unpadded = "x";
+    const std::string padded = base64_encode("p@ss:w/rd+x");
+    unpadded.append(padded, 0, padded.find('='));
+    r.apply(unpadded);
+    CHECK(unpadded == "x***");
+    std::string plain = "no secret here";
+    r.apply(plain);
+    CHECK(plain == "no secret here");
+    std::string via_scrub = "b64 " + base64_encode("p@ss:w/rd+x");
+    scrub(via_scrub, s);
+    CHECK(via_scrub.find(base64_encode("p@ss:w/rd+x").substr(0, 8)) == std::string::npos);
+}
+
+TEST_CASE("strip_controls leaves text inert on a terminal") {
+    std::string t = "ok \x1b[31mred\x07\r\n\x7f caf\xc3\xa9 \xc2\x9b" "31m \xff\xfe end";
+    strip_controls(t);
+    CHECK(t == "ok ?[31mred???? caf\xc3\xa9 ??31m ?? end");
 }

@@ -229,3 +229,72 @@ TEST_CASE("earlier masked copies cannot pull a later secret into the excerpt") {
     CHECK(parse(503, body, d).error() == errc::server_unavailable);
     CHECK(d.body_excerpt.find("MY_CLIENT") == std::string::npos);
 }
+
+TEST_CASE("an access_token or token_type that cannot go into a header is a typed, permanent error") {
+    diagnostics d;
+    const char* bad_tokens[] = {
+        R"({"access_token":"abc\r\nX-Evil: 1"})",
+        R"({"access_token":"abc\r\nContent-Length: 0\r\n\r\nGET /other HTTP/1.1"})",
+        R"({"access_token":"a\u0000b"})",
+        R"({"access_token":"a b"})",
+        R"({"access_token":"a\tb"})",
+        R"({"access_token":"a\u007f"})",
+        R"({"access_token":"caf\u00e9"})",
+        R"({"access_token":"abc","token_type":"Bearer\r\nX-Evil: 1"})",
+        R"({"access_token":"abc","token_type":"Bearer x"})",
+        R"({"access_token":"abc","token_type":""})",
+    };
+    for (const char* body : bad_tokens) {
+        CAPTURE(body);
+        auto r = parse(200, body, d);
+        REQUIRE(r.has_error());
+        CHECK(r.error() == errc::invalid_token_response);
+        CHECK_FALSE(is_transient(r.error()));
+    }
+    auto ok = parse(200, R"({"access_token":"a!b#c$~{}|`^","token_type":"bearer"})", d);
+    REQUIRE(ok.has_value());
+    CHECK(ok->access_token == "a!b#c$~{}|`^");
+}
+
+TEST_CASE("5xx and 429 are transient whatever the body; temporarily_unavailable and server_error whatever the status") {
+    diagnostics d;
+    auto r = parse(503, R"({"error":"temporarily_unavailable","error_description":"maintenance"})", d);
+    CHECK(r.error() == errc::server_unavailable);
+    CHECK(is_transient(r.error()));
+    CHECK(d.oauth_error == "temporarily_unavailable"); // what the server said is kept
+    CHECK(d.error_description == "maintenance");
+    CHECK(parse(500, R"({"error":"invalid_client"})", d).error() == errc::server_unavailable);
+    CHECK(parse(429, R"({"error":"slow_down"})", d).error() == errc::server_unavailable);
+    auto t = parse(400, R"({"error":"temporarily_unavailable"})", d);
+    CHECK(t.error() == errc::temporarily_unavailable);
+    CHECK(is_transient(t.error()));
+    CHECK(is_oauth_error(t.error()));
+    auto s = parse(200, R"({"error":"server_error"})", d);
+    CHECK(s.error() == errc::server_error);
+    CHECK(is_transient(s.error()));
+    CHECK_FALSE(is_transient(parse(400, R"({"error":"invalid_client"})", d).error()));
+}
+
+TEST_CASE("server texts lose their terminal control characters") {
+    diagnostics d;
+    auto r = parse(400, "{\"error\":\"invalid_request\",\"error_description\":\"bad\\u001b[2J\\u0007\\r\\nX\\u009b31m\"}", d);
+    CHECK(r.error() == errc::invalid_request);
+    for (char c : d.error_description) {
+        CAPTURE(static_cast<int>(static_cast<unsigned char>(c)));
+        CHECK((static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) != 0x7f));
+    }
+    CHECK(d.error_description.find("\xc2\x9b") == std::string::npos); // C1 CSI, UTF-8 encoded
+    CHECK(d.error_description.rfind("bad?[2J", 0) == 0);
+}
+
+TEST_CASE("an echoed Basic credential is masked in diagnostics") {
+    const redactor r(the_secret, "MY_CLIENT_ID");
+    const auto basic = base64_encode(form_urlencode("MY_CLIENT_ID") + ':' + "MY_CLIENT_SECRET");
+    diagnostics d;
+    auto res = parse_token_response(400, R"({"error":"invalid_request","error_description":"got Basic )" + basic + R"("})",
+                                    wall_now, 300s, r, d);
+    CHECK(res.error() == errc::invalid_request);
+    CHECK(d.error_description.find(basic.substr(0, 12)) == std::string::npos);
+    CHECK(d.body_excerpt.find(basic.substr(0, 12)) == std::string::npos);
+    CHECK(d.error_description == "got Basic ***");
+}

@@ -152,3 +152,68 @@ TEST_CASE("token_cache: after close every request fails") {
     CHECK(c.on_request(t0, std::nullopt) == action::fail);
     CHECK(c.last_error() == errc::closed);
 }
+
+TEST_CASE("token_cache: newer-than g on a cache that never held a token refreshes (no null token touched)") {
+    token_cache c(1s);
+    CHECK(c.on_request(t0, std::uint64_t{7}) == action::wait_and_refresh);
+    CHECK(c.on_request(t0, std::uint64_t{0}) == action::wait);
+    c.on_refresh_succeeded(make_token(1, t0, 1h));
+    CHECK(c.on_request(t0, std::uint64_t{0}) == action::serve);
+}
+
+TEST_CASE("token_cache: a futile refresh spaces reactive refreshes 1 s, 2 s, 4 s ... 60 s; a 2xx ends it") {
+    token_cache c(1s);
+    c.on_request(t0, std::nullopt);
+    c.on_refresh_succeeded(make_token(1, t0, 1h));
+    CHECK(c.on_request(t0, std::uint64_t{1}) == action::wait_and_refresh);
+    c.on_refresh_succeeded(make_token(2, t0, 1h));
+
+    // The resend with generation 2 got 401 too: futile. Every request that carried it reports.
+    for (int i = 0; i < 10; ++i) c.on_futile_refresh(2, t0);
+    CHECK(c.in_futility_backoff());
+    auto now = t0;
+    CHECK(c.on_request(now, std::uint64_t{2}) == action::held_back);
+    CHECK(c.on_request(now, std::nullopt) == action::serve); // the valid token is still served
+    CHECK(c.on_request(now, std::uint64_t{1}) == action::serve); // older g: no refresh needed
+
+    std::uint64_t g = 2;
+    clock::duration expected = 1s;
+    for (int step = 0; step < 9; ++step) {
+        CAPTURE(step);
+        CHECK(c.on_request(now + expected - 1ms, g) == action::held_back);
+        now += expected;
+        CHECK(c.on_request(now, g) == action::wait_and_refresh); // one refresh per pause
+        CHECK(c.on_request(now, g) == action::wait);
+        c.on_refresh_succeeded(make_token(++g, now, 1h));
+        c.on_futile_refresh(g, now); // that one did not help either
+        expected = std::min<clock::duration>(expected * 2, 60s);
+    }
+    CHECK(expected == 60s);
+    CHECK(c.on_request(now + 59s, g) == action::held_back);
+
+    // A 2xx ends the backoff: the next 401 refreshes at once, and the next futility starts at 1 s.
+    c.on_api_success(g);
+    CHECK_FALSE(c.in_futility_backoff());
+    CHECK(c.on_request(now, g) == action::wait_and_refresh);
+    c.on_refresh_succeeded(make_token(++g, now, 1h));
+    c.on_futile_refresh(g, now);
+    CHECK(c.on_request(now + 999ms, g) == action::held_back);
+    CHECK(c.on_request(now + 1s, g) == action::wait_and_refresh);
+}
+
+TEST_CASE("token_cache: a 401 for a token that worked is a revocation, never futility") {
+    token_cache c(1s);
+    c.on_request(t0, std::nullopt);
+    c.on_refresh_succeeded(make_token(1, t0, 1h));
+    for (std::uint64_t g = 1; g < 50; ++g) {
+        c.on_api_success(g);            // the token worked ...
+        c.on_futile_refresh(g, t0);     // ... then a resend with it was refused: revoked since
+        CHECK_FALSE(c.in_futility_backoff());
+        CHECK(c.on_request(t0, g) == action::wait_and_refresh); // so refresh at once, every time
+        c.on_refresh_succeeded(make_token(g + 1, t0, 1h));
+    }
+    // An expired token is refreshed even during the backoff: that is not a reactive refresh.
+    c.on_futile_refresh(50, t0);
+    CHECK(c.in_futility_backoff());
+    CHECK(c.on_request(t0 + 2h, std::uint64_t{50}) == action::wait_and_refresh);
+}

@@ -43,3 +43,19 @@ TEST_CASE("loopback hosts are recognised") {
     CHECK_FALSE(http::is_loopback_host("example.com"));
     CHECK_FALSE(http::is_loopback_host("localhost.example.com"));
 }
+
+TEST_CASE("the Host authority brackets IPv6 and omits default ports") {
+    CHECK(http::origin{false, "::1", 8080}.authority() == "[::1]:8080");
+    CHECK(http::origin{true, "2001:db8::1", 443}.authority() == "[2001:db8::1]");
+    CHECK(http::origin{false, "api.example", 80}.authority() == "api.example");
+    CHECK(http::origin{true, "api.example", 80}.authority() == "api.example:80");
+    CHECK(http::origin{false, "127.0.0.1", 9}.authority() == "127.0.0.1:9");
+}
+
+TEST_CASE("URLs in messages lose user info, query and controls") {
+    CHECK(http::redact_url("https://user:pw@auth.example/token?client_secret=s#f") == "https://***@auth.example/token?***");
+    CHECK(http::redact_url("https://auth.example/token") == "https://auth.example/token");
+    CHECK(http::redact_url("https://a@b@host/p@q") == "https://***@host/p@q");
+    CHECK(http::redact_url("not a url?key=1") == "not a url?***");
+    CHECK(http::redact_url("https://host/\x1b[2J") == "https://host/?[2J");
+}

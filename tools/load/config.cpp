@@ -191,7 +191,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         } else if (c.url.empty()) {
             c.url = a;
         } else {
-            return usage_error{"more than one URL: '" + c.url + "' and '" + std::string(a) + "'"};
+            return usage_error{"more than one URL: '" + http::redact_url(c.url) + "' and '" + http::redact_url(a) + "'"};
         }
     }
     if (c.help) return c;
@@ -203,12 +203,12 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     }
     if (!c.requests && !c.duration) c.duration = std::chrono::seconds(10);
     if (c.url.empty()) return usage_error{"no URL to load (see --help, or try --demo)"};
-    if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + c.url + "': " + u.error().message()};
+    if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + http::redact_url(c.url) + "': " + u.error().message()};
     if (c.no_token && c.demo_token_server) return usage_error{"--no-token and --demo-token-server exclude each other"};
     if (c.no_token || c.demo_token_server) return c; // no credentials needed
     if (c.creds.token_url.empty()) return usage_error{"no token URL: give --token-url or TOKENFLIGHT_TOKEN_URL"};
     if (auto u = http::parse_url(c.creds.token_url); !u)
-        return usage_error{"bad token URL '" + c.creds.token_url + "': " + u.error().message()};
+        return usage_error{"bad token URL '" + http::redact_url(c.creds.token_url) + "': " + u.error().message()};
     if (c.creds.client_id.empty()) return usage_error{"no client id: give --client-id or TOKENFLIGHT_CLIENT_ID"};
     if (secret_file) {
         auto s = load_secret_file(*secret_file);
