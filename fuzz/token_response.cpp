@@ -102,9 +102,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     // Nothing of the secret may reach the diagnostics, not even a part of it that a length bound
     // cut off: the same body with another secret in its place (and that one to scrub) must give
     // the same diagnostics. Skipped where the body holds backslashes (a JSON escape can spell the
-    // secret without its raw bytes, which the replacement would miss) or the other secret itself.
-    if (body.find('\\') == std::string_view::npos && body.find(other_secret) == std::string_view::npos) {
-        const std::string other_body = replace_all(body, fuzz_secret, other_secret);
+    // secret without its raw bytes, which the replacement would miss) or the other secret itself,
+    // raw or in base64 (which the scrubber masks too). Base64 copies are replaced as well.
+    const std::string fuzz_b64 = tokenflight::base64_encode(fuzz_secret);   // 20 characters, no padding
+    const std::string other_b64 = tokenflight::base64_encode(other_secret); // likewise
+    if (body.find('\\') == std::string_view::npos && body.find(other_secret) == std::string_view::npos &&
+        body.find(other_b64) == std::string_view::npos) {
+        const std::string other_body = replace_all(replace_all(body, fuzz_secret, other_secret), fuzz_b64, other_b64);
         tokenflight::diagnostics other_diag;
         const auto r2 = tokenflight::parse_token_response(status, other_body, now, default_lifetime,
                                                           tokenflight::secret{other_secret}, other_diag);

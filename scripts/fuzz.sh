@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets (the fuzz preset: clang-14, -fsanitize=fuzzer,address,undefined) and
-# runs each for a bounded time on a copy of its seed corpus (fuzz/corpus/<target> is never written),
-# after the inputs in fuzz/regressions/<target>/ (past findings, which must stay fixed).
+# runs each on a copy of its seed corpus (fuzz/corpus/<target> is never written), after the inputs
+# in fuzz/regressions/<target>/ (past findings, which must stay fixed).
 #
-#   scripts/fuzz.sh                  every target for 60 s (what CI runs)
-#   scripts/fuzz.sh 20               every target for 20 s
+#   scripts/fuzz.sh                  every target for 60 s: exploration, for people
 #   scripts/fuzz.sh 300 http_response  one target for 5 minutes
+#   scripts/fuzz.sh --runs 20000     what CI runs: replays seeds and regressions, then exactly 20000
+#                                    runs with a fixed seed (FUZZ_SEED, default 1) from a fresh work
+#                                    corpus. The same commit explores the same inputs on a fast or a
+#                                    slow machine, so CI never passes here and fails elsewhere.
+#
+# Time-bounded runs explore differently on every machine: feed what they find back as regression
+# inputs (fuzz/regressions/<target>/, with a line in its README), so that CI replays them.
 #
 # Prints one summary line per target and exits non-zero (libFuzzer's exit code) if any target
 # crashed, timed out or ran out of memory; the input that did it is printed and kept under
@@ -18,13 +24,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-seconds=${1:-60}
-shift || true
-if ! [[ "$seconds" =~ ^[1-9][0-9]*$ ]]; then
-    echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...]" >&2
+runs=""
+if [ "${1:-}" = "--runs" ]; then
+    runs=${2:-}
+    shift 2 || true
+    seconds=0
+else
+    seconds=${1:-60}
+    shift || true
+fi
+if ! [[ "$seconds" =~ ^[0-9]+$ ]] || { [ -z "$runs" ] && [ "$seconds" -eq 0 ]; } ||
+   { [ -n "$runs" ] && ! [[ "$runs" =~ ^[1-9][0-9]*$ ]]; }; then
+    echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...] | scripts/fuzz.sh --runs N [TARGET...]" >&2
     exit 2
 fi
-all_targets=(token_response www_authenticate retry_after http_response)
+all_targets=(token_response www_authenticate retry_after http_response end_to_end)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do
@@ -60,14 +74,21 @@ for t in "${targets[@]}"; do
     work="$build/corpus-work/$t"
     artifacts="$build/artifacts/$t"
     log="$build/logs/$t.log"
+    if [ -n "$runs" ]; then
+        work="$build/ci-work/$t" # fresh each time: what was found before must not change the path
+        rm -rf "$work"
+    fi
     mkdir -p "$work" "$artifacts" "$(dirname "$log")"
     cp fuzz/corpus/"$t"/* "$work"/
-    args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-          -artifact_prefix="$artifacts/")
+    args=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/")
+    if [ -n "$runs" ]; then
+        args+=(-runs="$runs" -seed="${FUZZ_SEED:-1}")
+    else
+        args+=(-max_total_time="$seconds")
+        # FUZZ_SEED fixes libFuzzer's random seed; unset, every run explores differently.
+        [ -n "${FUZZ_SEED:-}" ] && args+=(-seed="$FUZZ_SEED")
+    fi
     [ -f "fuzz/$t.dict" ] && args+=(-dict="fuzz/$t.dict")
-    # FUZZ_SEED fixes libFuzzer's random seed (CI sets it, so that a red run is reproducible);
-    # unset, every run explores differently.
-    [ -n "${FUZZ_SEED:-}" ] && args+=(-seed="$FUZZ_SEED")
     corpora=("$work")
     # Inputs of past findings run first (libFuzzer only reads corpus directories after the first).
     [ -d "fuzz/regressions/$t" ] && corpora+=("fuzz/regressions/$t")
@@ -75,18 +96,18 @@ for t in "${targets[@]}"; do
     "$build/fuzz/fuzz_$t" "${args[@]}" "${corpora[@]}" >"$log" 2>&1 || rc=$?
     # The last status line: "#123 DONE cov: 456 ft: 789 corp: 12/345b ... exec/s: 678 rss: 90Mb".
     stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
-    runs=$(sed -nE 's/^#([0-9]+).*/\1/p' <<<"$stats")
+    done_runs=$(sed -nE 's/^#([0-9]+).*/\1/p' <<<"$stats")
     cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$stats")
     ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$stats")
     corp=$(sed -nE 's/.* corp: ([0-9]+\/[0-9a-zA-Z]+).*/\1/p' <<<"$stats")
     execs=$(sed -nE 's/^stat::average_exec_per_sec: *([0-9]+).*/\1/p' "$log" | tail -n 1)
     if [ "$rc" -eq 0 ]; then
-        printf '%-18s ok     %ss runs=%s exec/s=%s cov=%s ft=%s corpus=%s\n' \
-            "$t" "$seconds" "${runs:-?}" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}"
+        printf '%-18s ok     runs=%s exec/s=%s cov=%s ft=%s corpus=%s\n' \
+            "$t" "${done_runs:-?}" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}"
     else
         crash=$(sed -nE 's/.*Test unit written to (.*)$/\1/p' "$log" | tail -n 1)
         when="while running the corpus"
-        [ -n "$runs" ] && when="after $runs runs"
+        [ -n "$done_runs" ] && when="after $done_runs runs"
         printf '%-18s FAILED exit=%s %s; input: %s; log: %s\n' "$t" "$rc" "$when" "${crash:-none saved}" "$log"
         grep -m 3 -E 'ERROR: |runtime error: |fuzz invariant broken' "$log" | sed 's/^/    /' || true
         [ "$status" -eq 0 ] && status=$rc

@@ -210,6 +210,8 @@ public:
     }
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
+    /// The pool token requests go through (the end-to-end fuzz target sets its transport).
+    http::connection_pool& pool() noexcept { return pool_; }
 
 private:
     struct waiter {

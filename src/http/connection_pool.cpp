@@ -30,6 +30,10 @@ bool cancelled(const asio::cancellation_state& st) { return st.cancelled() != as
 } // namespace
 
 void connection::close() noexcept {
+    if (mem) {
+        mem->close();
+        return;
+    }
     // A connection whose resolve or connect failed has no stream yet: nothing to close.
     if (!tcp && !tls) return;
     error_code ec;
@@ -212,6 +216,12 @@ void watchdog::arm(const std::shared_ptr<watchdog>& w, clock::time_point at) {
 }
 
 asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, watchdog& dog) {
+    if (test_transport_) {
+        c.mem = test_transport_(to);
+        if (!c.mem) co_return asio::error::connection_refused;
+        opened_.fetch_add(1, std::memory_order_relaxed);
+        co_return error_code{};
+    }
     auto ex = co_await asio::this_coro::executor;
     asio::ip::tcp::resolver resolver(ex);
     dog.resolver = &resolver;
@@ -260,6 +270,9 @@ asio::awaitable<exchange_result> pool_impl::exchange(connection& c, std::string_
     exchange_result out;
     if (c.tls) {
         auto op = exchange_on(*c.tls, c.buffer, head, req, limits);
+        out = co_await std::move(op);
+    } else if (c.mem) {
+        auto op = exchange_on(*c.mem, c.buffer, head, req, limits);
         out = co_await std::move(op);
     } else {
         auto op = exchange_on(*c.tcp, c.buffer, head, req, limits);

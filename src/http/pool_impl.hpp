@@ -13,11 +13,13 @@
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include <atomic>
 #include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -33,12 +35,19 @@ namespace beast = boost::beast;
 struct connection {
     std::unique_ptr<beast::tcp_stream> tcp;                     // plain http
     std::unique_ptr<asio::ssl::stream<beast::tcp_stream>> tls;  // https
+    std::unique_ptr<beast::test::stream> mem;                   // an in-memory test transport
     beast::flat_buffer buffer;
     clock::time_point idle_since{};
 
+    /// The TCP stream under tcp or tls (not for mem).
     beast::tcp_stream& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
     void close() noexcept;
 };
+
+/// Replaces resolve, connect and TLS by a factory of in-memory streams, whose other ends the
+/// caller serves: the end-to-end fuzz target drives the whole client through it without a
+/// socket, deterministically. Not for production use; there is no public way to set it.
+using test_transport = std::function<std::unique_ptr<beast::test::stream>(const origin&)>;
 
 /// A request waiting for a connection of a full origin. The releaser hands it over under the
 /// origin's mutex and wakes it by cancelling the timer on the waiter's own strand.
@@ -97,6 +106,8 @@ public:
     /// A strand for the next request coroutine (see tokenflight::detail::strand_set).
     const asio::any_io_executor& next_strand() noexcept { return strands_.next(); }
     const pool_options& options() const noexcept { return options_; }
+    /// See test_transport. Set before the first request.
+    void set_test_transport(test_transport t) { test_transport_ = std::move(t); }
 
 private:
     struct acquired {
@@ -143,6 +154,7 @@ private:
     std::atomic<bool> sweeping_{false};
 
     std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
+    test_transport test_transport_;
 };
 
 } // namespace tokenflight::http::detail
