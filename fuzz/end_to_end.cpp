@@ -153,10 +153,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     creds.client_secret = tf::secret("FUZZ-SECRET-123");
     creds.auth = post_auth ? tf::client_auth::post : tf::client_auth::basic;
     tf::token_source_options so;
-    so.backoff.initial = std::chrono::microseconds(100);
-    so.backoff.max = std::chrono::microseconds(200);
+    // No real waiting anywhere: a retry's timer is already due, so nothing in a run depends on how
+    // fast the machine is (CI fuzzes with a fixed run count and must reach the same inputs).
+    so.backoff.initial = tf::clock::duration::zero();
+    so.backoff.max = tf::clock::duration::zero();
     so.backoff.max_attempts = 3;
-    so.backoff.cooldown = std::chrono::microseconds(100);
+    so.backoff.deadline = std::chrono::milliseconds(500); // a Retry-After beyond it ends the refresh
+    // Long enough that within one input a failed refresh always means "fail fast" for the rest: a
+    // cool-down that could end mid-input would make the path depend on the machine's speed.
+    so.backoff.cooldown = std::chrono::seconds(10);
     so.body_limit = body_limit;
     tf::token_source source(ioc.get_executor(), creds, so);
     th::pool_options po;

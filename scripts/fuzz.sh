@@ -81,8 +81,15 @@ for t in "${targets[@]}"; do
     mkdir -p "$work" "$artifacts" "$(dirname "$log")"
     cp fuzz/corpus/"$t"/* "$work"/
     args=(-timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$artifacts/")
+    launcher=()
     if [ -n "$runs" ]; then
         args+=(-runs="$runs" -seed="${FUZZ_SEED:-1}")
+        # Reproducible runs: heap addresses feed hash tables (Asio's strand pool) and so coverage,
+        # hence no address randomisation; and end_to_end's token parsing compares with the wall
+        # clock, whose values would enter the comparison-guided dictionary (-use_cmp) and differ
+        # from run to run. With both, two runs of a commit reach the same inputs (same cov/ft/corpus).
+        setarch "$(uname -m)" -R true 2>/dev/null && launcher=(setarch "$(uname -m)" -R)
+        [ "$t" = end_to_end ] && args+=(-use_cmp=0)
     else
         args+=(-max_total_time="$seconds")
         # FUZZ_SEED fixes libFuzzer's random seed; unset, every run explores differently.
@@ -93,7 +100,7 @@ for t in "${targets[@]}"; do
     # Inputs of past findings run first (libFuzzer only reads corpus directories after the first).
     [ -d "fuzz/regressions/$t" ] && corpora+=("fuzz/regressions/$t")
     rc=0
-    "$build/fuzz/fuzz_$t" "${args[@]}" "${corpora[@]}" >"$log" 2>&1 || rc=$?
+    "${launcher[@]}" "$build/fuzz/fuzz_$t" "${args[@]}" "${corpora[@]}" >"$log" 2>&1 || rc=$?
     # The last status line: "#123 DONE cov: 456 ft: 789 corp: 12/345b ... exec/s: 678 rss: 90Mb".
     stats=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
     done_runs=$(sed -nE 's/^#([0-9]+).*/\1/p' <<<"$stats")
