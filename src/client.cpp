@@ -95,12 +95,16 @@ public:
         // already holds a newer still (the request spanned two revocations), with that one.
         for (int sends = 2;; ++sends) {
             resends_.fetch_add(1, std::memory_order_relaxed);
-            if (auto aec = authorize(req, newer)) co_return result{aec, {}};
+            if (auto aec = authorize(req, newer)) {
+                token_errors_.fetch_add(1, std::memory_order_relaxed);
+                co_return result{aec, {}};
+            }
             auto [rec, rres] = co_await pool_->send(to.origin, req, send_options_);
             if (rec || rres.result() != http::status::unauthorized) {
                 if (!rec) note_answer(rres, newer);
                 co_return result{rec, std::move(rres)};
             }
+            if (insufficient_scope(rres)) co_return result{rec, std::move(rres)}; // the token was fine
             auto newest = source_->newer_than(newer.generation());
             if (!newest || sends == max_sends) {
                 // A 401 for the newest token: final. If that token never worked, refreshing was

@@ -114,12 +114,17 @@ TEST_CASE("1 s tokens, 20,000 requests over 5 s at concurrency 256: no failure, 
             asio::detached);
     }
     REQUIRE(test::eventually([&] { return done == workers * per_worker; }, 60s));
+    const auto elapsed = clock::now() - start;
     CHECK(ok == workers * per_worker);
     CHECK(api.expired_token_requests() == 0);
     CHECK(cl.stats().resends_after_401 == 0);
-    // duration / (lifetime - refresh_ahead) = 5 s / 0.8 s = 6.25, plus the first fetch
+    // One fetch per (lifetime - refresh_ahead) = 0.8 s of the run, plus the first: 5 s / 0.8 s = 6.25
+    // on a quiet machine. The upper bound follows the run's real length, which a sanitizer or a
+    // busy machine stretches: more fetches are then right, not a storm.
     const auto fetched = auth.token_requests();
+    const auto schedule = static_cast<std::uint64_t>(elapsed / 800ms) + 3;
     CAPTURE(fetched);
+    CAPTURE(schedule);
     CHECK(fetched >= 6);
-    CHECK(fetched <= 9);
+    CHECK(fetched <= schedule);
 }
