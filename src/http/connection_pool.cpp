@@ -210,7 +210,7 @@ void watchdog::arm(const std::shared_ptr<watchdog>& w, clock::time_point at) {
     w->timer.async_wait([w, id](error_code ec) {
         if (ec || id != w->armed) return;
         w->fired = true;
-        if (w->resolver) w->resolver->cancel();
+        if (w->resolve_wait) w->resolve_wait->cancel(); // the request stops waiting for the resolver
         if (w->conn) w->conn->close(); // pending reads and writes end with operation_aborted
     });
 }
@@ -223,12 +223,38 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
         co_return error_code{};
     }
     auto ex = co_await asio::this_coro::executor;
-    asio::ip::tcp::resolver resolver(ex);
-    dog.resolver = &resolver;
-    auto [rec, endpoints] = co_await resolver.async_resolve(to.host, std::to_string(to.port), tuple_awaitable);
-    dog.resolver = nullptr;
+    // Asio resolves with a blocking getaddrinfo on a thread of its own, which cancel() cannot
+    // interrupt: awaiting the resolve itself would let a slow DNS server hold the request past
+    // every deadline. The lookup instead completes into state it shares, and the request waits
+    // on a timer that the lookup, the watchdog or the caller's cancellation ends; a lookup left
+    // behind finishes on its own and frees that state.
+    struct lookup {
+        explicit lookup(const asio::any_io_executor& ex) : resolver(ex), done(ex, clock::time_point::max()) {}
+        asio::ip::tcp::resolver resolver;
+        asio::steady_timer done;
+        error_code ec;
+        asio::ip::tcp::resolver::results_type endpoints;
+        bool finished = false;
+    };
+    auto l = std::make_shared<lookup>(ex);
+    l->resolver.async_resolve(to.host, std::to_string(to.port),
+                              [l](error_code ec, asio::ip::tcp::resolver::results_type r) {
+                                  l->ec = ec;
+                                  l->endpoints = std::move(r);
+                                  l->finished = true;
+                                  l->done.cancel();
+                              });
+    dog.resolve_wait = &l->done;
+    co_await l->done.async_wait(tuple_awaitable); // ends by the lookup, the watchdog or a cancellation
+    dog.resolve_wait = nullptr;
+    if (!l->finished) {
+        l->resolver.cancel(); // a lookup not yet started is dropped; a running one is abandoned
+        if (dog.fired) co_return errc::connect_timeout;
+        co_return asio::error::operation_aborted; // the caller cancelled
+    }
     if (dog.fired) co_return errc::connect_timeout;
-    if (rec) co_return rec;
+    if (l->ec) co_return l->ec;
+    const auto endpoints = std::move(l->endpoints);
 
     if (to.tls) {
         std::call_once(system_store_loaded_, [this] {
@@ -347,8 +373,10 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
         } else {
             held.conn = std::make_unique<connection>();
             watchdog::arm(dog, std::min(deadline, clock::now() + options_.connect_timeout));
-            ec = co_await connect(*held.conn, to, *dog);
-            dog->disarm();
+            {
+                watchdog::phase connecting{*dog};
+                ec = co_await connect(*held.conn, to, *dog);
+            }
             if (!ec && cancelled(cs)) ec = asio::error::operation_aborted;
             if (ec) {
                 if (ec == errc::connect_timeout && clock::now() >= deadline) ec = errc::request_timeout;
@@ -356,10 +384,14 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
             }
         }
         watchdog::arm(dog, deadline);
-        dog->conn = held.conn.get();
-        auto ex = co_await exchange(*held.conn, head, req, body_limit);
-        const bool timed_out = dog->fired;
-        dog->disarm();
+        exchange_result ex;
+        bool timed_out = false;
+        {
+            watchdog::phase exchanging{*dog};
+            dog->conn = held.conn.get();
+            ex = co_await exchange(*held.conn, head, req, body_limit);
+            timed_out = dog->fired;
+        }
         if (timed_out) ex.ec = errc::request_timeout;
         if (!ex.ec && cancelled(cs)) ex.ec = asio::error::operation_aborted;
         if (!ex.ec) {

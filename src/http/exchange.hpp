@@ -140,9 +140,11 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
         // the next caller's response: such a connection is not reused. Neither is one whose
         // Transfer-Encoding is anything but a clean coding list ending in chunked: the parser may
         // read such a body one way and a proxy on the path another.
+        // An HTTP/1.0 message with a Transfer-Encoding has faulty framing (RFC 9112 section 6.1):
+        // close after it.
         const auto& res = parser.get();
-        const bool clean_framing =
-            res.find(field::transfer_encoding) == res.end() || is_chunked_coding_list(res);
+        const bool has_te = res.find(field::transfer_encoding) != res.end();
+        const bool clean_framing = !has_te || (res.version() >= 11 && is_chunked_coding_list(res));
         out.reusable = parser.keep_alive() && req.keep_alive() && status != 101 && buffer.size() == 0 &&
                        clean_framing;
         out.res = parser.release();

@@ -66,7 +66,7 @@ struct waiter {
 struct watchdog {
     explicit watchdog(const asio::any_io_executor& strand) : timer(strand) {}
     asio::steady_timer timer;
-    asio::ip::tcp::resolver* resolver = nullptr; // in use now, or null
+    asio::steady_timer* resolve_wait = nullptr;  // the wait for a resolve in progress, or null
     connection* conn = nullptr;                  // in use now, or null
     bool fired = false;
     unsigned armed = 0; // a handler of an earlier arming that already fired does nothing
@@ -75,11 +75,23 @@ struct watchdog {
     static void arm(const std::shared_ptr<watchdog>& w, clock::time_point at);
     /// Stops it; the handler may still run but finds nothing to do.
     void disarm() {
-        ++armed;
-        resolver = nullptr;
+        ++armed; // first: whatever follows, a handler already queued now does nothing
+        resolve_wait = nullptr;
         conn = nullptr;
         timer.cancel();
     }
+
+    /// Disarms when a phase ends, however it ends (an exception included): the timer's handler
+    /// must never reach a connection or a wait that is gone.
+    struct phase {
+        watchdog& w;
+        ~phase() {
+            try {
+                w.disarm();
+            } catch (...) { // cancel() reporting a failure: the handler is harmless anyway
+            }
+        }
+    };
 };
 
 struct origin_pool {
