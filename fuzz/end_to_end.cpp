@@ -80,6 +80,14 @@ void check_fields(const th::request& req, bool post_auth) {
         if (req.method() == th::verb::post) expected.insert("Content-Length");
     }
     FUZZ_CHECK(names == expected);
+    FUZZ_CHECK(req[th::field::host] == (token_request ? "127.0.0.1:1" : "127.0.0.1:2"));
+    FUZZ_CHECK(req[th::field::user_agent] == "tokenflight/0.1");
+    if (token_request) {
+        FUZZ_CHECK(req[th::field::content_type] == "application/x-www-form-urlencoded");
+        FUZZ_CHECK(req[th::field::accept] == "application/json");
+        FUZZ_CHECK(req.body().starts_with("grant_type=client_credentials&client_id=fuzz-client"));
+        if (!post_auth) FUZZ_CHECK(req[th::field::authorization].substr(0, 6) == "Basic ");
+    }
     if (!token_request) {
         FUZZ_CHECK(req["x-api-key"] == "fuzz-key");
         const auto auth = req[th::field::authorization];
@@ -196,6 +204,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     ioc.run();
     FUZZ_CHECK(done == concurrent);
     FUZZ_CHECK(pool.stats().open_connections == 0);
+    FUZZ_CHECK(source.impl()->pool().stats().open_connections == 0);
     // No retry loop: per API request at most three sends and two refreshes (its first token and
     // one after a 401), plus one background refresh; each refresh at most max_attempts requests.
     FUZZ_CHECK(s.requests_seen <= concurrent * 3 + (2 * concurrent + 1) * so.backoff.max_attempts);

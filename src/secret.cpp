@@ -102,14 +102,25 @@ std::string unpadded_base64(std::string_view v) {
     return b;
 }
 
-void add_secret_forms(std::vector<secret>& forms, std::string_view v) {
-    forms.emplace_back(v);
-    std::array<std::string, 5> variants{percent_encoded(v, true), percent_encoded(v, false), json_escaped(v),
-                                        base64_encode(v), unpadded_base64(v)};
+// `v` as it is and as a server may echo it: form-urlencoded (either hex case) and JSON-escaped.
+void add_echo_forms(std::vector<secret>& forms, std::string_view v) {
+    std::array<std::string, 4> variants{std::string(v), percent_encoded(v, true), percent_encoded(v, false),
+                                        json_escaped(v)};
     for (auto& variant : variants) {
-        if (variant != v && !variant.empty() && std::find(forms.begin(), forms.end(), secret(variant)) == forms.end())
+        if (!variant.empty() && std::find(forms.begin(), forms.end(), secret(variant)) == forms.end())
             forms.emplace_back(variant);
         OPENSSL_cleanse(variant.data(), variant.size());
+    }
+}
+
+// Every echo form of `v` and of its base64, padded or not (base64's '+', '/' and '=' change
+// under form-urlencoding and JSON escaping too).
+void add_secret_forms(std::vector<secret>& forms, std::string_view v) {
+    add_echo_forms(forms, v);
+    std::array<std::string, 2> encoded{base64_encode(v), unpadded_base64(v)};
+    for (auto& b : encoded) {
+        add_echo_forms(forms, b);
+        OPENSSL_cleanse(b.data(), b.size());
     }
 }
 } // namespace
@@ -132,7 +143,7 @@ redactor::redactor(const secret& s, std::string_view client_id) : redactor(s) {
     for (auto& pair : pairs) {
         std::array<std::string, 2> encoded{base64_encode(pair), unpadded_base64(pair)};
         for (auto& b : encoded) {
-            if (std::find(forms_.begin(), forms_.end(), secret(b)) == forms_.end()) forms_.emplace_back(b);
+            add_echo_forms(forms_, b);
             OPENSSL_cleanse(b.data(), b.size());
         }
         OPENSSL_cleanse(pair.data(), pair.size());

@@ -167,20 +167,41 @@ http::request make_token_request(const credentials& creds, client_auth method, s
     req.set(http::field::host, host);
     req.set(http::field::content_type, "application/x-www-form-urlencoded");
     req.set(http::field::accept, "application/json");
+    // Every buffer that holds the secret in any form is wiped before it is freed: the encoded
+    // secret, the Basic pair and its base64, and the body (reserved whole up front, so that no
+    // append reallocates it and leaves a copy behind).
+    std::string encoded_secret = method == client_auth::post ? form_urlencode(creds.client_secret.reveal()) : "";
+    std::string rest; // scope and extra parameters: no secret
+    if (!creds.scope.empty()) append_param(rest, "scope", creds.scope);
+    for (const auto& [name, value] : creds.extra_params) append_param(rest, name, value);
+    const std::string id = form_urlencode(creds.client_id);
     std::string body;
-    append_param(body, "grant_type", "client_credentials");
-    append_param(body, "client_id", creds.client_id);
+    body.reserve(64 + id.size() + encoded_secret.size() + rest.size());
+    body += "grant_type=client_credentials&client_id=";
+    body += id;
     if (method == client_auth::post) {
-        append_param(body, "client_secret", creds.client_secret.reveal());
+        body += "&client_secret=";
+        body += encoded_secret;
+        OPENSSL_cleanse(encoded_secret.data(), encoded_secret.size());
     } else {
-        std::string pair = form_urlencode(creds.client_id) + ':' + form_urlencode(creds.client_secret.reveal());
-        std::string value = "Basic " + base64_encode(pair);
+        std::string secret_part = form_urlencode(creds.client_secret.reveal());
+        std::string pair;
+        pair.reserve(id.size() + 1 + secret_part.size());
+        pair += id;
+        pair += ':';
+        pair += secret_part;
+        std::string b64 = base64_encode(pair);
+        std::string value;
+        value.reserve(6 + b64.size());
+        value += "Basic ";
+        value += b64;
         req.set(http::field::authorization, value);
-        OPENSSL_cleanse(pair.data(), pair.size());
-        OPENSSL_cleanse(value.data(), value.size());
+        for (std::string* s : {&secret_part, &pair, &b64, &value}) OPENSSL_cleanse(s->data(), s->size());
     }
-    if (!creds.scope.empty()) append_param(body, "scope", creds.scope);
-    for (const auto& [name, value] : creds.extra_params) append_param(body, name, value);
+    if (!rest.empty()) {
+        body += '&';
+        body += rest;
+    }
     req.body() = std::move(body);
     req.prepare_payload();
     return req;

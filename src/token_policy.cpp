@@ -71,6 +71,9 @@ void token_cache::on_refresh_failed(error_code ec, diagnostics diag, clock::time
 
 void token_cache::on_api_success(std::uint64_t g) noexcept {
     ok_generation_ = std::max(ok_generation_, g);
+    // Only a token at least as new as the futile one proves that refreshing helps again; a late
+    // 2xx for an older token says nothing about the new ones.
+    if (g < futile_generation_) return;
     futile_pause_ = clock::duration::zero();
     futile_until_ = {};
 }

@@ -160,7 +160,7 @@ public:
         std::lock_guard lock(mutex_);
         cache_.on_api_success(g);
         ok_generation_.store(cache_.ok_generation(), std::memory_order_relaxed);
-        futility_backoff_.store(false, std::memory_order_relaxed);
+        futility_backoff_.store(cache_.in_futility_backoff(), std::memory_order_relaxed);
     }
 
     /// A resend with generation `g` got 401 again.

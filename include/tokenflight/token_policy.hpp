@@ -98,8 +98,8 @@ public:
     /// From now on every request fails with errc::closed.
     void close();
 
-    /// A request sent with generation `g` got a 2xx: that token works, and any futility backoff
-    /// ends.
+    /// A request sent with generation `g` got a 2xx: that token works, and a futility backoff
+    /// ends if `g` is at least the generation found futile (an older token's late 2xx does not).
     void on_api_success(std::uint64_t g) noexcept;
     /// A request resent with generation `g`, fetched because of a 401, got 401 again: the refresh
     /// was futile, unless `g` has worked before (then it was revoked since: a healthy revocation).

@@ -5,6 +5,8 @@
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
+#include <algorithm>
+
 namespace tokenflight::http {
 
 std::string origin::to_string() const {
@@ -45,20 +47,42 @@ boost::system::result<location> parse_url(std::string_view text) {
 
 std::string redact_url(std::string_view url) {
     std::string out;
-    const auto cut = url.find_first_of("?#");
-    std::string_view kept = url.substr(0, cut);
-    const auto scheme_end = kept.find("://");
-    const std::size_t authority = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-    const auto path = kept.find('/', authority);
-    const auto at = kept.substr(0, path).rfind('@');
-    if (at != std::string_view::npos && at >= authority) {
-        out.append(kept.substr(0, authority));
-        out += "***";
-        out.append(kept.substr(at));
+    auto u = boost::urls::parse_uri_reference(url);
+    // A password with a raw '/', '?' or '#' still parses, wrongly split (its tail becomes the
+    // path or query, its head a host and port): any '@' outside the parsed user info means the
+    // parts cannot be trusted.
+    const auto ats = static_cast<std::size_t>(std::count(url.begin(), url.end(), '@'));
+    if (u && ats == (u->has_userinfo() ? 1u : 0u)) {
+        // Parsed: exactly the user info, query and fragment go.
+        if (u->has_scheme()) {
+            out.append(u->scheme());
+            out += ':';
+        }
+        if (u->has_authority()) {
+            out += "//";
+            if (u->has_userinfo()) out += "***@";
+            out.append(u->encoded_host_and_port());
+        }
+        out.append(u->encoded_path());
+        if (u->has_query() || u->has_fragment()) out += "?***";
     } else {
-        out.append(kept);
+        // Not a URL, so no telling where its parts are: everything up to the last '@' may be
+        // user info (a raw '/', '?' or '#' in a password breaks parsing), and everything from
+        // the first '?' or '#' after it may be a query.
+        std::string_view rest = url;
+        const auto scheme_end = rest.find("://");
+        if (scheme_end != std::string_view::npos) {
+            out.append(rest.substr(0, scheme_end + 3));
+            rest.remove_prefix(scheme_end + 3);
+        }
+        if (const auto at = rest.rfind('@'); at != std::string_view::npos) {
+            out += "***";
+            rest.remove_prefix(at);
+        }
+        const auto cut = rest.find_first_of("?#");
+        out.append(rest.substr(0, cut));
+        if (cut != std::string_view::npos) out += "?***";
     }
-    if (cut != std::string_view::npos) out += "?***";
     strip_controls(out);
     return out;
 }

@@ -290,6 +290,10 @@ TEST_CASE("peers that never stop sending: the tool ends with typed errors and bo
         {"endless trailers", {chunked + "0\r\n", "X-Trailer: aaaaaaaaaaaaaaaaaaaaaa\r\n"}, "header_too_large"},
         {"endless interim responses", {"", "HTTP/1.1 103 Early Hints\r\nLink: " + std::string(2000, 'l') + "\r\n\r\n"},
          "header_too_large"},
+        {"endless header", {"HTTP/1.1 200 OK\r\n", "X-Header: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"}, "header_too_large"},
+        {"endless status line", {"HTTP/1.1 200 ", std::string(4096, 'a')}, "header_too_large"},
+        {"endless body", {"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", std::string(4096, 'b')},
+         "body_too_large"},
         {"a drip that never ends", {chunked, "1\r\nx\r\n", std::chrono::milliseconds(2)}, "request_timeout"},
     };
     for (const auto& c : cases) {

@@ -77,6 +77,23 @@ TEST_CASE("a redactor masks the secret's base64 and the Basic credential in both
         base64_encode("my+id:p%40ss%3Aw%2Frd%2Bx"), // as tokenflight sends it (RFC 6749 2.3.1)
         base64_encode("my id:p@ss:w/rd+x"),         // as other clients do
     };
+    // Base64 holds '+', '/' and '=', which change when a server form-encodes or JSON-escapes it.
+    const std::string b64 = base64_encode("my+id:p%40ss%3Aw%2Frd%2Bx");
+    std::string escaped, encoded;
+    for (char c : b64) {
+        if (c == '/') escaped += '\\';
+        escaped += c;
+        if (c == '+') encoded += "%2B";
+        else if (c == '/') encoded += "%2F";
+        else if (c == '=') encoded += "%3D";
+        else encoded += c;
+    }
+    for (const auto& f : {escaped, encoded}) {
+        CAPTURE(f);
+        std::string text = "echo: Basic " + f + " end";
+        r.apply(text);
+        CHECK(text == "echo: Basic *** end");
+    }
     for (const auto& f : forms) {
         CAPTURE(f);
         std::string text = "echo: Basic " + f + " end";

@@ -55,7 +55,13 @@ TEST_CASE("the Host authority brackets IPv6 and omits default ports") {
 TEST_CASE("URLs in messages lose user info, query and controls") {
     CHECK(http::redact_url("https://user:pw@auth.example/token?client_secret=s#f") == "https://***@auth.example/token?***");
     CHECK(http::redact_url("https://auth.example/token") == "https://auth.example/token");
-    CHECK(http::redact_url("https://a@b@host/p@q") == "https://***@host/p@q");
+    CHECK(http::redact_url("https://host/p?x") == "https://host/p?***");
+    CHECK(http::redact_url("https://host/p@q?x") == "https://***@q?***"); // ambiguous: masked
+    CHECK(http::redact_url("http://[::1]:8080/t?x#f") == "http://[::1]:8080/t?***");
+    // Unparsable: conservative, whatever characters the password holds.
+    CHECK(http::redact_url("https://user:pa/ss@host/t") == "https://***@host/t");
+    CHECK(http::redact_url("https://user:p?w@host") == "https://***@host");
+    CHECK(http::redact_url("https://user:p#w@host/x?k") == "https://***@host/x?***");
     CHECK(http::redact_url("not a url?key=1") == "not a url?***");
     CHECK(http::redact_url("https://host/\x1b[2J") == "https://host/?[2J");
 }
