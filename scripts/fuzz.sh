@@ -84,12 +84,16 @@ for t in "${targets[@]}"; do
     launcher=()
     if [ -n "$runs" ]; then
         args+=(-runs="$runs" -seed="${FUZZ_SEED:-1}")
-        # Reproducible runs: heap addresses feed hash tables (Asio's strand pool) and so coverage,
-        # hence no address randomisation; and end_to_end's token parsing compares with the wall
-        # clock, whose values would enter the comparison-guided dictionary (-use_cmp) and differ
-        # from run to run. With both, two runs of a commit reach the same inputs (same cov/ft/corpus).
+        # Reproducible runs. Heap addresses feed hash tables (Asio's strand pool) and so coverage:
+        # no address randomisation. Comparison tracing (-use_cmp) feeds the operands of compares
+        # back as mutations, and those include addresses (which move with the environment's and
+        # the paths' sizes and with other threads' allocations) and, in end_to_end, the wall
+        # clock: off here. And libFuzzer re-reads its corpus directory every few seconds by
+        # default (-reload), which inserts runs at moments that depend on the machine's speed:
+        # off too. So two runs of a commit reach the same inputs in any directory (checked: same
+        # cov/ft/corpus); exploration with comparison tracing is what time-bounded runs do.
         setarch "$(uname -m)" -R true 2>/dev/null && launcher=(setarch "$(uname -m)" -R)
-        [ "$t" = end_to_end ] && args+=(-use_cmp=0)
+        args+=(-use_cmp=0 -reload=0)
     else
         args+=(-max_total_time="$seconds")
         # FUZZ_SEED fixes libFuzzer's random seed; unset, every run explores differently.
