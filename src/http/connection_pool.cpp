@@ -367,7 +367,10 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
             ec = asio::error::operation_aborted;
             break;
         }
-        if (!dog) dog = std::make_shared<watchdog>(co_await asio::this_coro::executor);
+        if (!dog) {
+            const auto strand = co_await asio::this_coro::executor; // own statement: GCC 12 (design notes)
+            dog = std::make_shared<watchdog>(strand);
+        }
         if (held.conn) {
             reused_.fetch_add(1, std::memory_order_relaxed);
         } else {

@@ -53,7 +53,8 @@ error_code get(http::connection_pool& pool, test::io_threads& io, http::send_opt
             co_return ec;
         }
         asio::cancellation_signal sig;
-        asio::steady_timer timer(co_await asio::this_coro::executor, cancel_after);
+        const auto ex = co_await asio::this_coro::executor; // own statement: GCC 12 (design notes)
+        asio::steady_timer timer(ex, cancel_after);
         timer.async_wait([&](error_code) { sig.emit(asio::cancellation_type::terminal); });
         auto [ec, res] = co_await pool.async_send(to, std::move(req), so,
                                                   asio::bind_cancellation_slot(sig.slot(), tuple_awaitable));
