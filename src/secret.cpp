@@ -138,8 +138,13 @@ redactor::redactor(const secret& s, std::string_view client_id) : redactor(s) {
     if (s.empty()) return;
     // The Basic credential as tokenflight sends it (form-urlencoded id and secret) and as other
     // clients do (raw): a server echoing the Authorization header echoes one of them.
-    std::array<std::string, 2> pairs{form_urlencode(client_id) + ':' + form_urlencode(s.reveal()),
-                                     std::string(client_id) + ':' + std::string(s.reveal())};
+    // Built by appending into reserved buffers, every one wiped: no unwiped temporary copy.
+    std::string encoded_secret = form_urlencode(s.reveal());
+    std::array<std::string, 2> pairs;
+    for (auto& p : pairs) p.reserve(3 * client_id.size() + 1 + encoded_secret.size() + s.reveal().size());
+    pairs[0].append(form_urlencode(client_id)).append(1, ':').append(encoded_secret);
+    pairs[1].append(client_id).append(1, ':').append(s.reveal());
+    OPENSSL_cleanse(encoded_secret.data(), encoded_secret.size());
     for (auto& pair : pairs) {
         std::array<std::string, 2> encoded{base64_encode(pair), unpadded_base64(pair)};
         for (auto& b : encoded) {
