@@ -48,6 +48,10 @@ public:
         case errc::invalid_request_target: return "request target contains spaces or control characters";
         case errc::invalid_method: return "request method is not an RFC 9110 token";
         case errc::refresh_backoff: return "token refresh held back: new tokens did not stop the 401s";
+        case errc::tls_untrusted_certificate: return "TLS: the server's certificate is not signed by a trusted CA";
+        case errc::tls_name_mismatch: return "TLS: the server's certificate is for another host name or address";
+        case errc::tls_certificate_expired: return "TLS: the server's certificate has expired or is not yet valid";
+        case errc::tls_verification_failed: return "TLS: the server's certificate failed verification";
         }
         return "tokenflight: unknown error " + std::to_string(ev);
     }

@@ -96,7 +96,8 @@ public:
     /// 403 come back as responses. Errors: the token source's (errc::invalid_client, ...), the
     /// pool's (errc::request_timeout, ...), errc::insecure_transport.
     ///
-    /// Per-operation cancellation: terminal, partial and total; completes with `operation_aborted`.
+    /// Per-operation cancellation: terminal and partial at any time; total until the request's
+    /// first byte is written (see connection_pool::async_send); completes with `operation_aborted`.
     template <class CompletionToken>
     auto async_send(http::location to, http::request req, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, response_signature>(

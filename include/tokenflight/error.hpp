@@ -15,7 +15,8 @@ namespace tokenflight {
 
 using boost::system::error_code;
 
-/// Errors raised by tokenflight itself. Network and TLS errors keep their Asio/OpenSSL codes.
+/// Errors raised by tokenflight itself. Network errors and TLS failures other than certificate
+/// verification keep their Asio/OpenSSL codes.
 enum class errc {
     // --- RFC 6749 section 5.2 error responses from the token endpoint ---
     invalid_request = 1,    ///< `invalid_request`
@@ -61,6 +62,13 @@ enum class errc {
     invalid_method,         ///< a request method that is not an RFC 9110 token; nothing sent
     refresh_backoff,        ///< a reactive refresh is held back: refreshing did not fix the 401s
                             ///< before (see client); the 401 stands
+
+    // --- TLS certificate verification, from OpenSSL's verify result (permanent) ---
+    tls_untrusted_certificate, ///< the server's chain does not lead to a trusted CA (unknown
+                               ///< issuer, self-signed); see tls_options::ca_file
+    tls_name_mismatch,      ///< the certificate is not for the host name or IP address connected to
+    tls_certificate_expired,///< a certificate of the chain has expired or is not yet valid
+    tls_verification_failed,///< any other verification failure (bad signature, purpose, revoked, ...)
 };
 
 /// The error category of tokenflight::errc.

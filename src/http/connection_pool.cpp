@@ -11,13 +11,14 @@
 #include <boost/asio/append.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
 
 namespace tokenflight::http {
 
@@ -27,6 +28,25 @@ namespace {
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 bool cancelled(const asio::cancellation_state& st) { return st.cancelled() != asio::cancellation_type::none; }
+
+// OpenSSL's verify result as a typed error; none for X509_V_OK (the handshake failed otherwise).
+error_code verify_failure(long result) {
+    switch (result) {
+    case X509_V_OK: return {};
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_CERT_UNTRUSTED: return errc::tls_untrusted_certificate;
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH: return errc::tls_name_mismatch;
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+    case X509_V_ERR_CERT_NOT_YET_VALID: return errc::tls_certificate_expired;
+    default: return errc::tls_verification_failed;
+    }
+}
+
 } // namespace
 
 void connection::close() noexcept {
@@ -282,10 +302,22 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
         (void)asio::ip::make_address(to.host, not_ip);
         if (not_ip && !SSL_set_tlsext_host_name(c.tls->native_handle(), to.host.c_str()))
             co_return error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
-        if (options_.tls.verify_peer) c.tls->set_verify_callback(asio::ssl::host_name_verification(to.host));
+        // OpenSSL checks the name (RFC 6125) or the address inside chain verification, so a
+        // mismatch has its own verify result, reported as errc::tls_name_mismatch.
+        SSL* ssl = c.tls->native_handle();
+        if (options_.tls.verify_peer) {
+            const bool set = not_ip ? SSL_set1_host(ssl, to.host.c_str()) == 1
+                                    : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), to.host.c_str()) == 1;
+            if (!set) co_return errc::tls_verification_failed;
+            SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        }
         auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, tuple_awaitable);
         if (dog.fired) co_return errc::connect_timeout;
-        if (hec) co_return map_transport_error(hec, true);
+        if (hec) {
+            if (options_.tls.verify_peer)
+                if (auto v = verify_failure(SSL_get_verify_result(ssl))) co_return v;
+            co_return map_transport_error(hec, true);
+        }
     }
     co_return error_code{};
 }
@@ -349,7 +381,9 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
         co_return std::tuple<error_code, response>{ec, response{}};
     }
 
+    // The caller's coroutine set the state (see cancel_to_terminal); it may have sent before.
     auto cs = co_await asio::this_coro::cancellation_state;
+    bool sending = false;
     origin_pool& p = pool_for(to);
     std::shared_ptr<watchdog> dog;
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -385,6 +419,13 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
                 if (ec == errc::connect_timeout && clock::now() >= deadline) ec = errc::request_timeout;
                 break;
             }
+        }
+        if (!sending) {
+            // A cancellation that arrives from here is filtered as once_sent. Emissions run on this
+            // strand, so none is lost between the check above and this reset.
+            co_await asio::this_coro::reset_cancellation_state(cancel_once_sent, cancel_to_terminal);
+            cs = co_await asio::this_coro::cancellation_state;
+            sending = true;
         }
         watchdog::arm(dog, deadline);
         exchange_result ex;
@@ -471,7 +512,8 @@ namespace {
 boost::asio::awaitable<std::tuple<error_code, response>> run_send(std::shared_ptr<detail::pool_impl> impl, origin to,
                                                                  request req, send_options opts) {
     co_await boost::asio::this_coro::throw_if_cancelled(false);
-    co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation());
+    co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation(),
+                                                              detail::cancel_to_terminal);
     co_return co_await impl->send(to, req, opts);
 }
 } // namespace

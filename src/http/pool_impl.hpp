@@ -9,6 +9,7 @@
 #include "../spawn.hpp"
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -29,6 +30,22 @@ namespace tokenflight::http::detail {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
+
+// Cancellation of a request, by phase, after Asio's rules for the three types. Until its first
+// byte is written a request has had no effect, so every type is honoured: queue waits, token
+// waits and connects are abandoned. From then on it may have had one: total cancellation ("no
+// side effects") can no longer be honoured and is dropped (cancel_once_sent, installed by
+// pool_impl::send before the first write and kept for the rest of the operation, resends
+// included); terminal and partial still end it by closing the connection. The I/O below (Beast,
+// SSL) implements terminal cancellation only, so every accepted type reaches it as terminal.
+// A request coroutine starts with reset_cancellation_state(enable_total_cancellation(),
+// cancel_to_terminal).
+inline asio::cancellation_type cancel_to_terminal(asio::cancellation_type t) noexcept {
+    return t != asio::cancellation_type::none ? asio::cancellation_type::terminal : asio::cancellation_type::none;
+}
+inline asio::cancellation_type cancel_once_sent(asio::cancellation_type t) noexcept {
+    return t & (asio::cancellation_type::terminal | asio::cancellation_type::partial);
+}
 
 /// One keep-alive connection. Used by one request at a time; handed between requests under the
 /// origin's mutex, which orders all access to it.

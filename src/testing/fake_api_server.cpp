@@ -24,7 +24,20 @@ struct fake_api_server::impl {
     std::array<std::atomic<std::uint64_t>, 600> by_status{};
     mutable std::mutex mutex;
     std::map<std::string, std::uint64_t> by_token;
-    std::deque<std::string> bodies;
+    std::deque<std::string> bodies, authorizations;
+
+    // The token in an Authorization header, or nullopt when the header has the wrong form.
+    std::optional<std::string_view> token_of(std::string_view header) const {
+        if (opts.auth_scheme) {
+            const std::string& scheme = *opts.auth_scheme;
+            if (scheme.empty()) return header;
+            if (header.size() > scheme.size() && header.starts_with(scheme) && header[scheme.size()] == ' ')
+                return header.substr(scheme.size() + 1);
+            return std::nullopt;
+        }
+        if (header.size() > 7 && boost::beast::iequals(header.substr(0, 7), "Bearer ")) header.remove_prefix(7);
+        return header;
+    }
 
     reply answer(http::response& res, unsigned status, std::string_view body) {
         res.result(status);
@@ -58,18 +71,25 @@ struct fake_api_server::impl {
                 break;
             }
         }
-        std::string_view token = req[http::field::authorization];
-        if (token.size() > 7 && boost::beast::iequals(token.substr(0, 7), "Bearer ")) token.remove_prefix(7);
+        const std::string_view header = req[http::field::authorization];
+        const auto token = token_of(header);
         {
             std::lock_guard lock(mutex);
-            ++by_token[std::string(token)];
+            ++by_token[std::string(token.value_or(header))];
             bodies.emplace_back(req.body());
             if (bodies.size() > 16) bodies.pop_front();
+            authorizations.emplace_back(header);
+            if (authorizations.size() > 16) authorizations.pop_front();
         }
         if (!opts.api_key.empty() && req["x-api-key"] != opts.api_key)
             co_return answer(res, 403, R"({"error":"forbidden","message":"missing or wrong x-api-key"})");
+        if (!token) {
+            res.set(http::field::www_authenticate,
+                    R"(Bearer realm="api", error="invalid_request", error_description="wrong Authorization scheme")");
+            co_return answer(res, 401, R"({"error":"invalid_request"})");
+        }
 
-        switch (auth->check(token)) {
+        switch (auth->check(*token)) {
         case fake_auth_server::verdict::valid: co_return answer(res, 200, R"({"ok":true})");
         case fake_auth_server::verdict::expired:
             expired.fetch_add(1);
@@ -118,6 +138,10 @@ std::map<std::string, std::uint64_t> fake_api_server::requests_by_token() const 
 std::vector<std::string> fake_api_server::recent_bodies() const {
     std::lock_guard lock(impl_->mutex);
     return {impl_->bodies.begin(), impl_->bodies.end()};
+}
+std::vector<std::string> fake_api_server::recent_authorizations() const {
+    std::lock_guard lock(impl_->mutex);
+    return {impl_->authorizations.begin(), impl_->authorizations.end()};
 }
 
 } // namespace tokenflight::testing

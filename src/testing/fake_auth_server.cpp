@@ -9,6 +9,7 @@
 #include <boost/json/value.hpp>
 
 #include <algorithm>
+#include <deque>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -69,6 +70,22 @@ struct fake_auth_server::impl {
 
     std::atomic<std::uint64_t> token_requests{0}, issued{0}, basic{0}, post{0};
     std::atomic<std::int64_t> latency_ms{0};
+    std::atomic<std::uint64_t> in_flight{0}, max_in_flight{0};
+    std::deque<std::chrono::steady_clock::time_point> arrivals; // under mutex
+    std::deque<std::map<std::string, std::string>> forms;       // under mutex
+
+    // Counts a token request as in flight from its arrival until its answer is decided.
+    struct in_flight_guard {
+        impl& i;
+        explicit in_flight_guard(impl& i) : i(i) {
+            const auto now = i.in_flight.fetch_add(1) + 1;
+            auto peak = i.max_in_flight.load();
+            while (now > peak && !i.max_in_flight.compare_exchange_weak(peak, now)) {}
+        }
+        ~in_flight_guard() { i.in_flight.fetch_sub(1); }
+        in_flight_guard(const in_flight_guard&) = delete;
+        in_flight_guard& operator=(const in_flight_guard&) = delete;
+    };
     std::atomic<std::int64_t> lifetime_s{0};
 
     std::mutex mutex; // knobs and registry
@@ -110,6 +127,16 @@ struct fake_auth_server::impl {
             co_return reply::send;
         }
         token_requests.fetch_add(1);
+        in_flight_guard counted(*this);
+        {
+            auto form = parse_form(req.body());
+            form.erase("client_secret");
+            std::lock_guard lock(mutex);
+            arrivals.push_back(std::chrono::steady_clock::now());
+            if (arrivals.size() > 1024) arrivals.pop_front();
+            forms.emplace_back(form.begin(), form.end());
+            if (forms.size() > 64) forms.pop_front();
+        }
         if (auto ms = latency_ms.load(); ms > 0) {
             asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
             co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -304,6 +331,15 @@ std::uint64_t fake_auth_server::token_requests() const noexcept { return impl_->
 std::uint64_t fake_auth_server::tokens_issued() const noexcept { return impl_->issued.load(); }
 std::uint64_t fake_auth_server::basic_auth_requests() const noexcept { return impl_->basic.load(); }
 std::uint64_t fake_auth_server::post_auth_requests() const noexcept { return impl_->post.load(); }
+std::uint64_t fake_auth_server::max_concurrent_requests() const noexcept { return impl_->max_in_flight.load(); }
+std::vector<std::chrono::steady_clock::time_point> fake_auth_server::request_times() const {
+    std::lock_guard lock(impl_->mutex);
+    return {impl_->arrivals.begin(), impl_->arrivals.end()};
+}
+std::vector<std::map<std::string, std::string>> fake_auth_server::request_forms() const {
+    std::lock_guard lock(impl_->mutex);
+    return {impl_->forms.begin(), impl_->forms.end()};
+}
 
 fake_auth_server::verdict fake_auth_server::check(std::string_view token) const {
     std::lock_guard lock(impl_->mutex);

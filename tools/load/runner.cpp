@@ -50,6 +50,10 @@ std::string error_kind(const error_code& ec) {
         case errc::invalid_request_target: return "invalid_request_target";
         case errc::invalid_method: return "invalid_method";
         case errc::refresh_backoff: return "refresh_backoff";
+        case errc::tls_untrusted_certificate: return "tls_untrusted_certificate";
+        case errc::tls_name_mismatch: return "tls_name_mismatch";
+        case errc::tls_certificate_expired: return "tls_certificate_expired";
+        case errc::tls_verification_failed: return "tls_verification_failed";
         }
     }
     if (ec == asio::error::connection_refused) return "connection_refused";

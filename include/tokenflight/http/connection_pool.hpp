@@ -110,8 +110,11 @@ public:
     /// Lifetime: `to`, `req` and `opts` are taken by value; the pool may be destroyed while the
     /// operation runs (it then completes with errc::closed or its own result).
     ///
-    /// Per-operation cancellation: terminal, partial and total. A cancelled request completes
-    /// with `operation_aborted`; a connection it was using is closed, never reused half-read.
+    /// Per-operation cancellation: terminal and partial at any time; total only until the
+    /// request's first byte is written (from then on it may have had an effect on the server,
+    /// which total cancellation promises it has not, so the operation runs on). A cancelled
+    /// request completes with `operation_aborted`; a connection it was using is closed, never
+    /// reused half-read.
     template <class CompletionToken>
     auto async_send(origin to, request req, send_options opts, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, send_signature>(

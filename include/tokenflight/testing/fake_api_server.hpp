@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -29,6 +30,10 @@ public:
         std::string api_key;                                    ///< required in x-api-key when set
         std::vector<std::pair<std::string, std::string>> expected_headers; ///< counted when missing
         std::chrono::milliseconds latency{0};
+        /// When set, only `Authorization: <scheme> <token>` exactly (the raw token when empty) is
+        /// accepted; anything else is answered 401 `invalid_request`. Unset: `Bearer <token>` in
+        /// any case or the raw token.
+        std::optional<std::string> auth_scheme;
         /// Serve `POST /__control/revoke` (revoke every token, 204): lets a benchmark in another
         /// process trigger a revocation. Off by default.
         bool control_endpoint = false;
@@ -63,6 +68,8 @@ public:
     std::map<std::string, std::uint64_t> requests_by_token() const;
     /// Bodies of the last requests, for tests that check a resend kept its body (at most 16).
     std::vector<std::string> recent_bodies() const;
+    /// The Authorization header of the last requests exactly as received, in order (at most 16).
+    std::vector<std::string> recent_authorizations() const;
 
 private:
     struct impl;

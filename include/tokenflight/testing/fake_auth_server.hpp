@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <map>
 #include <string>
 #include <string_view>
+#include <vector>
 
 /// @file
 /// An in-process OAuth 2.0 authorization server (client-credentials grant only) with knobs for
@@ -88,6 +90,14 @@ public:
     /// Requests that authenticated with Basic / with the post body.
     std::uint64_t basic_auth_requests() const noexcept;
     std::uint64_t post_auth_requests() const noexcept;
+    /// The most token requests the server was answering at the same time (the single-flight
+    /// invariant: 1 for one token source, however many callers).
+    std::uint64_t max_concurrent_requests() const noexcept;
+    /// When each token request arrived, in order (at most the last 1,024).
+    std::vector<std::chrono::steady_clock::time_point> request_times() const;
+    /// The form parameters of each token request, in order (at most the last 64), without
+    /// `client_secret`.
+    std::vector<std::map<std::string, std::string>> request_forms() const;
 
     // --- registry ----------------------------------------------------------------------------
     verdict check(std::string_view token) const;
