@@ -68,9 +68,20 @@ asio::awaitable<int> co_main(int argc, char** argv) {
             co_return 1;
         }
         std::cout << "request " << i << ": HTTP " << res.result_int() << ' ' << res.body() << '\n';
+        if (res.result_int() / 100 != 2) {
+            std::cerr << "request " << i << " was refused: HTTP " << res.result_int() << '\n';
+            co_return 1;
+        }
     }
     const auto s = client.stats();
+    const auto token_requests = source.stats().token_requests;
     std::cout << "requests " << s.requests << ", resent after 401: " << s.resends_after_401
-              << ", token requests: " << source.stats().token_requests << '\n';
+              << ", token requests: " << token_requests << '\n';
+    // The demo knows what must have happened: one token, one revocation, one refresh, one resend.
+    if (demo && (token_requests != 2 || auth->token_requests() != 2 || s.resends_after_401 != 1 ||
+                 api->count_status(401) != 1 || api->count_status(200) != 3)) {
+        std::cerr << "demo: unexpected counts (expected 2 token requests, 1 resend, one 401, three 200s)\n";
+        co_return 1;
+    }
     co_return 0;
 }

@@ -54,7 +54,18 @@ asio::awaitable<int> co_main(int argc, char** argv) {
 
     // Every later caller is served from the cache: no second token request.
     auto [ec2, again] = co_await source.async_get_token(asio::as_tuple(asio::use_awaitable));
-    std::cout << "second call: same token: " << std::boolalpha << (!ec2 && again.value() == token.value())
+    const bool same = !ec2 && again.value() == token.value();
+    std::cout << "second call: same token: " << std::boolalpha << same
               << ", token requests sent: " << source.stats().token_requests << '\n';
+    if (!same || source.stats().token_requests != 1) {
+        std::cerr << "the second call should have been served from the cache\n";
+        co_return 1;
+    }
+    // The demo server also knows the token it issued: it must be that one, valid, and asked once.
+    if (demo_server && (demo_server->token_requests() != 1 || token.value().empty() ||
+                        demo_server->check(token.value()) != tf::testing::fake_auth_server::verdict::valid)) {
+        std::cerr << "demo: the token is not the one the server issued, or it was asked for more than once\n";
+        co_return 1;
+    }
     co_return 0;
 }

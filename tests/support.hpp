@@ -9,8 +9,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <vector>
@@ -19,14 +21,33 @@ namespace test {
 
 namespace asio = boost::asio;
 
+class io_threads;
+
+namespace detail {
+// Every live io_threads, so that a helper that fails a test can stop the threads running the
+// executor it was given.
+inline std::mutex registry_mutex;
+inline std::vector<io_threads*> registry;
+} // namespace detail
+
 /// An io_context run by `n` threads until destruction.
 class io_threads {
 public:
     explicit io_threads(int n = 1) : ioc_(n), guard_(asio::make_work_guard(ioc_)) {
         for (int i = 0; i < n; ++i) threads_.emplace_back([this] { ioc_.run(); });
+        std::lock_guard l(detail::registry_mutex);
+        detail::registry.push_back(this);
     }
-    ~io_threads() { stop(); }
+    ~io_threads() {
+        stop();
+        std::lock_guard l(detail::registry_mutex);
+        std::erase(detail::registry, this);
+    }
+    io_threads(const io_threads&) = delete;
+    io_threads& operator=(const io_threads&) = delete;
+    /// Stops the io_context and joins its threads; no handler runs after this returns.
     void stop() {
+        std::lock_guard l(stop_mutex_);
         guard_.reset();
         ioc_.stop();
         for (auto& t : threads_)
@@ -36,18 +57,34 @@ public:
     asio::any_io_executor executor() { return ioc_.get_executor(); }
 
 private:
+    std::mutex stop_mutex_;
     asio::io_context ioc_;
     asio::executor_work_guard<asio::io_context::executor_type> guard_;
     std::vector<std::thread> threads_;
 };
 
+/// Stops the io_threads that run `ex`, if any: a helper calls it before failing a test, so that
+/// no handler runs (and touches the test's locals) while the failure unwinds the test's frame.
+inline void stop_threads_running(const asio::any_io_executor& ex) {
+    auto& ctx = asio::query(ex, asio::execution::context);
+    io_threads* owner = nullptr;
+    {
+        std::lock_guard l(detail::registry_mutex);
+        for (auto* t : detail::registry)
+            if (&t->context() == &ctx) owner = t;
+    }
+    if (owner) owner->stop();
+}
+
 /// Runs a coroutine to completion on `ex` and returns its result; fails the test (instead of
-/// hanging) when it takes longer than `limit`.
+/// hanging) when it takes longer than `limit`, after stopping the threads that run `ex`.
 template <class Awaitable>
 auto run(const asio::any_io_executor& ex, Awaitable aw, std::chrono::seconds limit = std::chrono::seconds(60)) {
     auto fut = asio::co_spawn(ex, std::move(aw), asio::use_future);
-    const auto status = fut.wait_for(limit);
-    REQUIRE_MESSAGE(status == std::future_status::ready, "operation did not complete in time");
+    if (fut.wait_for(limit) != std::future_status::ready) {
+        stop_threads_running(ex);
+        FAIL("operation did not complete in time");
+    }
     return fut.get();
 }
 

@@ -7,8 +7,6 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include <filesystem>
-#include <fstream>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -54,15 +52,17 @@ inline std::unique_ptr<X509, decltype(&X509_free)> read_cert(const std::string& 
 }
 } // namespace detail
 
-/// A certificate for `cn` with the given subjectAltName, signed by `ca` (self-signed CA when null).
-inline key_and_cert make_cert(const std::string& cn, const std::string& san, const key_and_cert* ca) {
+/// A certificate for `cn` with the given subjectAltName, signed by `ca` (self-signed CA when null),
+/// valid from `not_before` to `not_after` seconds from now.
+inline key_and_cert make_cert(const std::string& cn, const std::string& san, const key_and_cert* ca,
+                              long not_before = -3600, long not_after = 24 * 3600) {
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
     std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
     X509_set_version(cert.get(), 2);
     static long serial = 1;
     ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), ++serial);
-    X509_gmtime_adj(X509_getm_notBefore(cert.get()), -3600);
-    X509_gmtime_adj(X509_getm_notAfter(cert.get()), 24 * 3600);
+    X509_gmtime_adj(X509_getm_notBefore(cert.get()), not_before);
+    X509_gmtime_adj(X509_getm_notAfter(cert.get()), not_after);
     X509_set_pubkey(cert.get(), key.get());
     X509_NAME* name = X509_get_subject_name(cert.get());
     X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
@@ -82,13 +82,6 @@ inline key_and_cert make_cert(const std::string& cn, const std::string& san, con
     }
     X509_sign(cert.get(), ca ? ca_key.get() : key.get(), EVP_sha256());
     return {detail::to_pem(key.get()), detail::to_pem(cert.get())};
-}
-
-/// Writes `pem` to a fresh file under the temp directory and returns its path.
-inline std::string write_temp(const std::string& pem, const std::string& name) {
-    auto path = std::filesystem::temp_directory_path() / name;
-    std::ofstream(path) << pem;
-    return path.string();
 }
 
 } // namespace test

@@ -2,6 +2,7 @@
 // counters the tool's report must match.
 #include "hostile_server.hpp"
 #include "support.hpp"
+#include "temp_file.hpp"
 
 #include <tokenflight/testing/fake_api_server.hpp>
 #include <tokenflight/testing/fake_auth_server.hpp>
@@ -34,9 +35,8 @@ struct outcome {
 };
 
 outcome run_tool(const std::string& args, const std::string& env = "") {
-    const auto err_path = std::filesystem::temp_directory_path() /
-                          ("tokenflight-load-stderr-" + std::to_string(::getpid()) + ".txt");
-    const std::string cmd = env + " " + load_exe + " " + args + " 2>" + err_path.string();
+    test::temp_file err_file("", "tokenflight-load-stderr");
+    const std::string cmd = env + " " + load_exe + " " + args + " 2>" + err_file.path();
     outcome o;
     FILE* p = ::popen(cmd.c_str(), "r");
     REQUIRE(p != nullptr);
@@ -44,11 +44,7 @@ outcome run_tool(const std::string& args, const std::string& env = "") {
     while (auto n = std::fread(buf, 1, sizeof buf, p)) o.out.append(buf, n);
     const int raw = ::pclose(p);
     o.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
-    std::ifstream f(err_path);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    o.err = ss.str();
-    std::filesystem::remove(err_path);
+    o.err = err_file.read();
     return o;
 }
 
@@ -58,11 +54,9 @@ struct measured : outcome {
     long max_rss_kib = 0;
 };
 measured run_tool_measured(const std::string& args, const std::string& env = "") {
-    const auto dir = std::filesystem::temp_directory_path();
-    const auto out_path = dir / ("tokenflight-load-out-" + std::to_string(::getpid()) + ".txt");
-    const auto err_path = dir / ("tokenflight-load-err-" + std::to_string(::getpid()) + ".txt");
+    test::temp_file out_file("", "tokenflight-load-out"), err_file("", "tokenflight-load-err");
     const std::string cmd = "exec " + (env.empty() ? std::string() : env + " ") + load_exe + " " + args + " >" +
-                            out_path.string() + " 2>" + err_path.string() + " </dev/null";
+                            out_file.path() + " 2>" + err_file.path() + " </dev/null";
     measured m;
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
@@ -75,16 +69,8 @@ measured run_tool_measured(const std::string& args, const std::string& env = "")
     REQUIRE(::wait4(pid, &raw, 0, &usage) == pid);
     m.status = WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
     m.max_rss_kib = usage.ru_maxrss;
-    auto slurp = [](const std::filesystem::path& p) {
-        std::ifstream f(p);
-        std::stringstream ss;
-        ss << f.rdbuf();
-        return ss.str();
-    };
-    m.out = slurp(out_path);
-    m.err = slurp(err_path);
-    std::filesystem::remove(out_path);
-    std::filesystem::remove(err_path);
+    m.out = out_file.read();
+    m.err = err_file.read();
     return m;
 }
 

@@ -1,6 +1,7 @@
 #include <tokenflight/token_source.hpp>
 
 #include "support.hpp"
+#include "tls_fixture.hpp"
 
 #include <tokenflight/testing/fake_auth_server.hpp>
 
@@ -217,7 +218,10 @@ TEST_CASE("Retry-After on a 503 is honoured") {
     CHECK_FALSE(ec);
     REQUIRE(retry_in.has_value());
     CHECK(*retry_in >= 1s);
-    CHECK(server.token_requests() == 2);
+    // as the server saw it: the second request came no sooner than Retry-After said
+    const auto times = server.request_times();
+    REQUIRE(times.size() == 2);
+    CHECK(times[1] - times[0] >= 1s);
 }
 
 TEST_CASE("invalid_client is not retried and its description reaches the caller") {
@@ -266,7 +270,8 @@ TEST_CASE("a cancelled waiter completes with operation_aborted; the others get t
             signal.slot(), [&](error_code ec, access_token) { cancelled.set_value(ec); }));
         for (int i = 0; i < 10; ++i) src.async_get_token(others.handler());
     });
-    std::this_thread::sleep_for(50ms);
+    // cancel while the one refresh is at the server (it answers after 300 ms)
+    REQUIRE(test::eventually([&] { return server.token_requests() == 1; }));
     asio::post(io.executor(), [&] { signal.emit(asio::cancellation_type::terminal); });
     auto f = cancelled.get_future();
     REQUIRE(f.wait_for(10s) == std::future_status::ready);
@@ -413,4 +418,50 @@ TEST_CASE("an event hook that throws does not stop the source") {
     auto [ec, t] = get(io, src);
     CHECK_FALSE(ec);
     CHECK(t.generation() == 1);
+}
+
+TEST_CASE("an https token endpoint: its CA is trusted through token_source_options::tls") {
+    test::tls_fixture f;
+    auto so = server_options();
+    so.server.tls = &f.server_ctx;
+    testing::fake_auth_server server(so);
+    REQUIRE(server.token_url().starts_with("https://127.0.0.1:"));
+    test::io_threads io(1);
+
+    token_source_options trusted = fast_retries();
+    trusted.tls = test::tls_fixture::trust(f.ca_file.path());
+    token_source good(io.executor(), creds_for(server), trusted);
+    auto [ec, t] = test::run(io.executor(), good.async_get_token(asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(ec);
+    CHECK(server.check(t.value()) == testing::fake_auth_server::verdict::valid);
+    CHECK(server.token_requests() == 1);
+
+    // an unknown CA and a certificate for another name fail with their reason, at once (a
+    // verification failure is permanent: no retry), and nothing reaches the token endpoint
+    struct refused_case {
+        const char* name;
+        std::string san;
+        bool trust_ca;
+        errc expected;
+    };
+    const refused_case cases[] = {
+        {"untrusted CA", "DNS:localhost,IP:127.0.0.1", false, errc::tls_untrusted_certificate},
+        {"certificate for another host", "DNS:auth.other.test", true, errc::tls_name_mismatch},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.name);
+        test::tls_fixture g(c.san);
+        auto o = server_options();
+        o.server.tls = &g.server_ctx;
+        testing::fake_auth_server bad(o);
+        token_source_options opts = fast_retries();
+        opts.tls = test::tls_fixture::trust(c.trust_ca ? g.ca_file.path() : g.other_ca_file.path());
+        token_source src(io.executor(), creds_for(bad), opts);
+        diagnostics diag;
+        auto [bec, bt] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
+        CHECK(bec == c.expected);
+        CHECK(src.stats().token_requests == 1);
+        CHECK(bad.token_requests() == 0);
+        CHECK(diag.http_status == 0);
+    }
 }

@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include "temp_file.hpp"
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -45,11 +47,8 @@ TEST_CASE("missing environment variables give missing_credentials") {
 
 TEST_CASE("the secret can come from a file, first line trimmed") {
     env_guard g;
-    auto path = std::filesystem::temp_directory_path() / "tokenflight-secret-test.txt";
-    {
-        std::ofstream f(path);
-        f << "  file-secret-value \r\nsecond line ignored\n";
-    }
+    test::temp_file file("  file-secret-value \r\nsecond line ignored\n", "tokenflight-secret");
+    const std::filesystem::path path = file.path();
     auto s = load_secret_file(path);
     REQUIRE(s.has_value());
     CHECK(s->reveal() == "file-secret-value");
@@ -60,7 +59,7 @@ TEST_CASE("the secret can come from a file, first line trimmed") {
     auto c = credentials::from_env();
     REQUIRE(c.has_value());
     CHECK(c->client_secret.reveal() == "file-secret-value");
-    std::filesystem::remove(path);
+    file.remove();
 
     auto missing = load_secret_file(path);
     REQUIRE_FALSE(missing.has_value());
@@ -68,10 +67,8 @@ TEST_CASE("the secret can come from a file, first line trimmed") {
 }
 
 TEST_CASE("an empty secret file is an error") {
-    auto path = std::filesystem::temp_directory_path() / "tokenflight-empty-secret.txt";
-    { std::ofstream f(path); }
-    auto s = load_secret_file(path);
-    std::filesystem::remove(path);
+    test::temp_file empty("", "tokenflight-empty-secret");
+    auto s = load_secret_file(empty.path());
     REQUIRE_FALSE(s.has_value());
     CHECK(s.error() == errc::missing_credentials);
 }

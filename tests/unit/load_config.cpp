@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "temp_file.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -124,13 +126,11 @@ TEST_CASE("usage errors are one clear line, never with the secret") {
 }
 
 TEST_CASE("the secret can come from a file, and flags override the environment") {
-    auto path = std::filesystem::temp_directory_path() / "tokenflight-load-secret";
-    std::ofstream(path) << "FILE-SECRET\n";
+    test::temp_file file("FILE-SECRET\n", "tokenflight-load-secret");
     auto env = good_env();
-    auto r = parse({"--client-secret-file", path.c_str(), "--client-id", "other", "--token-url",
+    auto r = parse({"--client-secret-file", file.path().c_str(), "--client-id", "other", "--token-url",
                     "http://127.0.0.1:9/token", "http://127.0.0.1:8/"},
                    env);
-    std::filesystem::remove(path);
     REQUIRE(std::holds_alternative<config>(r));
     const auto& c = std::get<config>(r);
     CHECK(c.creds.client_secret.reveal() == "FILE-SECRET");
