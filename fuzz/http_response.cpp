@@ -36,7 +36,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace th = tokenflight::http;
 using th::detail::exchange_limits;
-using th::detail::exchange_result;
+using exchange_result = th::detail::exchange_result<th::response>;
 
 // Small enough that inputs of a few KiB reach both limits with real bytes.
 constexpr exchange_limits limits{1024, 2048};

@@ -1,6 +1,7 @@
 #include <tokenflight/client.hpp>
 
 #include "http/pool_impl.hpp"
+#include "http/prepared.hpp"
 #include "spawn.hpp"
 #include "token_source_impl.hpp"
 
@@ -12,6 +13,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
 
 namespace tokenflight {
 
@@ -43,19 +46,70 @@ public:
             throw boost::system::system_error(make_error_code(errc::invalid_header_value));
     }
 
-    // `self` keeps the client's state alive while the request runs, even if the client is destroyed.
-    asio::awaitable<std::tuple<error_code, http::response>> run([[maybe_unused]] std::shared_ptr<client_impl> self, http::location to,
-                                                                http::request req) {
-        co_await asio::this_coro::throw_if_cancelled(false);
-        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
-        requests_.fetch_add(1, std::memory_order_relaxed);
-        using result = std::tuple<error_code, http::response>;
+    // What the send loop needs of the request it sends. A message: the client completes a Beast
+    // request (default headers; Authorization set on it per send), serialised by the pool.
+    struct message_form {
+        http::location to;
+        http::request req;
+        using result_type = http::response;
+        error_code authorize(std::string_view scheme, const access_token& t) {
+            std::string value;
+            value.reserve(scheme.size() + 1 + t.value().size());
+            if (!scheme.empty()) {
+                value += scheme;
+                value += ' ';
+            }
+            value += t.value();
+            req.set(http::field::authorization, value);
+            return {};
+        }
+        auto send(http::detail::pool_impl& pool, const http::send_options& so) { return pool.send(to.origin, req, so); }
+    };
 
-        if (!to.origin.tls && !options_.allow_insecure_http && !loopback(to.origin.host))
-            co_return result{errc::insecure_transport, {}};
-        if (req.target().empty()) req.target(to.target);
+    // A prepared request: its head is ready; the Authorization line of the token's generation
+    // comes from the request's cache (built once per generation), and one gather write sends it.
+    template <class Reader>
+    struct prepared_form {
+        std::shared_ptr<http::detail::prepared_state> state;
+        std::shared_ptr<const http::detail::authorization_line> line; // in use by the send
+        http::detail::wire_request wire;
+        using result_type = typename Reader::result_type;
+        error_code authorize(std::string_view scheme, const access_token& t) {
+            auto got = state->authorization_for(t.generation(), scheme, t.value());
+            if (!got) return got.error();
+            line = std::move(*got);
+            wire = state->wire(line.get());
+            return {};
+        }
+        auto send(http::detail::pool_impl& pool, const http::send_options& so) {
+            return pool.send_wire<Reader>(state->where.origin, wire, so);
+        }
+    };
+
+    // Finishes a message before its first send.
+    error_code complete(message_form& f) const {
+        if (!f.to.origin.tls && !options_.allow_insecure_http && !loopback(f.to.origin.host))
+            return errc::insecure_transport;
+        if (f.req.target().empty()) f.req.target(f.to.target);
         for (const auto& [name, value] : options_.default_headers)
-            if (req.find(name) == req.end()) req.set(name, value);
+            if (f.req.find(name) == f.req.end()) f.req.set(name, value);
+        return {};
+    }
+    template <class Reader>
+    error_code complete(prepared_form<Reader>&) const noexcept { return {}; } // checked by prepare()
+
+    // The request's life: a token (cached, or after the one refresh), a send, and on 401 one newer
+    // token for every request that saw this generation fail, then a resend; never a loop.
+    // `self` keeps the client's state alive while the request runs, even if the client is destroyed.
+    template <class Form>
+    asio::awaitable<std::tuple<error_code, typename Form::result_type>> run([[maybe_unused]] std::shared_ptr<client_impl> self,
+                                                                            Form form) {
+        using result = std::tuple<error_code, typename Form::result_type>;
+        co_await asio::this_coro::throw_if_cancelled(false);
+        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation(),
+                                                          http::detail::cancel_to_terminal);
+        requests_.fetch_add(1, std::memory_order_relaxed);
+        if (auto ec = complete(form)) co_return result{ec, {}};
 
         // Hot path: a cached usable token, no asynchronous wait at all.
         access_token token = source_->try_get();
@@ -67,54 +121,74 @@ public:
             }
             token = std::move(t);
         }
-        if (auto aec = authorize(req, token)) {
-            token_errors_.fetch_add(1, std::memory_order_relaxed);
-            co_return result{aec, {}};
-        }
-        auto [ec, res] = co_await pool_->send(to.origin, req, send_options_);
-        if (ec || res.result() != http::status::unauthorized) {
-            if (!ec) note_answer(res, token);
-            co_return result{ec, std::move(res)};
-        }
-        // A token cannot fix a missing scope (RFC 6750 section 3.1): return the 401 as it is.
-        if (insufficient_scope(res)) co_return result{ec, std::move(res)};
-
-        // 401: the token was revoked or expired early. One newer token for every request that
-        // saw this generation fail, then a resend; never a loop.
-        auto [tec, newer] = co_await wait_for_token(source_, token.generation());
-        if (tec == errc::refresh_backoff) {
-            // New tokens did not help lately: the 401 stands, and no token request is made.
-            held_back_.fetch_add(1, std::memory_order_relaxed);
-            co_return result{error_code{}, std::move(res)};
-        }
-        if (tec) {
-            token_errors_.fetch_add(1, std::memory_order_relaxed);
-            co_return result{tec, {}};
-        }
-        // Up to two more sends: with the newer token, and, if that one is rejected while the cache
-        // already holds a newer still (the request spanned two revocations), with that one.
-        for (int sends = 2;; ++sends) {
-            resends_.fetch_add(1, std::memory_order_relaxed);
-            if (auto aec = authorize(req, newer)) {
+        for (int sends = 1;; ++sends) {
+            const auto scheme = scheme_for(token);
+            error_code aec = scheme ? form.authorize(*scheme, token) : scheme.error();
+            if (aec) {
                 token_errors_.fetch_add(1, std::memory_order_relaxed);
                 co_return result{aec, {}};
             }
-            auto [rec, rres] = co_await pool_->send(to.origin, req, send_options_);
-            if (rec || rres.result() != http::status::unauthorized) {
-                if (!rec) note_answer(rres, newer);
-                co_return result{rec, std::move(rres)};
+            auto op = form.send(*pool_, send_options_);
+            auto [ec, res] = co_await std::move(op);
+            if (ec || res.result_int() != 401) {
+                if (!ec) note_answer(res.result_int(), token);
+                co_return result{ec, std::move(res)};
             }
-            if (insufficient_scope(rres)) co_return result{rec, std::move(rres)}; // the token was fine
-            auto newest = source_->newer_than(newer.generation());
-            if (!newest || sends == max_sends) {
-                // A 401 for the newest token: final. If that token never worked, refreshing was
-                // futile and further reactive refreshes of the source are spaced out.
-                source_->report_futile(newer.generation());
-                unauthorized_after_resend_.fetch_add(1, std::memory_order_relaxed);
-                co_return result{rec, std::move(rres)};
+            // A token cannot fix a missing scope (RFC 6750 section 3.1): return the 401 as it is.
+            if (insufficient_scope(res)) co_return result{ec, std::move(res)};
+            if (sends == 1) {
+                // 401: the token was revoked or expired early. One newer token for every request
+                // that saw this generation fail.
+                auto [tec, newer] = co_await wait_for_token(source_, token.generation());
+                if (tec == errc::refresh_backoff) {
+                    // New tokens did not help lately: the 401 stands, and no token request is made.
+                    held_back_.fetch_add(1, std::memory_order_relaxed);
+                    co_return result{error_code{}, std::move(res)};
+                }
+                if (tec) {
+                    token_errors_.fetch_add(1, std::memory_order_relaxed);
+                    co_return result{tec, {}};
+                }
+                token = std::move(newer);
+            } else {
+                // A resend rejected too: sent once more only if the cache already holds a newer
+                // token still (the request spanned two revocations); never more than max_sends.
+                auto newest = source_->newer_than(token.generation());
+                if (!newest || sends == max_sends) {
+                    // A 401 for the newest token: final. If that token never worked, refreshing was
+                    // futile and further reactive refreshes of the source are spaced out.
+                    source_->report_futile(token.generation());
+                    unauthorized_after_resend_.fetch_add(1, std::memory_order_relaxed);
+                    co_return result{ec, std::move(res)};
+                }
+                token = std::move(newest);
             }
-            newer = std::move(newest);
+            resends_.fetch_add(1, std::memory_order_relaxed);
         }
+    }
+
+    boost::system::result<http::prepared_request> prepare(http::verb method, std::string_view url,
+                                                          std::vector<std::pair<std::string, std::string>> headers,
+                                                          std::string body) const {
+        // The Authorization line is the client's, per token generation.
+        std::erase_if(headers, [](const auto& h) { return boost::beast::iequals(h.first, "authorization"); });
+        for (const auto& [name, value] : options_.default_headers) {
+            const bool given = std::any_of(headers.begin(), headers.end(),
+                                           [&](const auto& h) { return boost::beast::iequals(h.first, name); });
+            if (!given) headers.emplace_back(name, value);
+        }
+        auto p = http::make_prepared_request(method, url, std::move(headers), std::move(body),
+                                             pool_->options().user_agent);
+        if (!p) return p;
+        const auto& o = p->where().origin;
+        if (!o.tls && !options_.allow_insecure_http && !loopback(o.host)) return error_code(errc::insecure_transport);
+        return p;
+    }
+
+    message_form message(http::location to, http::request req) const { return {std::move(to), std::move(req)}; }
+    template <class Reader>
+    prepared_form<Reader> prepared(const http::prepared_request& p) const {
+        return {http::detail::prepared_access::shared_state(p), nullptr, {}};
     }
 
     client_stats stats() const {
@@ -145,34 +219,28 @@ private:
     static constexpr int max_sends = 3;
 
     // A 2xx proves the generation works (and ends a futility backoff).
-    void note_answer(const http::response& res, const access_token& t) {
-        if (res.result_int() / 100 == 2) source_->report_ok(t.generation());
+    void note_answer(unsigned status, const access_token& t) {
+        if (status / 100 == 2) source_->report_ok(t.generation());
     }
 
-    static bool insufficient_scope(const http::response& res) {
-        for (auto [it, end] = res.equal_range(http::field::www_authenticate); it != end; ++it)
-            for (const auto& c : parse_www_authenticate(it->value()))
-                if (boost::beast::iequals(c.error(), "insufficient_scope")) return true;
+    static bool insufficient_scope_in(std::string_view challenges) {
+        for (const auto& c : parse_www_authenticate(challenges))
+            if (boost::beast::iequals(c.error(), "insufficient_scope")) return true;
         return false;
     }
+    static bool insufficient_scope(const http::response& res) {
+        for (auto [it, end] = res.equal_range(http::field::www_authenticate); it != end; ++it)
+            if (insufficient_scope_in(it->value())) return true;
+        return false;
+    }
+    static bool insufficient_scope(const http::brief_response& res) { return insufficient_scope_in(res.www_authenticate); }
 
-    error_code authorize(http::request& req, const access_token& t) const {
-        // RFC 6749 section 7.1: a client uses a token type it understands. Only Bearer (in any
-        // case) is, unless the caller chose the scheme; it is sent in its canonical spelling.
-        std::string_view scheme = "Bearer";
-        if (options_.auth_scheme)
-            scheme = *options_.auth_scheme;
-        else if (!boost::beast::iequals(t.type(), "bearer"))
-            return errc::unsupported_token_type;
-        std::string value;
-        value.reserve(scheme.size() + 1 + t.value().size());
-        if (!scheme.empty()) {
-            value += scheme;
-            value += ' ';
-        }
-        value += t.value();
-        req.set(http::field::authorization, value);
-        return {};
+    // RFC 6749 section 7.1: a client uses a token type it understands. Only Bearer (in any case)
+    // is, unless the caller chose the scheme; it is sent in its canonical spelling.
+    boost::system::result<std::string_view> scheme_for(const access_token& t) const {
+        if (options_.auth_scheme) return std::string_view(*options_.auth_scheme);
+        if (!boost::beast::iequals(t.type(), "bearer")) return error_code(errc::unsupported_token_type);
+        return std::string_view("Bearer");
     }
 
     std::shared_ptr<token_source_impl> source_;
@@ -195,8 +263,26 @@ client::~client() = default;
 
 void client::start(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::location to,
                    http::request req) {
-    auto op = impl->run(impl, std::move(to), std::move(req));
+    auto op = impl->run(impl, impl->message(std::move(to), std::move(req)));
     detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+}
+
+void client::start_prepared(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
+                            const http::prepared_request& req) {
+    auto op = impl->run(impl, impl->prepared<http::detail::full_reader>(req));
+    detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+}
+
+void client::start_brief(const std::shared_ptr<detail::client_impl>& impl, brief_handler_type handler,
+                         const http::prepared_request& req) {
+    auto op = impl->run(impl, impl->prepared<http::detail::brief_reader>(req));
+    detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+}
+
+boost::system::result<http::prepared_request> client::prepare(http::verb method, std::string_view url,
+                                                              std::vector<std::pair<std::string, std::string>> headers,
+                                                              std::string body) const {
+    return impl_->prepare(method, url, std::move(headers), std::move(body));
 }
 
 void client::start_url(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::verb method,
@@ -212,7 +298,7 @@ void client::start_url(const std::shared_ptr<detail::client_impl>& impl, handler
     }
     http::request req{method, loc->target, 11};
     req.body() = std::move(body);
-    auto op = impl->run(impl, std::move(*loc), std::move(req));
+    auto op = impl->run(impl, impl->message(std::move(*loc), std::move(req)));
     detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
 }
 

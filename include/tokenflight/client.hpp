@@ -3,6 +3,7 @@
 
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/connection_pool.hpp>
+#include <tokenflight/http/prepared_request.hpp>
 #include <tokenflight/http/message.hpp>
 #include <tokenflight/http/url.hpp>
 #include <tokenflight/token_source.hpp>
@@ -81,6 +82,7 @@ class client {
 public:
     using executor_type = boost::asio::any_io_executor;
     using response_signature = void(error_code, http::response);
+    using brief_signature = void(error_code, http::brief_response);
 
     /// A client with a connection pool of its own.
     client(executor_type ex, token_source& source, client_options options = {});
@@ -131,11 +133,50 @@ public:
         return async_request(http::verb::post, url, std::move(body), std::forward<CompletionToken>(token));
     }
 
+    /// Prepares `method url` for repeated sends: the client's default headers are added (those
+    /// `headers` does not set), the head is checked and serialised once (see
+    /// http::make_prepared_request), and plain http to a remote host is refused
+    /// (errc::insecure_transport) unless allowed. Errors are returned, nothing is thrown.
+    boost::system::result<http::prepared_request> prepare(http::verb method, std::string_view url,
+                                                          std::vector<std::pair<std::string, std::string>> headers = {},
+                                                          std::string body = {}) const;
+
+    /// Sends a prepared request, with the same token handling as async_send: the Authorization
+    /// line is built once per token generation and cached in `req`, and head and body go out in
+    /// one gather write. `req` may be sent by any number of operations at once; each holds it.
+    /// Completion, errors and cancellation as async_send.
+    template <class CompletionToken>
+    auto async_send(http::prepared_request req, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, response_signature>(
+            [impl = impl_](auto handler, http::prepared_request req) {
+                start_prepared(impl, std::move(handler), req);
+            },
+            token, std::move(req));
+    }
+
+    /// As async_send(prepared_request), keeping only the brief form of the response (status,
+    /// body size, and the fields the 401 logic reads): nothing is stored or allocated for a 2xx.
+    /// What a load generator or a gateway that only forwards a status needs.
+    /// Completion: `void(error_code, http::brief_response)`.
+    template <class CompletionToken>
+    auto async_send_brief(http::prepared_request req, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, brief_signature>(
+            [impl = impl_](auto handler, http::prepared_request req) {
+                start_brief(impl, std::move(handler), req);
+            },
+            token, std::move(req));
+    }
+
     client_stats stats() const;
     executor_type get_executor() const noexcept;
 
 private:
     using handler_type = boost::asio::any_completion_handler<response_signature>;
+    using brief_handler_type = boost::asio::any_completion_handler<brief_signature>;
+    static void start_prepared(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
+                               const http::prepared_request& req);
+    static void start_brief(const std::shared_ptr<detail::client_impl>& impl, brief_handler_type handler,
+                            const http::prepared_request& req);
     static void start(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::location to,
                       http::request req);
     static void start_url(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,

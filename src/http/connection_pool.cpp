@@ -322,18 +322,19 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
     co_return error_code{};
 }
 
-asio::awaitable<exchange_result> pool_impl::exchange(connection& c, std::string_view head, const request& req,
-                                                   std::size_t body_limit) {
+template <class Reader>
+asio::awaitable<exchange_result<typename Reader::result_type>> pool_impl::exchange(connection& c, const wire_request& w,
+                                                                                   std::size_t body_limit) {
     const exchange_limits limits{options_.header_limit, body_limit};
-    exchange_result out;
+    exchange_result<typename Reader::result_type> out;
     if (c.tls) {
-        auto op = exchange_on(*c.tls, c.buffer, head, req, limits);
+        auto op = exchange_on<Reader>(*c.tls, c.buffer, w, limits);
         out = co_await std::move(op);
     } else if (c.mem) {
-        auto op = exchange_on(*c.mem, c.buffer, head, req, limits);
+        auto op = exchange_on<Reader>(*c.mem, c.buffer, w, limits);
         out = co_await std::move(op);
     } else {
-        auto op = exchange_on(*c.tcp, c.buffer, head, req, limits);
+        auto op = exchange_on<Reader>(*c.tcp, c.buffer, w, limits);
         out = co_await std::move(op);
     }
     co_return std::move(out);
@@ -354,11 +355,6 @@ void wipe(request& req, std::string& head) {
 
 asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& to, request& req,
                                                                   const send_options& opts) {
-    requests_.fetch_add(1, std::memory_order_relaxed);
-    const auto start = clock::now();
-    const auto deadline = start + opts.timeout.value_or(options_.request_timeout);
-    const bool idempotent = opts.idempotent.value_or(is_idempotent(req.method()));
-    const auto body_limit = opts.body_limit.value_or(options_.body_limit);
     if (req.find(field::host) == req.end()) req.set(field::host, to.authority());
     if (req.find(field::user_agent) == req.end() && !options_.user_agent.empty())
         req.set(field::user_agent, options_.user_agent);
@@ -377,9 +373,27 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
         }
     } wiper{req, head, opts.sensitive};
     if (ec) {
+        requests_.fetch_add(1, std::memory_order_relaxed);
         failures_.fetch_add(1, std::memory_order_relaxed);
         co_return std::tuple<error_code, response>{ec, response{}};
     }
+    const auto w = wire_of(head, req);
+    auto op = send_wire<full_reader>(to, w, opts);
+    auto result = co_await std::move(op);
+    co_return std::move(result); // the wiper runs after the last byte was written
+}
+
+template <class Reader>
+asio::awaitable<std::tuple<error_code, typename Reader::result_type>>
+pool_impl::send_wire(const origin& to, const wire_request& w, const send_options& opts) {
+    using result_type = typename Reader::result_type;
+    using outcome = std::tuple<error_code, result_type>;
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    const auto start = clock::now();
+    const auto deadline = start + opts.timeout.value_or(options_.request_timeout);
+    const bool idempotent = opts.idempotent.value_or(is_idempotent(w.method));
+    const auto body_limit = opts.body_limit.value_or(options_.body_limit);
+    error_code ec;
 
     // The caller's coroutine set the state (see cancel_to_terminal); it may have sent before.
     auto cs = co_await asio::this_coro::cancellation_state;
@@ -428,19 +442,20 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
             sending = true;
         }
         watchdog::arm(dog, deadline);
-        exchange_result ex;
+        exchange_result<result_type> ex;
         bool timed_out = false;
         {
             watchdog::phase exchanging{*dog};
             dog->conn = held.conn.get();
-            ex = co_await exchange(*held.conn, head, req, body_limit);
+            auto op = exchange<Reader>(*held.conn, w, body_limit);
+            ex = co_await std::move(op);
             timed_out = dog->fired;
         }
         if (timed_out) ex.ec = errc::request_timeout;
         if (!ex.ec && cancelled(cs)) ex.ec = asio::error::operation_aborted;
         if (!ex.ec) {
             held.give_back(ex.reusable);
-            co_return std::tuple<error_code, response>{error_code{}, std::move(ex.res)};
+            co_return outcome{error_code{}, std::move(ex.res)};
         }
         held.give_back(false);
         ec = ex.ec;
@@ -452,8 +467,13 @@ asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& 
         resends_.fetch_add(1, std::memory_order_relaxed);
     }
     failures_.fetch_add(1, std::memory_order_relaxed);
-    co_return std::tuple<error_code, response>{ec, response{}};
+    co_return outcome{ec, result_type{}};
 }
+
+template asio::awaitable<std::tuple<error_code, response>>
+pool_impl::send_wire<full_reader>(const origin&, const wire_request&, const send_options&);
+template asio::awaitable<std::tuple<error_code, brief_response>>
+pool_impl::send_wire<brief_reader>(const origin&, const wire_request&, const send_options&);
 
 void pool_impl::close() {
     if (closed_.exchange(true)) return;
@@ -516,7 +536,35 @@ boost::asio::awaitable<std::tuple<error_code, response>> run_send(std::shared_pt
                                                               detail::cancel_to_terminal);
     co_return co_await impl->send(to, req, opts);
 }
+// A prepared request's send: the state is held until the write and read are over.
+template <class Reader>
+boost::asio::awaitable<std::tuple<error_code, typename Reader::result_type>>
+run_prepared(std::shared_ptr<detail::pool_impl> impl, std::shared_ptr<detail::prepared_state> req, send_options opts) {
+    co_await boost::asio::this_coro::throw_if_cancelled(false);
+    co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation(),
+                                                              detail::cancel_to_terminal);
+    const auto w = req->wire(nullptr);
+    auto op = impl->send_wire<Reader>(req->where.origin, w, opts);
+    auto result = co_await std::move(op);
+    co_return std::move(result);
+}
 } // namespace
+
+void connection_pool::initiate_prepared(const std::shared_ptr<detail::pool_impl>& impl,
+                                        boost::asio::any_completion_handler<send_signature> handler,
+                                        const prepared_request& req, send_options opts) {
+    tokenflight::detail::spawn_request(
+        impl->next_strand(),
+        run_prepared<detail::full_reader>(impl, detail::prepared_access::shared_state(req), opts), std::move(handler));
+}
+
+void connection_pool::initiate_brief(const std::shared_ptr<detail::pool_impl>& impl,
+                                     boost::asio::any_completion_handler<brief_signature> handler,
+                                     const prepared_request& req, send_options opts) {
+    tokenflight::detail::spawn_request(
+        impl->next_strand(),
+        run_prepared<detail::brief_reader>(impl, detail::prepared_access::shared_state(req), opts), std::move(handler));
+}
 
 void connection_pool::initiate_send(const std::shared_ptr<detail::pool_impl>& impl,
                                     boost::asio::any_completion_handler<send_signature> handler, origin to,

@@ -3,6 +3,9 @@
 #ifndef TOKENFLIGHT_SRC_HTTP_EXCHANGE_HPP
 #define TOKENFLIGHT_SRC_HTTP_EXCHANGE_HPP
 
+#include "brief_parser.hpp"
+#include "prepared.hpp"
+
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/header_syntax.hpp>
 #include <tokenflight/http/message.hpp>
@@ -62,31 +65,78 @@ inline std::size_t head_bytes(const response& res) noexcept {
     return n;
 }
 
+template <class Result>
 struct exchange_result {
     error_code ec;
-    response res;
+    Result res;
     bool got_bytes = false; ///< any response byte arrived (a resend is no longer safe)
     bool sent = false;      ///< any request byte was handed to the stream
     bool reusable = false;  ///< the connection may carry another request
 };
 
-/// Writes `head` (from serialize_request_head) and `req`'s body, and reads one response from
-/// `stream`, leftover bytes staying in `buffer`. Memory is bounded by read_buffer_cap() and the
-/// body limit; time is bounded by the caller (the pool closes the stream at its deadline).
-template <class Stream>
-boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast::flat_buffer& buffer,
-                                                    std::string_view head, const request& req,
-                                                    exchange_limits limits) {
+/// How an exchange reads a response: into an owning http::response (Beast's parser: fields and
+/// body allocated) ...
+class full_reader {
+public:
+    using result_type = response;
+    explicit full_reader(std::size_t& head_budget) : charge_{head_budget} { parser_.on_chunk_header(charge_); }
+    boost::beast::http::basic_parser<false>& parser() noexcept { return parser_; }
+    unsigned status() const { return parser_.get().result_int(); }
+    /// Head and trailer fields together (the parser appended the trailers).
+    std::size_t head_size() const { return head_bytes(parser_.get()); }
+    bool clean_framing() const {
+        const auto& res = parser_.get();
+        const bool has_te = res.find(field::transfer_encoding) != res.end();
+        return !has_te || (res.version() >= 11 && is_chunked_coding_list(res));
+    }
+    result_type release() { return parser_.release(); }
+
+private:
+    // Chunk extensions are head bytes too: without this charge, `1;ext=...` repeated forever
+    // would stream past every limit (the body limit counts chunk data only).
+    struct charge {
+        std::size_t& budget;
+        void operator()(std::uint64_t, boost::beast::string_view extensions, error_code& ec) const {
+            if (extensions.size() > budget)
+                ec = boost::beast::http::error::header_limit;
+            else
+                budget -= extensions.size();
+        }
+    };
+    charge charge_; // the parser keeps a reference: declared first, destroyed last
+    boost::beast::http::response_parser<boost::beast::http::string_body> parser_;
+};
+
+/// ... or into a brief_response (nothing stored, nothing allocated for a 2xx).
+class brief_reader {
+public:
+    using result_type = brief_response;
+    explicit brief_reader(std::size_t& head_budget) : parser_(head_budget) {}
+    boost::beast::http::basic_parser<false>& parser() noexcept { return parser_; }
+    unsigned status() noexcept { return parser_.get().status; }
+    std::size_t head_size() const noexcept { return parser_.head_size(); }
+    bool clean_framing() const noexcept { return parser_.clean_framing(); }
+    result_type release() noexcept { return parser_.release(); }
+
+private:
+    brief_parser parser_;
+};
+
+/// Writes `w` (one gather write) and reads one response from `stream` with a `Reader`, leftover
+/// bytes staying in `buffer`. Memory is bounded by read_buffer_cap() and the body limit; time is
+/// bounded by the caller (the pool closes the stream at its deadline).
+template <class Reader, class Stream>
+boost::asio::awaitable<exchange_result<typename Reader::result_type>>
+exchange_on(Stream& stream, boost::beast::flat_buffer& buffer, const wire_request& w, exchange_limits limits) {
     namespace asio = boost::asio;
     namespace bhttp = boost::beast::http;
     constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-    exchange_result out;
+    exchange_result<typename Reader::result_type> out;
     // Head and body in one gather write: Beast's generic serializer walks nested buffer
     // sequences, which costs more than the syscall on the fan-out hot path. Requests always carry
     // Content-Length here.
-    const std::array<asio::const_buffer, 2> bufs{asio::buffer(head.data(), head.size()), asio::buffer(req.body())};
     out.sent = true;
-    auto [wec, wn] = co_await asio::async_write(stream, bufs, tuple_awaitable);
+    auto [wec, wn] = co_await asio::async_write(stream, w.parts, tuple_awaitable);
     if (wec) {
         out.ec = map_transport_error(wec, false);
         co_return std::move(out); // GCC 12 copies a named co_return operand
@@ -94,41 +144,32 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
     const auto before = buffer.size();
     buffer.max_size(read_buffer_cap(limits));
     std::size_t head_budget = limits.header_limit;
-    // Chunk extensions are head bytes too: without this charge, `1;ext=...` repeated forever
-    // would stream past every limit (the body limit counts chunk data only).
-    auto charge_extensions = [&head_budget](std::uint64_t, std::string_view extensions, error_code& ec) {
-        if (extensions.size() > head_budget)
-            ec = bhttp::error::header_limit;
-        else
-            head_budget -= extensions.size();
-    };
     // Interim 1xx responses (100 Continue, 103 Early Hints) precede the real one: skip them, a
     // bounded number of times, charging their heads to the same budget. 101 Switching Protocols
     // is final (and not reusable).
     for (int interim = 0;; ++interim) {
-        bhttp::response_parser<bhttp::string_body> parser;
+        Reader reader(head_budget);
+        auto& parser = reader.parser();
         if (head_budget == 0) {
             out.ec = errc::header_too_large;
             co_return std::move(out);
         }
         parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(head_budget, UINT32_MAX)));
         parser.body_limit(limits.body_limit);
-        parser.on_chunk_header(charge_extensions);
-        if (req.method() == verb::head) parser.skip(true);
+        if (w.method == verb::head) parser.skip(true);
         auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
         out.got_bytes = out.got_bytes || rn > 0 || buffer.size() > before;
         if (rec) {
             out.ec = map_transport_error(rec, false);
             co_return std::move(out); // GCC 12 copies a named co_return operand
         }
-        // Head and trailer fields together (the parser appended the trailers).
-        const std::size_t head_size = head_bytes(parser.get());
+        const std::size_t head_size = reader.head_size();
         if (head_size > head_budget) {
             out.ec = errc::header_too_large;
             co_return std::move(out);
         }
         head_budget -= head_size;
-        const unsigned status = parser.get().result_int();
+        const unsigned status = reader.status();
         if (status >= 100 && status < 200 && status != 101) {
             if (interim < 8) continue;
             out.ec = errc::connection_closed; // a server that only ever says "wait": give up
@@ -142,30 +183,38 @@ boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast
         // read such a body one way and a proxy on the path another.
         // An HTTP/1.0 message with a Transfer-Encoding has faulty framing (RFC 9112 section 6.1):
         // close after it.
-        const auto& res = parser.get();
-        const bool has_te = res.find(field::transfer_encoding) != res.end();
-        const bool clean_framing = !has_te || (res.version() >= 11 && is_chunked_coding_list(res));
-        out.reusable = parser.keep_alive() && req.keep_alive() && status != 101 && buffer.size() == 0 &&
-                       clean_framing;
-        out.res = parser.release();
+        out.reusable = parser.keep_alive() && w.keep_alive && status != 101 && buffer.size() == 0 &&
+                       reader.clean_framing();
+        out.res = reader.release();
         break;
     }
     co_return std::move(out); // GCC 12 copies a named co_return operand
 }
 
-/// exchange_on() for a request not yet serialised: checks and serialises its head first; a bad
-/// head is an error and nothing is written.
+/// The wire form of a serialised head (from serialize_request_head) and `req`'s body.
+inline wire_request wire_of(std::string_view head, const request& req) noexcept {
+    wire_request w;
+    w.parts[0] = boost::asio::buffer(head.data(), head.size());
+    w.parts[3] = boost::asio::buffer(req.body());
+    w.method = req.method();
+    w.keep_alive = req.keep_alive();
+    return w;
+}
+
+/// exchange_on() for a request not yet serialised, read into a full response: checks and
+/// serialises its head first; a bad head is an error and nothing is written.
 template <class Stream>
-boost::asio::awaitable<exchange_result> exchange_on(Stream& stream, boost::beast::flat_buffer& buffer,
-                                                    const request& req, exchange_limits limits) {
+boost::asio::awaitable<exchange_result<response>> exchange_on(Stream& stream, boost::beast::flat_buffer& buffer,
+                                                              const request& req, exchange_limits limits) {
     std::string head;
     if (auto ec = serialize_request_head(req, head)) {
-        exchange_result out;
+        exchange_result<response> out;
         out.ec = ec;
         out.reusable = true; // nothing was written or read
         co_return std::move(out);
     }
-    co_return co_await exchange_on(stream, buffer, std::string_view(head), req, limits);
+    const auto w = wire_of(head, req);
+    co_return co_await exchange_on<full_reader>(stream, buffer, w, limits);
 }
 
 } // namespace tokenflight::http::detail

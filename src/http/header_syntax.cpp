@@ -50,25 +50,25 @@ bool is_request_target(std::string_view s) noexcept {
     return true;
 }
 
-bool is_chunked_coding_list(const response& res) noexcept {
+void chunked_coding_list::add(std::string_view v) noexcept {
     // RFC 9112 section 6.1: repeated fields form one list; chunked must be last, and only once.
-    bool last_is_chunked = false;
-    bool any = false;
-    for (auto [it, end] = res.equal_range(field::transfer_encoding); it != end; ++it) {
-        std::string_view v = it->value();
-        for (;;) {
-            const auto comma = v.find(',');
-            const auto element = trim_ows(v.substr(0, comma));
-            if (!element.empty()) { // empty list elements are allowed (RFC 9110 section 5.6.1)
-                if (last_is_chunked || !is_token(element)) return false;
-                last_is_chunked = boost::beast::iequals(element, "chunked");
-                any = true;
-            }
-            if (comma == std::string_view::npos) break;
-            v.remove_prefix(comma + 1);
+    for (;;) {
+        const auto comma = v.find(',');
+        const auto element = trim_ows(v.substr(0, comma));
+        if (!element.empty()) { // empty list elements are allowed (RFC 9110 section 5.6.1)
+            if (last_is_chunked_ || !is_token(element)) valid_ = false;
+            last_is_chunked_ = boost::beast::iequals(element, "chunked");
+            any_ = true;
         }
+        if (comma == std::string_view::npos) break;
+        v.remove_prefix(comma + 1);
     }
-    return any && last_is_chunked;
+}
+
+bool is_chunked_coding_list(const response& res) noexcept {
+    chunked_coding_list list;
+    for (auto [it, end] = res.equal_range(field::transfer_encoding); it != end; ++it) list.add(it->value());
+    return list.chunked_last_only();
 }
 
 error_code serialize_request_head(const request& req, std::string& out) {

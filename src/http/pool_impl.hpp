@@ -125,6 +125,12 @@ public:
     /// The whole send: queueing, connecting, one resend on a stale connection.
     /// Must be awaited from a coroutine whose executor is a strand.
     asio::awaitable<std::tuple<error_code, response>> send(const origin& to, request& req, const send_options& opts);
+    /// The same for a request already on its wire form (a prepared request's), read with a Reader
+    /// (full_reader or brief_reader). The buffers of `w` must stay valid until completion.
+    template <class Reader>
+    asio::awaitable<std::tuple<error_code, typename Reader::result_type>> send_wire(const origin& to,
+                                                                                  const wire_request& w,
+                                                                                  const send_options& opts);
 
     void close();
     pool_stats stats() const;
@@ -166,8 +172,9 @@ private:
     asio::awaitable<acquired> acquire(origin_pool& p, bool fresh, clock::time_point deadline);
     void release(origin_pool& p, std::unique_ptr<connection> c, bool reusable);
     asio::awaitable<error_code> connect(connection& c, const origin& to, watchdog& dog);
-    asio::awaitable<exchange_result> exchange(connection& c, std::string_view head, const request& req,
-                                              std::size_t body_limit);
+    template <class Reader>
+    asio::awaitable<exchange_result<typename Reader::result_type>> exchange(connection& c, const wire_request& w,
+                                                                            std::size_t body_limit);
 
     asio::any_io_executor ex_;
     tokenflight::detail::strand_set strands_;

@@ -97,8 +97,6 @@ int run(int argc, char** argv) {
                                                 : std::string("half-way"))
                       << ")\n";
     }
-    auto target = tf::http::parse_url(cfg.url).value(); // checked by the parser
-
     asio::io_context ioc(cfg.threads);
     auto guard = asio::make_work_guard(ioc);
     std::vector<std::thread> threads;
@@ -139,8 +137,11 @@ int run(int argc, char** argv) {
     tf::load::send_function send;
     if (cfg.no_token) {
         bare_pool = std::make_unique<tf::http::connection_pool>(ioc.get_executor(), po);
-        send = [pool = bare_pool.get()](const tf::http::location& to, tf::http::request req) {
-            return pool->async_send(to.origin, std::move(req), asio::as_tuple(asio::use_awaitable));
+        // Prepared once: every send writes the same head and body, nothing serialised again.
+        auto prepared = tf::http::make_prepared_request(cfg.method, cfg.url, cfg.headers, cfg.body, po.user_agent);
+        if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
+        send = [pool = bare_pool.get(), req = std::move(*prepared)] {
+            return pool->async_send_brief(req, tf::http::send_options{}, asio::as_tuple(asio::use_awaitable));
         };
     } else {
         tf::token_source_options so;
@@ -178,16 +179,15 @@ int run(int argc, char** argv) {
         co.auth_scheme = cfg.auth_scheme;
         co.pool = po;
         client = std::make_unique<tf::client>(ioc.get_executor(), *source, co);
-        send = [c = client.get()](const tf::http::location& to, tf::http::request req) {
-            return c->async_send(to, std::move(req), asio::as_tuple(asio::use_awaitable));
+        // Prepared once: the Authorization line is rebuilt only when the token changes.
+        auto prepared = client->prepare(cfg.method, cfg.url, cfg.headers, cfg.body);
+        if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
+        send = [c = client.get(), req = std::move(*prepared)] {
+            return c->async_send_brief(req, asio::as_tuple(asio::use_awaitable));
         };
     }
 
     tf::load::plan p;
-    p.target = target;
-    p.request = tf::http::request{cfg.method, target.target, 11};
-    for (const auto& [name, value] : cfg.headers) p.request.set(name, value);
-    p.request.body() = cfg.body;
     p.concurrency = cfg.concurrency;
     p.requests = cfg.requests;
     if (cfg.duration) p.duration = *cfg.duration;

@@ -107,8 +107,7 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
         } else if (r.deadline && scheduled >= *r.deadline) {
             break;
         }
-        auto req = r.p.request;
-        auto op = r.send(r.p.target, std::move(req));
+        auto op = r.send();
         auto [ec, res] = co_await std::move(op);
         r.t.latency.record(clock::now() - scheduled);
         if (ec) {

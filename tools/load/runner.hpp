@@ -5,8 +5,7 @@
 #include "histogram.hpp"
 
 #include <tokenflight/client.hpp>
-#include <tokenflight/http/message.hpp>
-#include <tokenflight/http/url.hpp>
+#include <tokenflight/http/prepared_request.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -24,10 +23,8 @@
 
 namespace tokenflight::load {
 
-/// What to run.
+/// What to run (the request itself is in the send function, prepared once).
 struct plan {
-    http::location target;
-    http::request request;                          ///< copied for every send
     int concurrency = 64;                           ///< requests in flight
     std::optional<std::uint64_t> requests;          ///< stop after this many, or
     std::optional<clock::duration> duration;        ///< stop sending after this long
@@ -48,10 +45,10 @@ struct tally {
 /// A short, stable name for an error, for reports: "request_timeout", "connection_refused", ...
 std::string error_kind(const error_code& ec);
 
-/// Sends one request: tokenflight::client::async_send, or the bare connection pool when the
-/// token layer is switched off (--no-token, to measure what the token layer costs).
-using send_function = std::function<boost::asio::awaitable<std::tuple<error_code, http::response>>(
-    const http::location&, http::request)>;
+/// Sends the run's prepared request once, keeping the brief response:
+/// tokenflight::client::async_send_brief, or the bare connection pool's when the token layer is
+/// switched off (--no-token, to measure what the token layer costs).
+using send_function = std::function<boost::asio::awaitable<std::tuple<error_code, http::brief_response>>()>;
 
 /// Runs `p` through `send` on `ex`; `on_done` is called once, from one of the executor's threads,
 /// when every worker finished. Latency is measured from each request's scheduled send time.

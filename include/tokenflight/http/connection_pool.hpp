@@ -3,6 +3,7 @@
 
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/message.hpp>
+#include <tokenflight/http/prepared_request.hpp>
 #include <tokenflight/http/url.hpp>
 #include <tokenflight/token.hpp>
 
@@ -79,6 +80,7 @@ class connection_pool {
 public:
     using executor_type = boost::asio::any_io_executor;
     using send_signature = void(error_code, response);
+    using brief_signature = void(error_code, brief_response);
 
     /// Throws boost::system::system_error when `options.tls.ca_file` cannot be loaded.
     explicit connection_pool(executor_type ex, pool_options options = {});
@@ -130,6 +132,29 @@ public:
         return async_send(std::move(to), std::move(req), send_options{}, std::forward<CompletionToken>(token));
     }
 
+    /// Sends a prepared request as it is (the pool adds no Authorization: see client for tokens)
+    /// to its origin: head and body in one gather write, nothing serialised or copied per send.
+    /// Bounds, completion, errors, lifetime and cancellation as above.
+    template <class CompletionToken>
+    auto async_send(prepared_request req, send_options opts, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, send_signature>(
+            [impl = impl_](auto handler, prepared_request req, send_options opts) {
+                initiate_prepared(impl, std::move(handler), req, opts);
+            },
+            token, std::move(req), opts);
+    }
+
+    /// As above, keeping only the brief form of the response: nothing is stored or allocated for
+    /// a 2xx. Completion: `void(error_code, http::brief_response)`.
+    template <class CompletionToken>
+    auto async_send_brief(prepared_request req, send_options opts, CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, brief_signature>(
+            [impl = impl_](auto handler, prepared_request req, send_options opts) {
+                initiate_brief(impl, std::move(handler), req, opts);
+            },
+            token, std::move(req), opts);
+    }
+
     /// Closes idle connections, fails queued and future requests with errc::closed; requests
     /// in flight finish and their connections are then closed.
     void close();
@@ -145,6 +170,12 @@ private:
     static void initiate_send(const std::shared_ptr<detail::pool_impl>& impl,
                               boost::asio::any_completion_handler<send_signature> handler, origin to, request req,
                               send_options opts);
+    static void initiate_prepared(const std::shared_ptr<detail::pool_impl>& impl,
+                                  boost::asio::any_completion_handler<send_signature> handler,
+                                  const prepared_request& req, send_options opts);
+    static void initiate_brief(const std::shared_ptr<detail::pool_impl>& impl,
+                               boost::asio::any_completion_handler<brief_signature> handler,
+                               const prepared_request& req, send_options opts);
 
     std::shared_ptr<detail::pool_impl> impl_;
 };

@@ -32,6 +32,20 @@ bool is_request_target(std::string_view s) noexcept;
 /// connection can carry another message. Parameters (`;q=...`) and anything else: false.
 bool is_chunked_coding_list(const response& res) noexcept;
 
+/// is_chunked_coding_list() fed one Transfer-Encoding field value at a time, for parsers that
+/// keep no fields.
+class chunked_coding_list {
+public:
+    void add(std::string_view field_value) noexcept;
+    /// At least one coding, `chunked` last and nowhere else, every element a token.
+    bool chunked_last_only() const noexcept { return valid_ && any_ && last_is_chunked_; }
+
+private:
+    bool valid_ = true;
+    bool any_ = false;
+    bool last_is_chunked_ = false;
+};
+
 /// Serialises `req`'s request line and header fields, and the blank line ending the head, into
 /// `out` (replacing its contents). Checks every part first: errc::invalid_method,
 /// errc::invalid_request_target, errc::invalid_header_name or errc::invalid_header_value, and

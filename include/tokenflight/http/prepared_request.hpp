@@ -1,0 +1,81 @@
+#ifndef TOKENFLIGHT_HTTP_PREPARED_REQUEST_HPP
+#define TOKENFLIGHT_HTTP_PREPARED_REQUEST_HPP
+
+#include <tokenflight/error.hpp>
+#include <tokenflight/http/message.hpp>
+#include <tokenflight/http/url.hpp>
+
+#include <boost/system/result.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+/// @file
+/// Requests checked and serialised once, sent many times; and the brief form of a response for
+/// callers that keep only its status.
+
+namespace tokenflight::http {
+
+namespace detail {
+struct prepared_state;
+struct prepared_access;
+}
+
+/// A request prepared once (method, URL, headers, body) and sent any number of times, from any
+/// thread, at once: its head is checked and serialised when it is made, and each send writes it
+/// with one gather write, without copying or re-serialising anything. A client adds the
+/// Authorization line of the token in use, which it builds once per token generation and caches
+/// in the prepared request (the only part of the head that changes).
+///
+/// Made by make_prepared_request() or client::prepare(). Copies share the same state.
+class prepared_request {
+public:
+    prepared_request() = default;
+
+    explicit operator bool() const noexcept { return state_ != nullptr; }
+    const location& where() const noexcept;
+    verb method() const noexcept;
+    /// The serialised head without Authorization, ending with the CRLF of its last field (no
+    /// blank line): for tests and diagnostics.
+    std::string_view head_without_authorization() const noexcept;
+    std::string_view body() const noexcept;
+    /// Authorization lines built so far: one per token generation it was sent with.
+    std::uint64_t authorization_builds() const noexcept;
+
+private:
+    friend struct detail::prepared_access;
+    std::shared_ptr<detail::prepared_state> state_;
+};
+
+/// Prepares `method url` with `headers` and `body` (Content-Length is set; Host too, unless given;
+/// User-Agent unless given or empty). Headers are sent as given, Authorization included (a
+/// client's prepare() drops it and supplies its own per token). Errors: errc::invalid_url, unsupported_scheme, invalid_method,
+/// invalid_request_target, invalid_header_name, invalid_header_value (nothing is prepared).
+boost::system::result<prepared_request> make_prepared_request(verb method, std::string_view url,
+                                               std::vector<std::pair<std::string, std::string>> headers = {},
+                                               std::string body = {}, std::string_view user_agent = "tokenflight/0.1");
+
+/// What the load path keeps of a response: parsed without storing a header or the body, into
+/// memory that belongs to the connection; nothing is allocated for a 2xx.
+struct brief_response {
+    unsigned status = 0;
+    std::uint64_t body_size = 0;     ///< body bytes received (decoded from chunked)
+    bool keep_alive = false;
+    /// The `WWW-Authenticate` fields of a 401, joined by ", " (at most 1 KiB kept): what the
+    /// client's 401 logic reads. Empty for other statuses.
+    std::string www_authenticate;
+    /// `Retry-After` of a 429 or 503, as sent (at most 64 bytes kept).
+    std::string retry_after;
+
+    unsigned result_int() const noexcept { return status; }
+};
+
+} // namespace tokenflight::http
+
+#endif

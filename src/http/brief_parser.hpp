@@ -1,0 +1,94 @@
+// Private to tokenflight: a response parser that keeps only what a brief_response needs. It
+// stores no header field and no body byte, so parsing a 2xx allocates nothing: the bytes stay in
+// the connection's read buffer, which is reused from response to response.
+#ifndef TOKENFLIGHT_SRC_HTTP_BRIEF_PARSER_HPP
+#define TOKENFLIGHT_SRC_HTTP_BRIEF_PARSER_HPP
+
+#include <tokenflight/http/header_syntax.hpp>
+#include <tokenflight/http/prepared_request.hpp>
+
+#include <boost/beast/http/basic_parser.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace tokenflight::http::detail {
+
+class brief_parser : public boost::beast::http::basic_parser<false> {
+public:
+    /// `head_budget` is charged with chunk extensions as they arrive (the exchange charges the
+    /// head and trailer fields from head_size()).
+    explicit brief_parser(std::size_t& head_budget) noexcept : head_budget_(head_budget) {}
+
+    brief_response& get() noexcept { return res_; }
+    brief_response release() noexcept { return std::move(res_); }
+    /// Status line and fields (trailers included) as head_bytes() counts them for a response.
+    std::size_t head_size() const noexcept { return head_size_; }
+    /// The Transfer-Encoding fields, if any, are a clean coding list ending in chunked.
+    bool clean_framing() const noexcept { return !has_te_ || (version_ >= 11 && te_.chunked_last_only()); }
+
+private:
+    using sv = boost::beast::string_view; // Beast's callbacks take boost::core::string_view
+    static constexpr std::size_t www_authenticate_cap = 1024;
+    static constexpr std::size_t retry_after_cap = 64;
+
+    void on_request_impl(boost::beast::http::verb, sv, sv, int, error_code& ec) override {
+        ec = boost::beast::http::error::bad_method; // a response parser
+    }
+    void on_response_impl(int code, sv reason, int version, error_code&) override {
+        res_ = {};
+        res_.status = static_cast<unsigned>(code);
+        version_ = version;
+        head_size_ = 15 + reason.size();
+    }
+    void on_field_impl(field name, sv name_string, sv value_sv, error_code&) override {
+        const std::string_view value(value_sv.data(), value_sv.size());
+        head_size_ += name_string.size() + value.size() + 4;
+        if (name == field::transfer_encoding) {
+            has_te_ = true;
+            te_.add(value);
+        } else if (name == field::www_authenticate && res_.status == 401) {
+            append_capped(res_.www_authenticate, value, www_authenticate_cap);
+        } else if (name == field::retry_after && (res_.status == 429 || res_.status == 503)) {
+            res_.retry_after.assign(value.substr(0, retry_after_cap));
+        }
+    }
+    void on_header_impl(error_code&) override {}
+    void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
+    std::size_t on_body_impl(sv body, error_code&) override {
+        res_.body_size += body.size();
+        return body.size();
+    }
+    void on_chunk_header_impl(std::uint64_t, sv extensions, error_code& ec) override {
+        // Extensions are head bytes: without this charge `1;ext=...` repeated forever would
+        // stream past every limit (the body limit counts chunk data only).
+        if (extensions.size() > head_budget_)
+            ec = boost::beast::http::error::header_limit;
+        else
+            head_budget_ -= extensions.size();
+    }
+    std::size_t on_chunk_body_impl(std::uint64_t, sv body, error_code&) override {
+        res_.body_size += body.size();
+        return body.size();
+    }
+    void on_finish_impl(error_code&) override { res_.keep_alive = keep_alive(); }
+
+    static void append_capped(std::string& to, std::string_view value, std::size_t cap) {
+        if (to.size() >= cap) return;
+        if (!to.empty()) to += ", ";
+        to.append(value.substr(0, cap - std::min(cap, to.size())));
+    }
+
+    brief_response res_;
+    std::size_t& head_budget_;
+    std::size_t head_size_ = 0;
+    int version_ = 11;
+    bool has_te_ = false;
+    chunked_coding_list te_;
+};
+
+} // namespace tokenflight::http::detail
+
+#endif

@@ -1,0 +1,64 @@
+// Private to tokenflight: what a prepared_request holds, and the wire form of a request.
+#ifndef TOKENFLIGHT_SRC_HTTP_PREPARED_HPP
+#define TOKENFLIGHT_SRC_HTTP_PREPARED_HPP
+
+#include <tokenflight/http/prepared_request.hpp>
+
+#include <boost/asio/buffer.hpp>
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace tokenflight::http::detail {
+
+/// A request as it goes on the wire: head and body in up to four buffers, one gather write.
+struct wire_request {
+    std::array<boost::asio::const_buffer, 4> parts{};
+    verb method = verb::get;
+    bool keep_alive = true;
+};
+
+/// The Authorization line of one token generation: "Authorization: <scheme> <token>\r\n".
+struct authorization_line {
+    std::uint64_t generation = 0;
+    std::string line;
+};
+
+struct prepared_state {
+    location where;
+    verb method = verb::get;
+    std::string head; // request line and fields, without Authorization and the blank line
+    std::string body;
+    bool keep_alive = true;
+    // The line of the generation sent last: rebuilt only when the token generation changes.
+    std::atomic<std::shared_ptr<const authorization_line>> authorization;
+    std::atomic<std::uint64_t> authorization_builds{0};
+
+    /// The Authorization line for `generation` (`scheme` empty: the raw token), from the cache or
+    /// built now; errc::invalid_header_value (never cached) when scheme or token could break the
+    /// line.
+    boost::system::result<std::shared_ptr<const authorization_line>>
+    authorization_for(std::uint64_t generation, std::string_view scheme, std::string_view token);
+
+    /// The wire form with `auth` (may be null: no Authorization). The buffers point into this
+    /// state and into `*auth`: both must outlive the write.
+    wire_request wire(const authorization_line* auth) const noexcept;
+};
+
+struct prepared_access {
+    static prepared_state& state(const prepared_request& p) noexcept { return *p.state_; }
+    static std::shared_ptr<prepared_state> shared_state(const prepared_request& p) noexcept { return p.state_; }
+    static prepared_request make(std::shared_ptr<prepared_state> s) noexcept {
+        prepared_request p;
+        p.state_ = std::move(s);
+        return p;
+    }
+};
+
+} // namespace tokenflight::http::detail
+
+#endif

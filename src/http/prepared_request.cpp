@@ -1,0 +1,81 @@
+#include "prepared.hpp"
+
+#include <tokenflight/http/header_syntax.hpp>
+
+
+namespace tokenflight::http {
+
+namespace detail {
+
+boost::system::result<std::shared_ptr<const authorization_line>>
+prepared_state::authorization_for(std::uint64_t generation, std::string_view scheme, std::string_view token) {
+    auto cached = authorization.load(std::memory_order_acquire);
+    if (cached && cached->generation == generation) return cached;
+    // The one place this line becomes bytes: the same checks serialize_request_head makes.
+    if ((!scheme.empty() && !is_token(scheme)) || !is_field_value(token) || token.empty())
+        return error_code(errc::invalid_header_value);
+    auto built = std::make_shared<authorization_line>();
+    built->generation = generation;
+    built->line.reserve(17 + scheme.size() + token.size());
+    built->line += "Authorization: ";
+    if (!scheme.empty()) {
+        built->line += scheme;
+        built->line += ' ';
+    }
+    built->line += token;
+    built->line += "\r\n";
+    authorization_builds.fetch_add(1, std::memory_order_relaxed);
+    std::shared_ptr<const authorization_line> out = std::move(built);
+    // A newer generation wins: a late sender with an older token does not evict it.
+    while (!cached || cached->generation < generation) {
+        if (authorization.compare_exchange_weak(cached, out, std::memory_order_acq_rel)) break;
+    }
+    return out;
+}
+
+wire_request prepared_state::wire(const authorization_line* auth) const noexcept {
+    wire_request w;
+    w.parts[0] = boost::asio::buffer(head);
+    if (auth) w.parts[1] = boost::asio::buffer(auth->line);
+    w.parts[2] = boost::asio::buffer("\r\n", 2);
+    w.parts[3] = boost::asio::buffer(body);
+    w.method = method;
+    w.keep_alive = keep_alive;
+    return w;
+}
+
+} // namespace detail
+
+const location& prepared_request::where() const noexcept { return state_->where; }
+verb prepared_request::method() const noexcept { return state_->method; }
+std::string_view prepared_request::head_without_authorization() const noexcept { return state_->head; }
+std::string_view prepared_request::body() const noexcept { return state_->body; }
+std::uint64_t prepared_request::authorization_builds() const noexcept {
+    return state_->authorization_builds.load(std::memory_order_relaxed);
+}
+
+boost::system::result<prepared_request> make_prepared_request(verb method, std::string_view url,
+                                                              std::vector<std::pair<std::string, std::string>> headers,
+                                                              std::string body, std::string_view user_agent) {
+    auto loc = parse_url(url);
+    if (!loc) return loc.error();
+    request req{method, loc->target, 11};
+    for (auto& [name, value] : headers) {
+        if (!is_token(name)) return error_code(errc::invalid_header_name);
+        req.insert(name, value);
+    }
+    if (req.find(field::host) == req.end()) req.set(field::host, loc->origin.authority());
+    if (req.find(field::user_agent) == req.end() && !user_agent.empty()) req.set(field::user_agent, user_agent);
+    req.body() = std::move(body);
+    req.prepare_payload();
+    auto s = std::make_shared<detail::prepared_state>();
+    if (auto ec = serialize_request_head(req, s->head)) return ec;
+    s->head.resize(s->head.size() - 2); // the blank line comes after Authorization
+    s->where = std::move(*loc);
+    s->method = method;
+    s->keep_alive = req.keep_alive();
+    s->body = std::move(req.body());
+    return detail::prepared_access::make(std::move(s));
+}
+
+} // namespace tokenflight::http
