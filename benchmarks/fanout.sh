@@ -16,39 +16,10 @@ secs=${1:-5}
 out=${2:-benchmarks/fanout.json}
 load=build/release/tools/load/tokenflight-load
 [ -x "$load" ] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 2; }
-command -v nginx >/dev/null && command -v wrk >/dev/null || { echo "run scripts/bootstrap.sh --bench" >&2; exit 2; }
+command -v wrk >/dev/null || { echo "run scripts/bootstrap.sh --bench" >&2; exit 2; }
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 || true
 
-work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$work/nginx.conf" <<NGINX
-worker_processes 1;
-daemon off;
-pid $work/nginx.pid;
-error_log $work/error.log warn;
-events { worker_connections 8192; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    keepalive_timeout 60s;
-    client_body_temp_path $work/body;
-    server {
-        listen 127.0.0.1:$port backlog=4096;
-        location / {
-            if (\$http_authorization = "") { return 401; }
-            return 200 "ok\n";
-        }
-    }
-}
-NGINX
-nginx -c "$work/nginx.conf" -p "$work" &
-nginx_pid=$!
-trap 'kill $nginx_pid 2>/dev/null; wait $nginx_pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 50); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/" && break
-    sleep 0.1
-done
-url="http://127.0.0.1:$port/"
+. benchmarks/nginx.sh
 
 wrk_rps() {
     wrk -t1 -c"$1" -d"${secs}s" -H 'Authorization: Bearer static-token' "$url" |

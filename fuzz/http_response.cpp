@@ -25,6 +25,7 @@
 #include <algorithm>
 #include <cctype>
 #include <string>
+#include <vector>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -119,11 +120,37 @@ void check(const exchange_result& r, const th::request& req, bool first, std::si
     }
 }
 
-asio::awaitable<void> client(beast::test::stream& stream, const th::request& req, std::size_t input_size) {
+// What one exchange ended with, in the terms both readers share.
+struct seen {
+    tokenflight::error_code ec;
+    unsigned status = 0;
+    std::size_t body_size = 0;
+    bool reusable = false;
+    bool operator==(const seen&) const = default;
+};
+
+asio::awaitable<void> client(beast::test::stream& stream, const th::request& req, std::size_t input_size,
+                             std::vector<seen>& out) {
     beast::flat_buffer buffer;
     for (int i = 0; i < max_exchanges; ++i) {
         const exchange_result r = co_await th::detail::exchange_on(stream, buffer, req, limits);
         check(r, req, i == 0, input_size);
+        out.push_back({r.ec, r.ec ? 0 : r.res.result_int(), r.ec ? 0 : r.res.body().size(), r.reusable});
+        if (r.ec || !r.reusable) break;
+    }
+}
+
+// The same exchanges read into brief responses: they must end exactly as the full reads did
+// (same error, status, body size and reuse), since the load path relies on the brief reader.
+asio::awaitable<void> brief_client(beast::test::stream& stream, const th::request& req, std::vector<seen>& out) {
+    beast::flat_buffer buffer;
+    std::string head;
+    FUZZ_CHECK(!th::serialize_request_head(req, head));
+    const auto w = th::detail::wire_of(head, req);
+    for (int i = 0; i < max_exchanges; ++i) {
+        auto op = th::detail::exchange_on<th::detail::brief_reader>(stream, buffer, w, limits);
+        const auto r = co_await std::move(op);
+        out.push_back({r.ec, r.ec ? 0 : r.res.status, r.ec ? 0 : static_cast<std::size_t>(r.res.body_size), r.reusable});
         if (r.ec || !r.reusable) break;
     }
 }
@@ -151,16 +178,21 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     req.keep_alive(!close);
     req.prepare_payload();
 
-    asio::io_context ioc;
-    {
+    std::vector<seen> full, brief;
+    for (const bool is_brief : {false, true}) {
+        asio::io_context ioc;
         beast::test::stream client_end(ioc), server_end(ioc);
         client_end.connect(server_end);
         if (read_max != 0) client_end.read_size(read_max);
         asio::co_spawn(ioc, serve(server_end, bytes, piece), rethrow);
-        asio::co_spawn(ioc, client(client_end, req, bytes.size()), rethrow);
+        if (is_brief)
+            asio::co_spawn(ioc, brief_client(client_end, req, brief), rethrow);
+        else
+            asio::co_spawn(ioc, client(client_end, req, bytes.size(), full), rethrow);
         ioc.run();
         // Everything the server sent was read or is still buffered by the client; nothing more.
         FUZZ_CHECK(client_end.nread_bytes() <= bytes.size());
     }
+    FUZZ_CHECK(full == brief);
     return 0;
 }

@@ -172,10 +172,10 @@ public:
                                                           std::string body) const {
         // The Authorization line is the client's, per token generation.
         std::erase_if(headers, [](const auto& h) { return boost::beast::iequals(h.first, "authorization"); });
-        for (const auto& [name, value] : options_.default_headers) {
+        for (const auto& d : options_.default_headers) { // not a structured binding: clang 14 cannot capture one
             const bool given = std::any_of(headers.begin(), headers.end(),
-                                           [&](const auto& h) { return boost::beast::iequals(h.first, name); });
-            if (!given) headers.emplace_back(name, value);
+                                           [&](const auto& h) { return boost::beast::iequals(h.first, d.first); });
+            if (!given) headers.push_back(d);
         }
         auto p = http::make_prepared_request(method, url, std::move(headers), std::move(body),
                                              pool_->options().user_agent);

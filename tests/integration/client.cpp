@@ -103,7 +103,7 @@ TEST_CASE("the Authorization header on the wire, exactly, for each scheme settin
         {"no scheme: the raw token, as the provider guide sends it", "Bearer", std::string(""), ""},
     };
     for (const auto& c : cases) {
-        CAPTURE(c.name);
+        INFO(c.name);
         auto ao = world::auth_options();
         ao.token_type = c.token_type;
         testing::fake_auth_server auth(ao);

@@ -116,7 +116,7 @@ TEST_CASE("token endpoint faults: typed errors for every request, bounded retrie
         {"echoes the secret back", testing::malformation::echo_request, errc::invalid_request, false},
     };
     for (const auto& f : faults) {
-        CAPTURE(f.name);
+        INFO(f.name);
         setup s;
         s.auth.malform_next(-1, f.m);
         const auto start = clock::now();

@@ -449,7 +449,7 @@ TEST_CASE("an https token endpoint: its CA is trusted through token_source_optio
         {"certificate for another host", "DNS:auth.other.test", true, errc::tls_name_mismatch},
     };
     for (const auto& c : cases) {
-        CAPTURE(c.name);
+        INFO(c.name);
         test::tls_fixture g(c.san);
         auto o = server_options();
         o.server.tls = &g.server_ctx;

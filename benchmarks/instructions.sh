@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# User-space instructions and heap allocations per request on tokenflight's request paths,
+# against a local nginx (benchmarks/nginx.sh), with one client thread and 64 requests in flight.
+#
+#   benchmarks/instructions.sh [N]          (default N = 5000)
+#
+# Instructions: callgrind counts the whole program for N and for 2N requests; the difference
+# divided by N is the cost of one request, start-up and warm-up cancelled out. Allocations: the
+# counting operator new of bench_request_path, over N requests after a warm-up. Paths:
+#   load-static  tokenflight-load --no-token -H 'Authorization: Bearer static' (token layer off)
+#   load-token   tokenflight-load --demo-token-server (the real token source, in-process server)
+#   brief / prepared / get / pool   bench_request_path's modes (see benchmarks/request_path.cpp)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-5000}
+load=build/release/tools/load/tokenflight-load
+bench=build/release/benchmarks/bench_request_path
+[ -x "$load" ] && [ -x "$bench" ] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 2; }
+command -v valgrind >/dev/null || { echo "apt-get install valgrind" >&2; exit 2; }
+. benchmarks/nginx.sh
+
+instructions() { # command... -> total instructions (Ir) of the run
+    local out
+    out=$(mktemp)
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>&1
+    awk '/^summary:/ {print $2}' "$out"
+    rm -f "$out"
+}
+per_request() { # name, command with N placeholder
+    local name=$1
+    shift
+    local a b
+    a=$(instructions "${@//__N__/$n}")
+    b=$(instructions "${@//__N__/$((2 * n))}")
+    echo "$name $(((b - a) / n))"
+}
+
+echo "path instructions_per_request"
+per_request load-static "$load" -t 1 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
+per_request load-token "$load" -t 1 -c 64 -n __N__ --demo-token-server --json "$url"
+for mode in brief prepared get pool; do
+    per_request "$mode" "$bench" "$mode" "$url" __N__
+done
+echo
+echo "path allocations"
+for mode in brief prepared get pool; do
+    "$bench" "$mode" "$url" "$n"
+done
