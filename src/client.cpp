@@ -264,19 +264,19 @@ client::~client() = default;
 void client::start(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::location to,
                    http::request req) {
     auto op = impl->run(impl, impl->message(std::move(to), std::move(req)));
-    detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
 }
 
 void client::start_prepared(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
                             const http::prepared_request& req) {
     auto op = impl->run(impl, impl->prepared<http::detail::full_reader>(req));
-    detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
 }
 
 void client::start_brief(const std::shared_ptr<detail::client_impl>& impl, brief_handler_type handler,
                          const http::prepared_request& req) {
     auto op = impl->run(impl, impl->prepared<http::detail::brief_reader>(req));
-    detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
 }
 
 boost::system::result<http::prepared_request> client::prepare(http::verb method, std::string_view url,
@@ -293,13 +293,13 @@ void client::start_url(const std::shared_ptr<detail::client_impl>& impl, handler
         auto op = [](error_code ec) -> boost::asio::awaitable<std::tuple<error_code, http::response>> {
             co_return std::tuple<error_code, http::response>{ec, {}};
         }(loc.error());
-        detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+        detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
         return;
     }
     http::request req{method, loc->target, 11};
     req.body() = std::move(body);
     auto op = impl->run(impl, impl->message(std::move(*loc), std::move(req)));
-    detail::spawn_request(impl->next_strand(), std::move(op), std::move(handler));
+    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
 }
 
 client_stats client::stats() const { return impl_->stats(); }

@@ -50,14 +50,17 @@ struct spawn_completion {
     }
 };
 
-/// Runs a request coroutine on `strand` (see strand_set) and completes `handler` with its result.
+/// Runs a request coroutine on `strand` (see strand_set) and completes `handler` with its result,
+/// on the handler's associated executor, or on `io` (the object's executor, as for any Asio I/O
+/// object) when it has none. Not the strand: a strand does not fit in a type-erased executor's
+/// small buffer, and co_spawn's outstanding-work tracking would allocate a copy per request.
 template <class Result>
-void spawn_request(const boost::asio::any_io_executor& strand,
+void spawn_request(const boost::asio::any_io_executor& strand, const boost::asio::any_io_executor& io,
                    boost::asio::awaitable<std::tuple<error_code, Result>> op,
                    boost::asio::any_completion_handler<void(error_code, Result)> handler) {
     namespace asio = boost::asio;
     auto slot = asio::get_associated_cancellation_slot(handler);
-    auto hex = asio::get_associated_executor(handler, strand);
+    auto hex = asio::get_associated_executor(handler, io);
     asio::co_spawn(strand, std::move(op), spawn_completion<Result>{std::move(handler), std::move(hex), slot});
 }
 

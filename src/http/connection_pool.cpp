@@ -554,7 +554,7 @@ void connection_pool::initiate_prepared(const std::shared_ptr<detail::pool_impl>
                                         boost::asio::any_completion_handler<send_signature> handler,
                                         const prepared_request& req, send_options opts) {
     tokenflight::detail::spawn_request(
-        impl->next_strand(),
+        impl->next_strand(), impl->executor(),
         run_prepared<detail::full_reader>(impl, detail::prepared_access::shared_state(req), opts), std::move(handler));
 }
 
@@ -562,14 +562,14 @@ void connection_pool::initiate_brief(const std::shared_ptr<detail::pool_impl>& i
                                      boost::asio::any_completion_handler<brief_signature> handler,
                                      const prepared_request& req, send_options opts) {
     tokenflight::detail::spawn_request(
-        impl->next_strand(),
+        impl->next_strand(), impl->executor(),
         run_prepared<detail::brief_reader>(impl, detail::prepared_access::shared_state(req), opts), std::move(handler));
 }
 
 void connection_pool::initiate_send(const std::shared_ptr<detail::pool_impl>& impl,
                                     boost::asio::any_completion_handler<send_signature> handler, origin to,
                                     request req, send_options opts) {
-    tokenflight::detail::spawn_request(impl->next_strand(), run_send(impl, std::move(to), std::move(req), opts),
+    tokenflight::detail::spawn_request(impl->next_strand(), impl->executor(), run_send(impl, std::move(to), std::move(req), opts),
                                        std::move(handler));
 }
 
