@@ -71,11 +71,12 @@ public:
     template <class Reader>
     struct prepared_form {
         std::shared_ptr<http::detail::prepared_state> state;
+        std::uint64_t source_id = 0; // the line cache is keyed by source: generations are per source
         std::shared_ptr<const http::detail::authorization_line> line; // in use by the send
         http::detail::wire_request wire;
         using result_type = typename Reader::result_type;
         error_code authorize(std::string_view scheme, const access_token& t) {
-            auto got = state->authorization_for(t.generation(), scheme, t.value());
+            auto got = state->authorization_for(source_id, t.generation(), scheme, t.value());
             if (!got) return got.error();
             line = std::move(*got);
             wire = state->wire(line.get());
@@ -95,8 +96,16 @@ public:
             if (f.req.find(name) == f.req.end()) f.req.set(name, value);
         return {};
     }
+    // Checked again per send (cached, cheap): a prepared request may come from
+    // http::make_prepared_request rather than this client's prepare().
     template <class Reader>
-    error_code complete(prepared_form<Reader>&) const noexcept { return {}; } // checked by prepare()
+    error_code complete(prepared_form<Reader>& f) const {
+        if (!f.state) return asio::error::invalid_argument; // an empty prepared_request
+        const auto& o = f.state->where.origin;
+        if (!o.tls && !options_.allow_insecure_http && !loopback(o.host)) return errc::insecure_transport;
+        if (f.state->has_authorization) return errc::invalid_header_name; // the client's to set, per token
+        return {};
+    }
 
     // The request's life: a token (cached, or after the one refresh), a send, and on 401 one newer
     // token for every request that saw this generation fail, then a resend; never a loop.
@@ -170,13 +179,13 @@ public:
     boost::system::result<http::prepared_request> prepare(http::verb method, std::string_view url,
                                                           std::vector<std::pair<std::string, std::string>> headers,
                                                           std::string body) const {
-        // The Authorization line is the client's, per token generation.
-        std::erase_if(headers, [](const auto& h) { return boost::beast::iequals(h.first, "authorization"); });
         for (const auto& d : options_.default_headers) { // not a structured binding: clang 14 cannot capture one
             const bool given = std::any_of(headers.begin(), headers.end(),
                                            [&](const auto& h) { return boost::beast::iequals(h.first, d.first); });
             if (!given) headers.push_back(d);
         }
+        // The Authorization line is the client's, per token generation (a default one included).
+        std::erase_if(headers, [](const auto& h) { return boost::beast::iequals(h.first, "authorization"); });
         auto p = http::make_prepared_request(method, url, std::move(headers), std::move(body),
                                              pool_->options().user_agent);
         if (!p) return p;
@@ -188,7 +197,7 @@ public:
     message_form message(http::location to, http::request req) const { return {std::move(to), std::move(req)}; }
     template <class Reader>
     prepared_form<Reader> prepared(const http::prepared_request& p) const {
-        return {http::detail::prepared_access::shared_state(p), nullptr, {}};
+        return {http::detail::prepared_access::shared_state(p), source_->id(), nullptr, {}};
     }
 
     client_stats stats() const {
@@ -233,7 +242,7 @@ private:
             if (insufficient_scope_in(it->value())) return true;
         return false;
     }
-    static bool insufficient_scope(const http::brief_response& res) { return insufficient_scope_in(res.www_authenticate); }
+    static bool insufficient_scope(const http::brief_response& res) noexcept { return res.insufficient_scope; }
 
     // RFC 6749 section 7.1: a client uses a token type it understands. Only Bearer (in any case)
     // is, unless the caller chose the scheme; it is sent in its canonical spelling.

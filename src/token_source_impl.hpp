@@ -432,6 +432,11 @@ private:
     // try_get's lock-free view of the cached token; see publish().
     std::atomic<std::uint64_t> published_generation_{0};
     std::atomic<clock::rep> published_fresh_until_{0};
+public:
+    /// Unique per source in the process (generations count from 1 in every source).
+    std::uint64_t id() const noexcept { return id_; }
+
+private:
     const std::uint64_t id_ = next_source_id();
     static std::uint64_t next_source_id() {
         static std::atomic<std::uint64_t> n{0};

@@ -143,8 +143,11 @@ public:
 
     /// Sends a prepared request, with the same token handling as async_send: the Authorization
     /// line is built once per token generation and cached in `req`, and head and body go out in
-    /// one gather write. `req` may be sent by any number of operations at once; each holds it.
-    /// Completion, errors and cancellation as async_send.
+    /// one gather write. `req` may be sent by any number of operations at once, through any
+    /// number of clients; each operation holds it. Completion, errors and cancellation as
+    /// async_send; also errc::invalid_header_name for a request that carries an Authorization
+    /// header of its own (made by http::make_prepared_request with one), and
+    /// `asio::error::invalid_argument` for an empty one.
     template <class CompletionToken>
     auto async_send(http::prepared_request req, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, response_signature>(

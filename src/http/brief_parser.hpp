@@ -6,10 +6,14 @@
 
 #include <tokenflight/http/header_syntax.hpp>
 #include <tokenflight/http/prepared_request.hpp>
+#include <tokenflight/www_authenticate.hpp>
 
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
+#include <boost/beast/http/status.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -41,7 +45,10 @@ private:
         res_ = {};
         res_.status = static_cast<unsigned>(code);
         version_ = version;
-        head_size_ = 15 + reason.size();
+        // As head_bytes() counts a full response: an empty reason reads as the standard phrase.
+        const auto counted_reason =
+            reason.empty() ? boost::beast::http::obsolete_reason(boost::beast::http::int_to_status(res_.status)) : reason;
+        head_size_ = 15 + counted_reason.size();
     }
     void on_field_impl(field name, sv name_string, sv value_sv, error_code&) override {
         const std::string_view value(value_sv.data(), value_sv.size());
@@ -51,6 +58,9 @@ private:
             te_.add(value);
         } else if (name == field::www_authenticate && res_.status == 401) {
             append_capped(res_.www_authenticate, value, www_authenticate_cap);
+            if (!res_.insufficient_scope)
+                for (const auto& c : parse_www_authenticate(value))
+                    if (boost::beast::iequals(c.error(), "insufficient_scope")) res_.insufficient_scope = true;
         } else if (name == field::retry_after && (res_.status == 429 || res_.status == 503)) {
             res_.retry_after.assign(value.substr(0, retry_after_cap));
         }

@@ -543,6 +543,8 @@ run_prepared(std::shared_ptr<detail::pool_impl> impl, std::shared_ptr<detail::pr
     co_await boost::asio::this_coro::throw_if_cancelled(false);
     co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation(),
                                                               detail::cancel_to_terminal);
+    using outcome = std::tuple<error_code, typename Reader::result_type>;
+    if (!req) co_return outcome{boost::asio::error::invalid_argument, {}}; // an empty prepared_request
     const auto w = req->wire(nullptr);
     auto op = impl->send_wire<Reader>(req->where.origin, w, opts);
     auto result = co_await std::move(op);

@@ -22,10 +22,17 @@ struct wire_request {
     bool keep_alive = true;
 };
 
-/// The Authorization line of one token generation: "Authorization: <scheme> <token>\r\n".
+/// The Authorization line of one token: "Authorization: <scheme> <token>\r\n". Generations
+/// count from 1 in every token source, so the line is keyed by the source and the scheme too: a
+/// request sent through two clients never gets the other's token.
 struct authorization_line {
+    std::uint64_t source = 0;
     std::uint64_t generation = 0;
+    std::string scheme;
     std::string line;
+    bool is(std::uint64_t src, std::uint64_t gen, std::string_view sch) const noexcept {
+        return source == src && generation == gen && scheme == sch;
+    }
 };
 
 struct prepared_state {
@@ -34,15 +41,16 @@ struct prepared_state {
     std::string head; // request line and fields, without Authorization and the blank line
     std::string body;
     bool keep_alive = true;
+    bool has_authorization = false; // the head carries one of its own (the pool sends it as is)
     // The line of the generation sent last: rebuilt only when the token generation changes.
     std::atomic<std::shared_ptr<const authorization_line>> authorization;
     std::atomic<std::uint64_t> authorization_builds{0};
 
-    /// The Authorization line for `generation` (`scheme` empty: the raw token), from the cache or
-    /// built now; errc::invalid_header_value (never cached) when scheme or token could break the
-    /// line.
+    /// The Authorization line for `generation` of token source `source` (`scheme` empty: the raw
+    /// token), from the cache or built now; errc::invalid_header_value (never cached) when scheme
+    /// or token could break the line.
     boost::system::result<std::shared_ptr<const authorization_line>>
-    authorization_for(std::uint64_t generation, std::string_view scheme, std::string_view token);
+    authorization_for(std::uint64_t source, std::uint64_t generation, std::string_view scheme, std::string_view token);
 
     /// The wire form with `auth` (may be null: no Authorization). The buffers point into this
     /// state and into `*auth`: both must outlive the write.
@@ -50,6 +58,7 @@ struct prepared_state {
 };
 
 struct prepared_access {
+    static bool empty(const prepared_request& p) noexcept { return !p.state_; }
     static prepared_state& state(const prepared_request& p) noexcept { return *p.state_; }
     static std::shared_ptr<prepared_state> shared_state(const prepared_request& p) noexcept { return p.state_; }
     static prepared_request make(std::shared_ptr<prepared_state> s) noexcept {

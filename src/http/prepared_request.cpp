@@ -2,20 +2,27 @@
 
 #include <tokenflight/http/header_syntax.hpp>
 
+#include <boost/beast/core/string.hpp>
+
+#include <stdexcept>
+
 
 namespace tokenflight::http {
 
 namespace detail {
 
 boost::system::result<std::shared_ptr<const authorization_line>>
-prepared_state::authorization_for(std::uint64_t generation, std::string_view scheme, std::string_view token) {
+prepared_state::authorization_for(std::uint64_t source, std::uint64_t generation, std::string_view scheme,
+                                  std::string_view token) {
     auto cached = authorization.load(std::memory_order_acquire);
-    if (cached && cached->generation == generation) return cached;
+    if (cached && cached->is(source, generation, scheme)) return cached;
     // The one place this line becomes bytes: the same checks serialize_request_head makes.
     if ((!scheme.empty() && !is_token(scheme)) || !is_field_value(token) || token.empty())
         return error_code(errc::invalid_header_value);
     auto built = std::make_shared<authorization_line>();
+    built->source = source;
     built->generation = generation;
+    built->scheme = scheme;
     built->line.reserve(17 + scheme.size() + token.size());
     built->line += "Authorization: ";
     if (!scheme.empty()) {
@@ -26,8 +33,10 @@ prepared_state::authorization_for(std::uint64_t generation, std::string_view sch
     built->line += "\r\n";
     authorization_builds.fetch_add(1, std::memory_order_relaxed);
     std::shared_ptr<const authorization_line> out = std::move(built);
-    // A newer generation wins: a late sender with an older token does not evict it.
-    while (!cached || cached->generation < generation) {
+    // A newer generation of the same source wins: a late sender with an older token does not
+    // evict it. A line of another source or scheme (the request sent through two clients) is
+    // replaced.
+    while (!cached || cached->source != source || cached->scheme != scheme || cached->generation < generation) {
         if (authorization.compare_exchange_weak(cached, out, std::memory_order_acq_rel)) break;
     }
     return out;
@@ -48,10 +57,12 @@ wire_request prepared_state::wire(const authorization_line* auth) const noexcept
 
 const location& prepared_request::where() const noexcept { return state_->where; }
 verb prepared_request::method() const noexcept { return state_->method; }
-std::string_view prepared_request::head_without_authorization() const noexcept { return state_->head; }
-std::string_view prepared_request::body() const noexcept { return state_->body; }
+std::string_view prepared_request::head_without_authorization() const noexcept {
+    return state_ ? std::string_view(state_->head) : std::string_view();
+}
+std::string_view prepared_request::body() const noexcept { return state_ ? std::string_view(state_->body) : std::string_view(); }
 std::uint64_t prepared_request::authorization_builds() const noexcept {
-    return state_->authorization_builds.load(std::memory_order_relaxed);
+    return state_ ? state_->authorization_builds.load(std::memory_order_relaxed) : 0;
 }
 
 boost::system::result<prepared_request> make_prepared_request(verb method, std::string_view url,
@@ -60,20 +71,31 @@ boost::system::result<prepared_request> make_prepared_request(verb method, std::
     auto loc = parse_url(url);
     if (!loc) return loc.error();
     request req{method, loc->target, 11};
+    bool has_authorization = false;
     for (auto& [name, value] : headers) {
         if (!is_token(name)) return error_code(errc::invalid_header_name);
+        // The framing is the body's: a caller's Content-Length or Transfer-Encoding could
+        // disagree with it and desynchronise the connection for the next request.
+        if (boost::beast::iequals(name, "content-length") || boost::beast::iequals(name, "transfer-encoding"))
+            return error_code(errc::invalid_header_name);
+        has_authorization = has_authorization || boost::beast::iequals(name, "authorization");
         req.insert(name, value);
     }
     if (req.find(field::host) == req.end()) req.set(field::host, loc->origin.authority());
     if (req.find(field::user_agent) == req.end() && !user_agent.empty()) req.set(field::user_agent, user_agent);
     req.body() = std::move(body);
-    req.prepare_payload();
+    try {
+        req.prepare_payload();
+    } catch (const std::invalid_argument&) { // a body on TRACE
+        return error_code(errc::invalid_method);
+    }
     auto s = std::make_shared<detail::prepared_state>();
     if (auto ec = serialize_request_head(req, s->head)) return ec;
     s->head.resize(s->head.size() - 2); // the blank line comes after Authorization
     s->where = std::move(*loc);
     s->method = method;
     s->keep_alive = req.keep_alive();
+    s->has_authorization = has_authorization;
     s->body = std::move(req.body());
     return detail::prepared_access::make(std::move(s));
 }

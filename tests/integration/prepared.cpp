@@ -323,3 +323,88 @@ TEST_CASE("a cancelled prepared send completes with operation_aborted, and the r
     test::hostile_server ok({"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", ""});
     CHECK(pool_brief(pool, prepared(ok.url("/y"))).value.status == 200);
 }
+
+TEST_CASE("one prepared request through two clients: each sends its own source's token") {
+    test::io_threads io(1);
+    testing::fake_auth_server auth_a, auth_b;
+    testing::fake_api_server api(auth_a); // accepts A's tokens only
+    token_source source_a(io.executor(), auth_a.client_credentials());
+    token_source source_b(io.executor(), auth_b.client_credentials());
+    tokenflight::client a(io.executor(), source_a), b(io.executor(), source_b);
+    auto req = a.prepare(http::verb::get, api.url("/shared"));
+    REQUIRE(req.has_value());
+    CHECK(send_brief(a, *req).value.status == 200);
+    const auto rb = send_brief(b, *req); // generation 1 of another source: not A's cached line
+    REQUIRE_FALSE(rb.ec);
+    CHECK(rb.value.status == 401); // the API takes A's tokens only: B's were sent (and resent)
+    CHECK(send_brief(a, *req).value.status == 200); // and back: A's line again
+    const std::string ta(source_a.try_get_token().value());
+    const auto log = api.recent_authorizations();
+    REQUIRE(log.size() == 4); // A, B, B's resend with a newer B token, A
+    CHECK(log[0] == "Bearer " + ta);
+    for (int i : {1, 2}) {
+        REQUIRE(log[i].starts_with("Bearer "));
+        const auto token = log[i].substr(7);
+        CHECK(auth_b.check(token) != testing::fake_auth_server::verdict::unknown); // B's own
+        CHECK(auth_a.check(token) == testing::fake_auth_server::verdict::unknown);
+    }
+    CHECK(log[3] == "Bearer " + ta);
+}
+
+TEST_CASE("a client refuses prepared requests it must not send: empty, own Authorization, plain http afar") {
+    test::io_threads io(1);
+    testing::fake_auth_server auth;
+    token_source source(io.executor(), auth.client_credentials());
+    client_options co;
+    co.default_headers = {{"Authorization", "Basic c3RhdGljOnNlY3JldA=="}}; // a default one: dropped
+    tokenflight::client c(io.executor(), source, co);
+    test::hostile_server server({"HTTP/1.1 204 No Content\r\n\r\n", ""});
+    auto mine = c.prepare(http::verb::get, server.url("/x"));
+    REQUIRE(mine.has_value());
+    CHECK(mine->head_without_authorization().find("Authorization") == std::string_view::npos);
+    CHECK(send_brief(c, *mine).value.status == 204);
+    REQUIRE(server.requests().size() == 1);
+    CHECK(server.requests()[0].find("Authorization: Basic") == std::string::npos);
+
+    CHECK(send_brief(c, http::prepared_request{}).ec == asio::error::invalid_argument);
+    auto own = prepared(server.url("/y"), {{"Authorization", "Bearer mine"}});
+    CHECK(send_brief(c, own).ec == errc::invalid_header_name); // never two Authorization lines
+    auto afar = prepared("http://api.example.com/z"); // made without the client's check
+    CHECK(send_brief(c, afar).ec == errc::insecure_transport);
+    CHECK(server.requests().size() == 1);
+
+    http::connection_pool pool(io.executor());
+    CHECK(pool_brief(pool, http::prepared_request{}).ec == asio::error::invalid_argument);
+}
+
+TEST_CASE("making a prepared request refuses framing fields and a body on TRACE, without throwing") {
+    const auto code = [](auto r) { return r ? error_code{} : r.error(); };
+    CHECK(code(http::make_prepared_request(http::verb::get, "http://127.0.0.1:1/", {{"Content-Length", "100"}})) ==
+          errc::invalid_header_name);
+    CHECK(code(http::make_prepared_request(http::verb::post, "http://127.0.0.1:1/", {{"transfer-encoding", "chunked"}},
+                                          "body")) == errc::invalid_header_name);
+    CHECK(code(http::make_prepared_request(http::verb::trace, "http://127.0.0.1:1/", {}, "body")) == errc::invalid_method);
+    CHECK(code(http::make_prepared_request(http::verb::trace, "http://127.0.0.1:1/")) == error_code{});
+}
+
+TEST_CASE("a brief 401 whose challenges are long still says insufficient_scope: no refresh, no resend") {
+    test::io_threads io(1);
+    testing::fake_auth_server auth;
+    token_source source(io.executor(), auth.client_credentials());
+    tokenflight::client c(io.executor(), source);
+    const std::string padding(3000, 'p');
+    test::hostile_server server({"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"" + padding +
+                                     "\"\r\nWWW-Authenticate: Bearer error=\"insufficient_scope\", scope=\"admin\"\r\n"
+                                     "Content-Length: 0\r\n\r\n",
+                                 ""});
+    auto req = c.prepare(http::verb::get, server.url("/admin"));
+    REQUIRE(req.has_value());
+    const auto r = send_brief(c, *req);
+    REQUIRE_FALSE(r.ec);
+    CHECK(r.value.status == 401);
+    CHECK(r.value.insufficient_scope);
+    CHECK(r.value.www_authenticate.size() <= 1024);
+    CHECK(c.stats().resends_after_401 == 0);
+    CHECK(auth.token_requests() == 1);
+    CHECK(server.requests().size() == 1);
+}

@@ -33,7 +33,9 @@ struct prepared_access;
 /// Authorization line of the token in use, which it builds once per token generation and caches
 /// in the prepared request (the only part of the head that changes).
 ///
-/// Made by make_prepared_request() or client::prepare(). Copies share the same state.
+/// Made by make_prepared_request() or client::prepare(). Copies share the same state. A
+/// default-constructed one is empty: sending it completes with `asio::error::invalid_argument`,
+/// and where() and method() must not be called on it.
 class prepared_request {
 public:
     prepared_request() = default;
@@ -45,7 +47,8 @@ public:
     /// blank line): for tests and diagnostics.
     std::string_view head_without_authorization() const noexcept;
     std::string_view body() const noexcept;
-    /// Authorization lines built so far: one per token generation it was sent with.
+    /// Authorization lines built so far: one per token generation it was sent with (senders
+    /// racing on a new generation may each build one; only one is kept).
     std::uint64_t authorization_builds() const noexcept;
 
 private:
@@ -55,8 +58,10 @@ private:
 
 /// Prepares `method url` with `headers` and `body` (Content-Length is set; Host too, unless given;
 /// User-Agent unless given or empty). Headers are sent as given, Authorization included (a
-/// client's prepare() drops it and supplies its own per token). Errors: errc::invalid_url, unsupported_scheme, invalid_method,
-/// invalid_request_target, invalid_header_name, invalid_header_value (nothing is prepared).
+/// client's prepare() drops it and supplies its own per token; a client refuses to send a
+/// request that carries one). Errors: errc::invalid_url, unsupported_scheme, invalid_method (also
+/// a body on TRACE), invalid_request_target, invalid_header_name (also a Content-Length or
+/// Transfer-Encoding: the framing is the body's), invalid_header_value. Nothing is thrown.
 boost::system::result<prepared_request> make_prepared_request(verb method, std::string_view url,
                                                std::vector<std::pair<std::string, std::string>> headers = {},
                                                std::string body = {}, std::string_view user_agent = "tokenflight/0.1");
@@ -72,6 +77,9 @@ struct brief_response {
     std::string www_authenticate;
     /// `Retry-After` of a 429 or 503, as sent (at most 64 bytes kept).
     std::string retry_after;
+    /// A challenge of a 401 says `error="insufficient_scope"` (found in every field, however
+    /// long, not only in the kept text): a newer token would not help.
+    bool insufficient_scope = false;
 
     unsigned result_int() const noexcept { return status; }
 };
