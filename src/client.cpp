@@ -87,10 +87,12 @@ public:
         }
     };
 
+    // A token must not cross a network in clear text: plain http only to loopback, unless allowed.
+    bool insecure(const http::origin& o) const { return !o.tls && !options_.allow_insecure_http && !loopback(o.host); }
+
     // Finishes a message before its first send.
     error_code complete(message_form& f) const {
-        if (!f.to.origin.tls && !options_.allow_insecure_http && !loopback(f.to.origin.host))
-            return errc::insecure_transport;
+        if (insecure(f.to.origin)) return errc::insecure_transport;
         if (f.req.target().empty()) f.req.target(f.to.target);
         for (const auto& [name, value] : options_.default_headers)
             if (f.req.find(name) == f.req.end()) f.req.set(name, value);
@@ -101,8 +103,7 @@ public:
     template <class Reader>
     error_code complete(prepared_form<Reader>& f) const {
         if (!f.state) return asio::error::invalid_argument; // an empty prepared_request
-        const auto& o = f.state->where.origin;
-        if (!o.tls && !options_.allow_insecure_http && !loopback(o.host)) return errc::insecure_transport;
+        if (insecure(f.state->where.origin)) return errc::insecure_transport;
         if (f.state->has_authorization) return errc::invalid_header_name; // the client's to set, per token
         return {};
     }
@@ -189,8 +190,7 @@ public:
         auto p = http::make_prepared_request(method, url, std::move(headers), std::move(body),
                                              pool_->options().user_agent);
         if (!p) return p;
-        const auto& o = p->where().origin;
-        if (!o.tls && !options_.allow_insecure_http && !loopback(o.host)) return error_code(errc::insecure_transport);
+        if (insecure(p->where().origin)) return error_code(errc::insecure_transport);
         return p;
     }
 

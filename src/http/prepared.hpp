@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -42,8 +43,11 @@ struct prepared_state {
     std::string body;
     bool keep_alive = true;
     bool has_authorization = false; // the head carries one of its own (the pool sends it as is)
-    // The line of the generation sent last: rebuilt only when the token generation changes.
-    std::atomic<std::shared_ptr<const authorization_line>> authorization;
+    // The line of the generation sent last: rebuilt only when the token generation changes. A
+    // mutex, not std::atomic<std::shared_ptr>: libstdc++ 12's load() releases its internal lock
+    // with a relaxed store, a data race with the next writer (ThreadSanitizer reports it).
+    mutable std::mutex authorization_mutex;
+    std::shared_ptr<const authorization_line> authorization; // under authorization_mutex
     std::atomic<std::uint64_t> authorization_builds{0};
 
     /// The Authorization line for `generation` of token source `source` (`scheme` empty: the raw

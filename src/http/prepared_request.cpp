@@ -14,8 +14,10 @@ namespace detail {
 boost::system::result<std::shared_ptr<const authorization_line>>
 prepared_state::authorization_for(std::uint64_t source, std::uint64_t generation, std::string_view scheme,
                                   std::string_view token) {
-    auto cached = authorization.load(std::memory_order_acquire);
-    if (cached && cached->is(source, generation, scheme)) return cached;
+    {
+        std::lock_guard lock(authorization_mutex);
+        if (authorization && authorization->is(source, generation, scheme)) return authorization;
+    }
     // The one place this line becomes bytes: the same checks serialize_request_head makes.
     if ((!scheme.empty() && !is_token(scheme)) || !is_field_value(token) || token.empty())
         return error_code(errc::invalid_header_value);
@@ -36,9 +38,9 @@ prepared_state::authorization_for(std::uint64_t source, std::uint64_t generation
     // A newer generation of the same source wins: a late sender with an older token does not
     // evict it. A line of another source or scheme (the request sent through two clients) is
     // replaced.
-    while (!cached || cached->source != source || cached->scheme != scheme || cached->generation < generation) {
-        if (authorization.compare_exchange_weak(cached, out, std::memory_order_acq_rel)) break;
-    }
+    std::lock_guard lock(authorization_mutex);
+    const auto& held = authorization;
+    if (!held || held->source != source || held->scheme != scheme || held->generation < generation) authorization = out;
     return out;
 }
 
