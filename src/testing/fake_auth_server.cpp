@@ -128,13 +128,14 @@ struct fake_auth_server::impl {
         }
         token_requests.fetch_add(1);
         in_flight_guard counted(*this);
+        const auto form = parse_form(req.body());
         {
-            auto form = parse_form(req.body());
-            form.erase("client_secret");
+            std::map<std::string, std::string> recorded(form.begin(), form.end());
+            recorded.erase("client_secret");
             std::lock_guard lock(mutex);
             arrivals.push_back(std::chrono::steady_clock::now());
             if (arrivals.size() > 1024) arrivals.pop_front();
-            forms.emplace_back(form.begin(), form.end());
+            forms.push_back(std::move(recorded));
             if (forms.size() > 64) forms.pop_front();
         }
         if (auto ms = latency_ms.load(); ms > 0) {
@@ -164,7 +165,6 @@ struct fake_auth_server::impl {
         }
         if (special) co_return *special;
 
-        const auto form = parse_form(req.body());
         std::string id, secret;
         bool authenticated_somehow = false;
         if (auto auth = req[http::field::authorization]; auth.size() > 6 && auth.substr(0, 6) == "Basic ") {
