@@ -11,6 +11,12 @@
 #include <boost/beast/core/string.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -29,6 +35,13 @@ auto wait_for_token(const std::shared_ptr<token_source_impl>& src, std::optional
         [src, after](auto handler) { src->start(token_source_impl::handler_type(std::move(handler)), nullptr, after); },
         tuple_awaitable);
 }
+
+// Cancellation types as the client's slow path passes them on (see http::detail::exchange_op):
+// every type until the request was sent once, then terminal and partial only.
+asio::cancellation_type any_type(asio::cancellation_type t) noexcept { return t; }
+asio::cancellation_type once_sent(asio::cancellation_type t) noexcept {
+    return t & (asio::cancellation_type::terminal | asio::cancellation_type::partial);
+}
 } // namespace
 
 class client_impl {
@@ -46,12 +59,16 @@ public:
             throw boost::system::system_error(make_error_code(errc::invalid_header_value));
     }
 
-    // What the send loop needs of the request it sends. A message: the client completes a Beast
-    // request (default headers; Authorization set on it per send), serialised by the pool.
+    // What a request needs of the form it is sent in. A message: the client completes a Beast
+    // request (default headers, Host, User-Agent) and serialises it per send, with the
+    // Authorization of that send's token.
     struct message_form {
         http::location to;
         http::request req;
-        using result_type = http::response;
+        std::string head;
+        http::detail::wire_request wire;
+        using reader = http::detail::full_reader;
+        const http::origin& origin() const noexcept { return to.origin; }
         error_code authorize(std::string_view scheme, const access_token& t) {
             std::string value;
             value.reserve(scheme.size() + 1 + t.value().size());
@@ -61,9 +78,11 @@ public:
             }
             value += t.value();
             req.set(http::field::authorization, value);
+            head.clear();
+            if (auto ec = http::serialize_request_head(req, head)) return ec;
+            wire = http::detail::wire_of(head, req);
             return {};
         }
-        auto send(http::detail::pool_impl& pool, const http::send_options& so) { return pool.send(to.origin, req, so); }
     };
 
     // A prepared request: its head is ready; the Authorization line of the token's generation
@@ -74,7 +93,8 @@ public:
         std::uint64_t source_id = 0; // the line cache is keyed by source: generations are per source
         std::shared_ptr<const http::detail::authorization_line> line; // in use by the send
         http::detail::wire_request wire;
-        using result_type = typename Reader::result_type;
+        using reader = Reader;
+        const http::origin& origin() const noexcept { return state->where.origin; }
         error_code authorize(std::string_view scheme, const access_token& t) {
             auto got = state->authorization_for(source_id, t.generation(), scheme, t.value());
             if (!got) return got.error();
@@ -82,8 +102,72 @@ public:
             wire = state->wire(line.get());
             return {};
         }
-        auto send(http::detail::pool_impl& pool, const http::send_options& so) {
-            return pool.send_wire<Reader>(state->where.origin, wire, so);
+    };
+
+    template <class Form>
+    using result_of = typename Form::reader::result_type;
+    template <class Form>
+    using handler_for = asio::any_completion_handler<void(error_code, result_of<Form>)>;
+
+    // A request in its steady state: a cached token, one send through the pool, an answer that is
+    // not a 401. Nothing is spawned: the request is this object, queued in the pool and completed
+    // by a connection's loop. A 401 (or no cached token) continues in the run() coroutine.
+    template <class Form>
+    struct request_op final : http::detail::typed_exchange_op<typename Form::reader> {
+        request_op(handler_for<Form> h, std::shared_ptr<client_impl> c, Form f)
+            : handler(std::move(h)), client(std::move(c)), form(std::move(f)) {}
+        handler_for<Form> handler;
+        std::shared_ptr<client_impl> client;
+        Form form;
+        access_token token;
+        asio::any_completion_executor work; // tracks work on the handler's executor, when not the pool's
+
+        static request_op* make(handler_for<Form> h, std::shared_ptr<client_impl> c, Form f) {
+            asio::recycling_allocator<request_op> alloc;
+            auto* op = alloc.allocate(1);
+            try {
+                new (op) request_op(std::move(h), std::move(c), std::move(f));
+            } catch (...) {
+                alloc.deallocate(op, 1);
+                throw;
+            }
+            return op;
+        }
+        void destroy() noexcept {
+            this->~request_op();
+            asio::recycling_allocator<request_op>().deallocate(this, 1);
+        }
+        static void complete(http::detail::exchange_op& base) {
+            auto& self = static_cast<request_op&>(base);
+            auto hex = asio::get_associated_executor(self.handler, self.client->executor());
+            asio::dispatch(hex, [op = &self] { op->finish(); });
+        }
+        // On the handler's executor, where its cancellation signal is emitted.
+        void finish() {
+            auto slot = asio::get_associated_cancellation_slot(handler);
+            if (slot.is_connected()) slot.clear();
+            auto h = std::move(handler);
+            auto keep_working = std::move(work);
+            auto c = std::move(client);
+            error_code ec = this->ec;
+            auto res = std::move(this->res);
+            if (!ec && res.result_int() == 401 && !insufficient_scope(res)) {
+                // Sent once: a cancellation that came meanwhile is honoured unless it is total.
+                if ((this->cancelled() & once_sent(asio::cancellation_type::all)) != asio::cancellation_type::none) {
+                    destroy();
+                    std::move(h)(asio::error::operation_aborted, result_of<Form>{});
+                    return;
+                }
+                auto f = std::move(form);
+                auto t = std::move(token);
+                destroy();
+                auto op = c->run(c, std::move(f), std::move(t), std::move(res), 1);
+                spawn_request(c->executor(), std::move(op), std::move(h));
+                return;
+            }
+            if (!ec) c->note_answer(res.result_int(), token);
+            destroy();
+            std::move(h)(ec, std::move(res));
         }
     };
 
@@ -93,9 +177,14 @@ public:
     // Finishes a message before its first send.
     error_code complete(message_form& f) const {
         if (insecure(f.to.origin)) return errc::insecure_transport;
-        if (f.req.target().empty()) f.req.target(f.to.target);
+        auto& req = f.req;
+        if (req.target().empty()) req.target(f.to.target);
         for (const auto& [name, value] : options_.default_headers)
-            if (f.req.find(name) == f.req.end()) f.req.set(name, value);
+            if (req.find(name) == req.end()) req.set(name, value);
+        if (req.find(http::field::host) == req.end()) req.set(http::field::host, f.to.origin.authority());
+        const auto& agent = pool_->options().user_agent;
+        if (req.find(http::field::user_agent) == req.end() && !agent.empty()) req.set(http::field::user_agent, agent);
+        req.prepare_payload();
         return {};
     }
     // Checked again per send (cached, cheap): a prepared request may come from
@@ -108,21 +197,62 @@ public:
         return {};
     }
 
-    // The request's life: a token (cached, or after the one refresh), a send, and on 401 one newer
-    // token for every request that saw this generation fail, then a resend; never a loop.
+    /// Starts a request: the steady state inline, anything else in run().
+    template <class Form>
+    void start(const std::shared_ptr<client_impl>& self, handler_for<Form> handler, Form form) {
+        requests_.fetch_add(1, std::memory_order_relaxed);
+        if (auto ec = complete(form)) return fail<Form>(std::move(handler), ec);
+        access_token token = source_->try_get(); // hot path: a cached usable token
+        if (!token) {
+            auto op = run(self, std::move(form), {}, result_of<Form>{}, 0);
+            return spawn_request(executor(), std::move(op), std::move(handler));
+        }
+        auto* op = request_op<Form>::make(std::move(handler), self, std::move(form));
+        const auto scheme = scheme_for(token);
+        if (error_code aec = scheme ? op->form.authorize(*scheme, token) : scheme.error()) {
+            token_errors_.fetch_add(1, std::memory_order_relaxed);
+            auto h = std::move(op->handler);
+            op->destroy();
+            return fail<Form>(std::move(h), aec);
+        }
+        op->token = std::move(token);
+        pool_->configure(*op, op->form.origin(), op->form.wire, send_options_);
+        op->kind = http::detail::kind_of<typename Form::reader>();
+        op->on_complete = &request_op<Form>::complete;
+        bool other_context = false;
+        auto hex = http::detail::op_support::executor_for(asio::get_associated_executor(op->handler, executor()),
+                                                          executor(), other_context);
+        if (other_context) op->work = asio::prefer(hex, asio::execution::outstanding_work.tracked);
+        auto slot = asio::get_associated_cancellation_slot(op->handler);
+        if (slot.is_connected()) slot.template emplace<http::detail::exchange_canceller>(pool_.get(), op);
+        pool_->submit(*op);
+    }
+
+    // Completes `handler` with `ec`, posted: never inside the initiating call.
+    template <class Form>
+    void fail(handler_for<Form> handler, error_code ec) {
+        auto hex = asio::get_associated_executor(handler, executor());
+        asio::post(executor(), asio::bind_executor(std::move(hex), [h = std::move(handler), ec]() mutable {
+                       std::move(h)(ec, result_of<Form>{});
+                   }));
+    }
+
+    // The request's life beyond the steady state: a token to wait for, a send, and on 401 one
+    // newer token for every request that saw this generation fail, then a resend; never a loop.
+    // Entered with no token (sends = 0) or with the 401 `res` of the first send (sends = 1).
     // `self` keeps the client's state alive while the request runs, even if the client is destroyed.
     template <class Form>
-    asio::awaitable<std::tuple<error_code, typename Form::result_type>> run([[maybe_unused]] std::shared_ptr<client_impl> self,
-                                                                            Form form) {
-        using result = std::tuple<error_code, typename Form::result_type>;
+    asio::awaitable<std::tuple<error_code, result_of<Form>>> run([[maybe_unused]] std::shared_ptr<client_impl> self,
+                                                                  Form form, access_token token,
+                                                                  result_of<Form> res, int sends) {
+        using result = std::tuple<error_code, result_of<Form>>;
+        using reader = typename Form::reader;
         co_await asio::this_coro::throw_if_cancelled(false);
-        co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation(),
-                                                          http::detail::cancel_to_terminal);
-        requests_.fetch_add(1, std::memory_order_relaxed);
-        if (auto ec = complete(form)) co_return result{ec, {}};
-
-        // Hot path: a cached usable token, no asynchronous wait at all.
-        access_token token = source_->try_get();
+        // Each type reaches the pool as it is: the pool decides by phase (http::detail::exchange_op).
+        if (sends == 0)
+            co_await asio::this_coro::reset_cancellation_state(any_type, any_type);
+        else
+            co_await asio::this_coro::reset_cancellation_state(once_sent, any_type);
         if (!token) {
             auto [ec, t] = co_await wait_for_token(source_, std::nullopt);
             if (ec) {
@@ -131,21 +261,7 @@ public:
             }
             token = std::move(t);
         }
-        for (int sends = 1;; ++sends) {
-            const auto scheme = scheme_for(token);
-            error_code aec = scheme ? form.authorize(*scheme, token) : scheme.error();
-            if (aec) {
-                token_errors_.fetch_add(1, std::memory_order_relaxed);
-                co_return result{aec, {}};
-            }
-            auto op = form.send(*pool_, send_options_);
-            auto [ec, res] = co_await std::move(op);
-            if (ec || res.result_int() != 401) {
-                if (!ec) note_answer(res.result_int(), token);
-                co_return result{ec, std::move(res)};
-            }
-            // A token cannot fix a missing scope (RFC 6750 section 3.1): return the 401 as it is.
-            if (insufficient_scope(res)) co_return result{ec, std::move(res)};
+        for (;;) {
             if (sends == 1) {
                 // 401: the token was revoked or expired early. One newer token for every request
                 // that saw this generation fail.
@@ -160,7 +276,8 @@ public:
                     co_return result{tec, {}};
                 }
                 token = std::move(newer);
-            } else {
+                resends_.fetch_add(1, std::memory_order_relaxed);
+            } else if (sends > 1) {
                 // A resend rejected too: sent once more only if the cache already holds a newer
                 // token still (the request spanned two revocations); never more than max_sends.
                 auto newest = source_->newer_than(token.generation());
@@ -169,11 +286,27 @@ public:
                     // futile and further reactive refreshes of the source are spaced out.
                     source_->report_futile(token.generation());
                     unauthorized_after_resend_.fetch_add(1, std::memory_order_relaxed);
-                    co_return result{ec, std::move(res)};
+                    co_return result{error_code{}, std::move(res)};
                 }
                 token = std::move(newest);
+                resends_.fetch_add(1, std::memory_order_relaxed);
             }
-            resends_.fetch_add(1, std::memory_order_relaxed);
+            const auto scheme = scheme_for(token);
+            error_code aec = scheme ? form.authorize(*scheme, token) : scheme.error();
+            if (aec) {
+                token_errors_.fetch_add(1, std::memory_order_relaxed);
+                co_return result{aec, {}};
+            }
+            auto op = pool_->async_exchange<reader>(form.origin(), form.wire, send_options_, tuple_awaitable);
+            auto [ec, r] = co_await std::move(op);
+            if (sends++ == 0) co_await asio::this_coro::reset_cancellation_state(once_sent, any_type);
+            if (ec || r.result_int() != 401) {
+                if (!ec) note_answer(r.result_int(), token);
+                co_return result{ec, std::move(r)};
+            }
+            // A token cannot fix a missing scope (RFC 6750 section 3.1): return the 401 as it is.
+            if (insufficient_scope(r)) co_return result{ec, std::move(r)};
+            res = std::move(r);
         }
     }
 
@@ -194,7 +327,7 @@ public:
         return p;
     }
 
-    message_form message(http::location to, http::request req) const { return {std::move(to), std::move(req)}; }
+    message_form message(http::location to, http::request req) const { return {std::move(to), std::move(req), {}, {}}; }
     template <class Reader>
     prepared_form<Reader> prepared(const http::prepared_request& p) const {
         return {http::detail::prepared_access::shared_state(p), source_->id(), nullptr, {}};
@@ -211,7 +344,6 @@ public:
     }
 
     const asio::any_io_executor& executor() const noexcept { return pool_->executor(); }
-    const asio::any_io_executor& next_strand() noexcept { return pool_->next_strand(); }
 
 private:
     // is_loopback_host parses an address; requests to one host ask again and again.
@@ -272,20 +404,17 @@ client::~client() = default;
 
 void client::start(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::location to,
                    http::request req) {
-    auto op = impl->run(impl, impl->message(std::move(to), std::move(req)));
-    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
+    impl->start(impl, std::move(handler), impl->message(std::move(to), std::move(req)));
 }
 
 void client::start_prepared(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
                             const http::prepared_request& req) {
-    auto op = impl->run(impl, impl->prepared<http::detail::full_reader>(req));
-    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
+    impl->start(impl, std::move(handler), impl->prepared<http::detail::full_reader>(req));
 }
 
 void client::start_brief(const std::shared_ptr<detail::client_impl>& impl, brief_handler_type handler,
                          const http::prepared_request& req) {
-    auto op = impl->run(impl, impl->prepared<http::detail::brief_reader>(req));
-    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
+    impl->start(impl, std::move(handler), impl->prepared<http::detail::brief_reader>(req));
 }
 
 boost::system::result<http::prepared_request> client::prepare(http::verb method, std::string_view url,
@@ -297,18 +426,10 @@ boost::system::result<http::prepared_request> client::prepare(http::verb method,
 void client::start_url(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::verb method,
                        std::string_view url, std::string body) {
     auto loc = http::parse_url(url);
-    if (!loc) {
-        // Still asynchronous: the handler never runs inside this call.
-        auto op = [](error_code ec) -> boost::asio::awaitable<std::tuple<error_code, http::response>> {
-            co_return std::tuple<error_code, http::response>{ec, {}};
-        }(loc.error());
-        detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
-        return;
-    }
+    if (!loc) return impl->fail<detail::client_impl::message_form>(std::move(handler), loc.error());
     http::request req{method, loc->target, 11};
     req.body() = std::move(body);
-    auto op = impl->run(impl, impl->message(std::move(*loc), std::move(req)));
-    detail::spawn_request(impl->next_strand(), impl->executor(), std::move(op), std::move(handler));
+    impl->start(impl, std::move(handler), impl->message(std::move(*loc), std::move(req)));
 }
 
 client_stats client::stats() const { return impl_->stats(); }

@@ -2,15 +2,18 @@
 
 #include "pool_impl.hpp"
 #include "exchange.hpp"
-#include "../spawn.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/append.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -27,7 +30,8 @@ namespace detail {
 namespace {
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-bool cancelled(const asio::cancellation_state& st) { return st.cancelled() != asio::cancellation_type::none; }
+constexpr unsigned bits(asio::cancellation_type t) noexcept { return static_cast<unsigned>(t); }
+constexpr unsigned once_sent = bits(asio::cancellation_type::terminal) | bits(asio::cancellation_type::partial);
 
 // OpenSSL's verify result as a typed error; none for X509_V_OK (the handshake failed otherwise).
 error_code verify_failure(long result) {
@@ -47,9 +51,39 @@ error_code verify_failure(long result) {
     }
 }
 
+// A strand for a connection's loop: over the io_context's own executor type when possible, which
+// fits in an any_io_executor without a heap-allocated, reference-counted wrapper.
+asio::any_io_executor make_loop_strand(const asio::any_io_executor& ex) {
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+    return asio::make_strand(ex);
+}
 } // namespace
 
+// ---- the queue -------------------------------------------------------------------------------
+
+void origin_pool::push(exchange_op& op) noexcept {
+    op.prev = queue_tail;
+    op.next = nullptr;
+    (queue_tail ? queue_tail->next : queue_head) = &op;
+    queue_tail = &op;
+}
+
+exchange_op* origin_pool::pop() noexcept {
+    exchange_op* op = queue_head;
+    if (op) unlink(*op);
+    return op;
+}
+
+void origin_pool::unlink(exchange_op& op) noexcept {
+    (op.prev ? op.prev->next : queue_head) = op.next;
+    (op.next ? op.next->prev : queue_tail) = op.prev;
+    op.prev = op.next = nullptr;
+}
+
+// ---- connections ----------------------------------------------------------------------------
+
 void connection::close() noexcept {
+    open = false;
     if (mem) {
         mem->close();
         return;
@@ -62,8 +96,28 @@ void connection::close() noexcept {
     s.close(ec);
 }
 
+void connection::reset() noexcept {
+    close();
+    tls.reset();
+    tcp.reset();
+    mem.reset();
+    buffer.clear();
+}
+
+void exchange_canceller::operator()(asio::cancellation_type t) const { pool->cancel(*op, t); }
+
+asio::any_completion_executor op_support::executor_for(const asio::any_completion_executor& hex,
+                                                       const asio::any_io_executor& io, bool& other_context) {
+    const auto* a = hex.target<asio::io_context::executor_type>();
+    const auto* b = io.target<asio::io_context::executor_type>();
+    other_context = !(a && b && &a->context() == &b->context());
+    return hex;
+}
+
+// ---- the pool -------------------------------------------------------------------------------
+
 pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
-    : ex_(std::move(ex)), strands_(ex_), options_(std::move(options)), sweep_timer_(asio::make_strand(ex_)) {
+    : ex_(std::move(ex)), options_(std::move(options)), sweep_timer_(asio::make_strand(ex_)) {
     ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ssl_->native_handle(), TLS1_2_VERSION);
     ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
@@ -80,174 +134,367 @@ pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
 origin_pool& pool_impl::pool_for(const origin& o) {
     std::lock_guard lock(origins_mutex_);
     auto& p = origins_[o];
-    if (!p) p = std::make_unique<origin_pool>();
+    if (!p) p = std::make_unique<origin_pool>(o, ex_);
     return *p;
 }
 
-asio::awaitable<pool_impl::acquired> pool_impl::acquire(origin_pool& p, bool fresh, clock::time_point deadline) {
-    acquired out;
-    const auto my_strand = co_await asio::this_coro::executor;
-    std::vector<std::unique_ptr<connection>> expired;
-    std::shared_ptr<waiter> w;
+void pool_impl::configure(exchange_op& op, const origin& to, const wire_request& w, const send_options& opts) const {
+    op.to = &to;
+    op.wire = w;
+    op.deadline = clock::now() + opts.timeout.value_or(options_.request_timeout);
+    op.body_limit = opts.body_limit.value_or(options_.body_limit);
+    op.idempotent = opts.idempotent.value_or(is_idempotent(w.method));
+}
+
+std::shared_ptr<connection> pool_impl::make_connection(origin_pool& p) {
+    return std::make_shared<connection>(make_loop_strand(ex_), p);
+}
+
+void pool_impl::assign(origin_pool&, exchange_op& op, connection& c) noexcept {
+    op.st = exchange_op::state::assigned;
+    op.conn = &c;
+    op.ticket = ++c.ticket;
+    c.current = &op;
+}
+
+void pool_impl::submit(exchange_op& op) {
+    requests_.fetch_add(1, std::memory_order_relaxed);
+    origin_pool& p = pool_for(*op.to);
+    std::shared_ptr<connection> woken, spawned;
+    std::vector<std::shared_ptr<connection>> expired; // allocates only when one expired
+    bool failed = false;
     {
         std::lock_guard lock(p.mutex);
+        op.home = &p;
         if (closed_) {
-            out.ec = errc::closed;
-            co_return std::move(out); // explicit: GCC 12 copies a named co_return operand
-        }
-        const auto now = clock::now();
-        while (!fresh && !p.idle.empty()) {
-            auto c = std::move(p.idle.back());
-            p.idle.pop_back();
-            if (now - c->idle_since >= options_.idle_timeout) {
-                expired.push_back(std::move(c));
-                --p.open;
-                continue;
-            }
-            out.conn = std::move(c);
-            out.reused = true;
-            break;
-        }
-        if (!out.conn) {
-            if (p.open < options_.max_connections_per_origin) {
-                ++p.open; // a permit to open a new connection
-            } else if (fresh && !p.idle.empty()) {
-                expired.push_back(std::move(p.idle.back())); // trade an idle one for a fresh one
-                p.idle.pop_back();
-            } else {
-                w = std::make_shared<waiter>(my_strand);
-                p.waiters.push_back(w);
-            }
-        }
-    }
-    for (auto& c : expired) c->close();
-    if (!w) co_return std::move(out);
-
-    w->timer.expires_at(std::min(deadline, clock::now() + options_.queue_timeout));
-    auto [wait_ec] = co_await w->timer.async_wait(tuple_awaitable);
-    {
-        std::lock_guard lock(p.mutex);
-        if (!w->granted) {
-            std::erase(p.waiters, w);
-            out.ec = wait_ec == asio::error::operation_aborted ? error_code(asio::error::operation_aborted)
-                                                               : error_code(errc::queue_timeout);
-            co_return std::move(out);
-        }
-    }
-    if (w->closed) {
-        out.ec = errc::closed;
-        co_return std::move(out);
-    }
-    out.conn = std::move(w->conn);
-    if (out.conn && fresh) {
-        out.conn->close(); // its slot becomes our permit
-        out.conn.reset();
-    }
-    out.reused = out.conn != nullptr;
-    co_return std::move(out);
-}
-
-void pool_impl::release(origin_pool& p, std::unique_ptr<connection> c, bool reusable) {
-    std::shared_ptr<waiter> wake;
-    {
-        std::lock_guard lock(p.mutex);
-        if (closed_) reusable = false;
-        if (!p.waiters.empty()) {
-            wake = std::move(p.waiters.front());
-            p.waiters.pop_front();
-            wake->granted = true;
-            if (reusable) wake->conn = std::move(c); // else: the slot passes on as a permit
-        } else if (reusable && c) {
-            c->idle_since = clock::now();
-            p.idle.push_back(std::move(c));
+            op.ec = errc::closed;
+            failed = true;
+        } else if (op.cancel.load(std::memory_order_relaxed) != 0) {
+            op.ec = asio::error::operation_aborted; // cancelled before it was handed over
+            failed = true;
         } else {
-            --p.open;
+            const auto now = clock::now();
+            while (!p.idle.empty()) {
+                auto c = std::move(p.idle.back());
+                p.idle.pop_back();
+                if (now - c->idle_since >= options_.idle_timeout) {
+                    --p.open; // its loop, woken with nothing to do, closes it
+                    expired.push_back(std::move(c));
+                    continue;
+                }
+                woken = std::move(c);
+                break;
+            }
+            if (woken) assign(p, op, *woken); else if (p.open < options_.max_connections_per_origin) {
+                ++p.open;
+                spawned = make_connection(p);
+                assign(p, op, *spawned);
+            } else {
+                enqueue(p, op);
+            }
         }
+        if (failed) op.st = exchange_op::state::done;
     }
-    if (c) c->close();
-    if (wake) asio::post(wake->timer.get_executor(), [wake] { wake->timer.cancel(); });
-    else if (reusable) start_sweeper();
-}
-
-void pool_impl::start_sweeper() {
-    bool expected = false;
-    if (closed_ || !sweeping_.compare_exchange_strong(expected, true)) return;
-    asio::co_spawn(sweep_timer_.get_executor(), sweep(weak_from_this()), asio::detached);
-}
-
-bool pool_impl::close_expired_idle() {
-    std::vector<origin_pool*> pools;
-    {
-        std::lock_guard lock(origins_mutex_);
-        for (auto& [o, p] : origins_) pools.push_back(p.get());
-    }
-    bool remaining = false;
-    const auto now = clock::now();
-    for (auto* p : pools) {
-        std::vector<std::unique_ptr<connection>> expired;
-        {
-            std::lock_guard lock(p->mutex);
-            // Oldest first: idle connections are pushed as they are released.
-            auto it = p->idle.begin();
-            while (it != p->idle.end() && now - (*it)->idle_since >= options_.idle_timeout) ++it;
-            expired.assign(std::make_move_iterator(p->idle.begin()), std::make_move_iterator(it));
-            p->idle.erase(p->idle.begin(), it);
-            p->open -= expired.size();
-            remaining = remaining || !p->idle.empty();
-        }
-        for (auto& c : expired) c->close();
-    }
-    return remaining;
-}
-
-asio::awaitable<void> pool_impl::sweep(std::weak_ptr<pool_impl> weak) {
-    for (;;) {
-        asio::steady_timer* timer = nullptr;
-        {
-            auto self = weak.lock();
-            if (!self || self->closed_) co_return;
-            timer = &self->sweep_timer_;
-            timer->expires_after(std::max<clock::duration>(self->options_.idle_timeout / 2, std::chrono::milliseconds(10)));
-        }
-        // Waits holding no reference: destroying the pool destroys the timer, which ends the wait;
-        // `timer` is not touched again unless the pool is still there.
-        co_await timer->async_wait(asio::as_tuple(asio::use_awaitable)); // fired or cancelled: look again
-        auto self = weak.lock();
-        if (!self || self->closed_) co_return;
-        if (!self->close_expired_idle()) {
-            self->sweeping_ = false;
-            // A connection that went idle just now found the flag still set: look once more.
-            if (self->close_expired_idle()) self->start_sweeper();
-            co_return;
-        }
+    // Out of the idle list, a connection's parked loop is ours alone.
+    for (auto& c : expired) wake(*c);
+    if (failed) {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        complete_later(op);
+    } else if (woken) {
+        wake(*woken);
+    } else if (spawned) {
+        const auto strand = spawned->strand; // own statement: co_spawn takes the executor by reference
+        asio::co_spawn(strand, serve(shared_from_this(), std::move(spawned)), asio::detached);
     }
 }
 
-void watchdog::arm(const std::shared_ptr<watchdog>& w, clock::time_point at) {
-    w->fired = false;
-    w->timer.expires_at(at); // cancels a pending wait: its handler sees operation_aborted
-    const unsigned id = ++w->armed;
-    w->timer.async_wait([w, id](error_code ec) {
-        if (ec || id != w->armed) return;
-        w->fired = true;
-        if (w->resolve_wait) w->resolve_wait->cancel(); // the request stops waiting for the resolver
-        if (w->conn) w->conn->close(); // pending reads and writes end with operation_aborted
+void pool_impl::wake(connection& c) {
+    asio::any_completion_handler<void()> h(std::move(*c.parked));
+    c.parked.reset();
+    asio::post(c.strand, std::move(h));
+}
+
+void pool_impl::enqueue(origin_pool& p, exchange_op& op) {
+    op.st = exchange_op::state::queued;
+    op.queue_deadline = std::min(op.deadline, clock::now() + options_.queue_timeout);
+    p.push(op);
+    if (op.queue_deadline >= p.queue_timer_at) return; // an earlier wait ends first and re-arms
+    p.queue_timer_at = op.queue_deadline;
+    const unsigned id = ++p.queue_timer_id;
+    p.queue_timer.expires_at(op.queue_deadline);
+    p.queue_timer.async_wait([self = shared_from_this(), &p, id](error_code ec) {
+        if (ec != asio::error::operation_aborted) self->expire_queue(p, id);
     });
 }
 
-asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, watchdog& dog) {
+void pool_impl::expire_queue(origin_pool& p, unsigned id) {
+    exchange_op* expired = nullptr; // linked through `next`
+    {
+        std::lock_guard lock(p.mutex);
+        if (id != p.queue_timer_id) return; // re-armed since: that wait is in charge
+        p.queue_timer_at = clock::time_point::max();
+        const auto now = clock::now();
+        auto earliest = clock::time_point::max();
+        for (exchange_op* op = p.queue_head; op;) {
+            exchange_op* next = op->next;
+            if (op->queue_deadline <= now) {
+                p.unlink(*op);
+                op->st = exchange_op::state::done;
+                op->ec = errc::queue_timeout;
+                op->next = expired;
+                expired = op;
+            } else {
+                earliest = std::min(earliest, op->queue_deadline);
+            }
+            op = next;
+        }
+        if (earliest != clock::time_point::max()) {
+            p.queue_timer_at = earliest;
+            const unsigned again = ++p.queue_timer_id;
+            p.queue_timer.expires_at(earliest);
+            p.queue_timer.async_wait([self = shared_from_this(), &p, again](error_code ec) {
+                if (ec != asio::error::operation_aborted) self->expire_queue(p, again);
+            });
+        }
+    }
+    while (expired) {
+        exchange_op* op = expired;
+        expired = op->next;
+        op->next = nullptr;
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        op->on_complete(*op);
+    }
+}
+
+void pool_impl::complete_later(exchange_op& op) {
+    asio::post(ex_, [&op] { op.on_complete(op); });
+}
+
+void pool_impl::cancel(exchange_op& op, asio::cancellation_type t) {
+    if (t == asio::cancellation_type::none) return;
+    op.cancel.fetch_or(bits(t), std::memory_order_relaxed);
+    origin_pool* p = op.home;
+    if (!p) return; // not handed over yet: submit() sees the request
+    std::shared_ptr<connection> c;
+    std::uint64_t ticket = 0;
+    {
+        std::lock_guard lock(p->mutex);
+        switch (op.st) {
+        case exchange_op::state::queued:
+            p->unlink(op);
+            op.st = exchange_op::state::done;
+            op.ec = asio::error::operation_aborted;
+            break;
+        case exchange_op::state::assigned:
+            c = op.conn->shared_from_this();
+            ticket = op.ticket;
+            break;
+        default: return; // completed: nothing left to cancel
+        }
+    }
+    if (c) {
+        asio::post(c->strand, [self = shared_from_this(), c, ticket] { self->on_cancel(c, ticket); });
+    } else {
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        complete_later(op); // not inside the signal's emission
+    }
+}
+
+void pool_impl::on_cancel(const std::shared_ptr<connection>& c, std::uint64_t ticket) {
+    exchange_op* op = nullptr;
+    {
+        std::lock_guard lock(c->home.mutex);
+        if (c->ticket != ticket || !c->current) return; // that request is over
+        op = c->current;
+    }
+    unsigned t = op->cancel.load(std::memory_order_relaxed);
+    if (c->sending) t &= once_sent; // it may have had an effect: total is not honoured
+    if (t == 0 || c->aborted) return;
+    c->aborted = true;
+    if (c->resolve_wait) c->resolve_wait->cancel(); // the loop stops waiting for the resolver
+    c->close();                                     // pending connect, handshake, write or read end
+}
+
+// ---- the deadline of a connection's current phase ---------------------------------------------
+
+void pool_impl::arm(const std::shared_ptr<connection>& c, clock::time_point at) {
+    c->deadline = at;
+    c->fired = false;
+    if (at >= c->timer_at) return; // the armed wait ends first and re-arms for `at`
+    c->timer_at = at;
+    const unsigned id = ++c->timer_id;
+    c->timer.expires_at(at); // a pending wait ends with operation_aborted and does nothing
+    c->timer.async_wait([c, id](error_code ec) { on_timer(c, id, ec); });
+}
+
+void pool_impl::on_timer(const std::shared_ptr<connection>& c, unsigned id, error_code ec) {
+    if (ec == asio::error::operation_aborted || id != c->timer_id) return;
+    c->timer_at = clock::time_point::max();
+    if (c->deadline == clock::time_point::max()) return; // between phases: nothing to watch
+    if (clock::now() < c->deadline) {
+        arm(c, c->deadline); // armed for an earlier phase: wait for this one's deadline
+        return;
+    }
+    c->fired = true;
+    if (c->resolve_wait) c->resolve_wait->cancel();
+    c->close(); // however many bytes keep arriving
+}
+
+// ---- a connection's loop ---------------------------------------------------------------------
+
+asio::awaitable<void> pool_impl::serve(std::shared_ptr<pool_impl> self, std::shared_ptr<connection> c) {
+    // c->current is whatever submit() or the last settle handed over; none: close and leave.
+    while (exchange_op* op = c->current) {
+        bool reusable = false;
+        try {
+            auto run = self->run_exchange(c, *op);
+            reusable = co_await std::move(run);
+        } catch (...) { // out of memory somewhere below: the request fails, the connection goes
+            op->ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+            self->failures_.fetch_add(1, std::memory_order_relaxed);
+            reusable = false;
+        }
+        if (!reusable) c->reset();
+        // The request is settled and the next one found; or the loop parks until submit() hands
+        // it one. Its completion runs only once the connection is back in the pool, so a caller
+        // that sends again from its completion reuses it.
+        co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+            [&](auto handler) {
+                asio::any_completion_handler<void()> resume(std::move(handler));
+                const bool parked = self->settle(*c, *op, reusable, resume);
+                op->on_complete(*op);
+                if (!parked) asio::post(c->strand, std::move(resume));
+                else self->start_sweeper();
+            },
+            asio::use_awaitable);
+    }
+    c->reset();
+    ++c->timer_id;
+    c->deadline = clock::time_point::max();
+    c->timer.cancel();
+}
+
+bool pool_impl::settle(connection& c, exchange_op& op, bool reusable, asio::any_completion_handler<void()>& resume) {
+    origin_pool& p = c.home;
+    std::lock_guard lock(p.mutex);
+    op.st = exchange_op::state::done;
+    c.current = nullptr;
+    if (closed_) {
+        --p.open;
+        return false;
+    }
+    if (exchange_op* next = p.pop()) { // open or not: a closed connection's slot is the next one's permit
+        assign(p, *next, c);
+        return false;
+    }
+    if (!reusable) {
+        --p.open;
+        return false;
+    }
+    c.idle_since = clock::now();
+    c.parked.emplace(std::move(resume));
+    p.idle.push_back(c.shared_from_this());
+    return true;
+}
+
+asio::awaitable<bool> pool_impl::run_exchange(const std::shared_ptr<connection>& sc, exchange_op& op) {
+    connection& c = *sc;
+    c.sending = false;
+    c.aborted = false;
+    bool reused = c.open;
+    error_code ec;
+    bool reusable = false;
+    for (int attempt = 0;; ++attempt) {
+        // Before its first byte, any cancellation ends the request; after, total no longer does.
+        if ((op.cancel.load(std::memory_order_relaxed) & (c.sending ? once_sent : ~0u)) != 0) {
+            ec = asio::error::operation_aborted;
+            break;
+        }
+        if (!c.open) {
+            c.reset();
+            arm(sc, std::min(op.deadline, clock::now() + options_.connect_timeout));
+            auto connecting = connect(c, c.home.where);
+            ec = co_await std::move(connecting);
+            c.deadline = clock::time_point::max();
+            if (c.aborted) ec = asio::error::operation_aborted;
+            if (ec) {
+                if (ec == errc::connect_timeout && clock::now() >= op.deadline) ec = errc::request_timeout;
+                break;
+            }
+            c.open = true;
+        } else if (attempt == 0) {
+            reused_.fetch_add(1, std::memory_order_relaxed);
+        }
+        c.sending = true; // from here a cancellation on its way is filtered as once sent
+        arm(sc, op.deadline);
+        exchange_result<bool> r;
+        if (op.kind == reader_kind::brief) {
+            auto ex = exchange<brief_reader>(c, op);
+            r = co_await std::move(ex);
+        } else {
+            auto ex = exchange<full_reader>(c, op);
+            r = co_await std::move(ex);
+        }
+        c.deadline = clock::time_point::max();
+        if (c.fired)
+            r.ec = errc::request_timeout;
+        else if (c.aborted)
+            r.ec = asio::error::operation_aborted;
+        if (!r.ec) {
+            reusable = r.reusable;
+            break;
+        }
+        ec = r.ec;
+        c.reset();
+        // A keep-alive connection the server already dropped fails before any response byte:
+        // resend once on a fresh connection, if resending cannot do harm.
+        const bool stale = reused && !r.got_bytes && ec != errc::request_timeout && ec != asio::error::operation_aborted;
+        if (!(stale && op.idempotent && attempt == 0)) break;
+        resends_.fetch_add(1, std::memory_order_relaxed);
+        reused = false;
+    }
+    if (ec) {
+        op.ec = ec;
+        failures_.fetch_add(1, std::memory_order_relaxed);
+    }
+    co_return !ec && reusable;
+}
+
+template <class Reader>
+asio::awaitable<exchange_result<bool>> pool_impl::exchange(connection& c, exchange_op& op) {
+    const exchange_limits limits{options_.header_limit, op.body_limit};
+    exchange_result<typename Reader::result_type> r;
+    if (c.tls) {
+        auto ex = exchange_on<Reader>(*c.tls, c.buffer, op.wire, limits);
+        r = co_await std::move(ex);
+    } else if (c.mem) {
+        auto ex = exchange_on<Reader>(*c.mem, c.buffer, op.wire, limits);
+        r = co_await std::move(ex);
+    } else {
+        auto ex = exchange_on<Reader>(*c.tcp, c.buffer, op.wire, limits);
+        r = co_await std::move(ex);
+    }
+    exchange_result<bool> out;
+    out.ec = r.ec;
+    out.got_bytes = r.got_bytes;
+    out.sent = r.sent;
+    out.reusable = r.reusable;
+    static_cast<typed_exchange_op<Reader>&>(op).res = std::move(r.res);
+    co_return out;
+}
+
+asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) {
     if (test_transport_) {
         c.mem = test_transport_(to);
         if (!c.mem) co_return asio::error::connection_refused;
         opened_.fetch_add(1, std::memory_order_relaxed);
         co_return error_code{};
     }
-    auto ex = co_await asio::this_coro::executor;
     // Asio resolves with a blocking getaddrinfo on a thread of its own, which cancel() cannot
     // interrupt: awaiting the resolve itself would let a slow DNS server hold the request past
-    // every deadline. The lookup instead completes into state it shares, and the request waits
-    // on a timer that the lookup, the watchdog or the caller's cancellation ends; a lookup left
-    // behind finishes on its own and frees that state.
+    // every deadline. The lookup instead completes into state it shares, and the loop waits on a
+    // timer that the lookup, the deadline or a cancellation ends; a lookup left behind finishes on
+    // its own and frees that state.
     struct lookup {
         explicit lookup(const asio::any_io_executor& ex) : resolver(ex), done(ex, clock::time_point::max()) {}
         asio::ip::tcp::resolver resolver;
@@ -256,7 +503,7 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
         asio::ip::tcp::resolver::results_type endpoints;
         bool finished = false;
     };
-    auto l = std::make_shared<lookup>(ex);
+    auto l = std::make_shared<lookup>(c.strand);
     l->resolver.async_resolve(to.host, std::to_string(to.port),
                               [l](error_code ec, asio::ip::tcp::resolver::results_type r) {
                                   l->ec = ec;
@@ -264,15 +511,15 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
                                   l->finished = true;
                                   l->done.cancel();
                               });
-    dog.resolve_wait = &l->done;
-    co_await l->done.async_wait(tuple_awaitable); // ends by the lookup, the watchdog or a cancellation
-    dog.resolve_wait = nullptr;
+    c.resolve_wait = &l->done;
+    co_await l->done.async_wait(tuple_awaitable); // ends by the lookup, the deadline or a cancellation
+    c.resolve_wait = nullptr;
     if (!l->finished) {
         l->resolver.cancel(); // a lookup not yet started is dropped; a running one is abandoned
-        if (dog.fired) co_return errc::connect_timeout;
-        co_return asio::error::operation_aborted; // the caller cancelled
+        if (c.fired) co_return errc::connect_timeout;
+        co_return asio::error::operation_aborted; // cancelled
     }
-    if (dog.fired) co_return errc::connect_timeout;
+    if (c.fired) co_return errc::connect_timeout;
     if (l->ec) co_return l->ec;
     const auto endpoints = std::move(l->endpoints);
 
@@ -287,10 +534,10 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
     } else {
         c.tcp = std::make_unique<beast::tcp_stream>(ex_);
     }
-    dog.conn = &c;
+    if (c.aborted) co_return asio::error::operation_aborted; // cancelled while resolving
     auto& tcp = c.lowest();
     auto [cec, ep] = co_await tcp.async_connect(endpoints, tuple_awaitable);
-    if (dog.fired) co_return errc::connect_timeout;
+    if (c.fired) co_return errc::connect_timeout;
     if (cec) co_return map_transport_error(cec, true);
     error_code nd;
     tcp.socket().set_option(asio::ip::tcp::no_delay(true), nd); // best effort
@@ -312,7 +559,7 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
             SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         }
         auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, tuple_awaitable);
-        if (dog.fired) co_return errc::connect_timeout;
+        if (c.fired) co_return errc::connect_timeout;
         if (hec) {
             if (options_.tls.verify_peer)
                 if (auto v = verify_failure(SSL_get_verify_result(ssl))) co_return v;
@@ -322,158 +569,61 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to, 
     co_return error_code{};
 }
 
-template <class Reader>
-asio::awaitable<exchange_result<typename Reader::result_type>> pool_impl::exchange(connection& c, const wire_request& w,
-                                                                                   std::size_t body_limit) {
-    const exchange_limits limits{options_.header_limit, body_limit};
-    exchange_result<typename Reader::result_type> out;
-    if (c.tls) {
-        auto op = exchange_on<Reader>(*c.tls, c.buffer, w, limits);
-        out = co_await std::move(op);
-    } else if (c.mem) {
-        auto op = exchange_on<Reader>(*c.mem, c.buffer, w, limits);
-        out = co_await std::move(op);
-    } else {
-        auto op = exchange_on<Reader>(*c.tcp, c.buffer, w, limits);
-        out = co_await std::move(op);
-    }
-    co_return std::move(out);
+// ---- idle connections and closing -----------------------------------------------------------
+
+void pool_impl::start_sweeper() {
+    bool expected = false;
+    if (closed_ || !sweeping_.compare_exchange_strong(expected, true)) return;
+    asio::co_spawn(sweep_timer_.get_executor(), sweep(weak_from_this()), asio::detached);
 }
 
-namespace {
-// Overwrites what a sensitive request (a token request: client secret, Basic credential) left in
-// memory once it is sent: the serialised head, the body and the header values.
-void wipe(request& req, std::string& head) {
-    if (!head.empty()) OPENSSL_cleanse(head.data(), head.size());
-    if (!req.body().empty()) OPENSSL_cleanse(req.body().data(), req.body().size());
-    for (auto& f : req) {
-        const auto v = f.value();
-        if (!v.empty()) OPENSSL_cleanse(const_cast<char*>(v.data()), v.size());
+bool pool_impl::close_expired_idle() {
+    std::vector<origin_pool*> pools;
+    {
+        std::lock_guard lock(origins_mutex_);
+        for (auto& [o, p] : origins_) pools.push_back(p.get());
     }
-}
-} // namespace
-
-asio::awaitable<std::tuple<error_code, response>> pool_impl::send(const origin& to, request& req,
-                                                                  const send_options& opts) {
-    if (req.find(field::host) == req.end()) req.set(field::host, to.authority());
-    if (req.find(field::user_agent) == req.end() && !options_.user_agent.empty())
-        req.set(field::user_agent, options_.user_agent);
-    req.prepare_payload();
-
-    // The head is checked and serialised once, before any connection is taken: a header that
-    // could inject a line fails here and nothing is sent.
-    std::string head;
-    error_code ec = serialize_request_head(req, head);
-    struct wipe_at_exit {
-        request& req;
-        std::string& head;
-        bool on;
-        ~wipe_at_exit() {
-            if (on) wipe(req, head);
-        }
-    } wiper{req, head, opts.sensitive};
-    if (ec) {
-        requests_.fetch_add(1, std::memory_order_relaxed);
-        failures_.fetch_add(1, std::memory_order_relaxed);
-        co_return std::tuple<error_code, response>{ec, response{}};
-    }
-    const auto w = wire_of(head, req);
-    auto op = send_wire<full_reader>(to, w, opts);
-    auto result = co_await std::move(op);
-    co_return std::move(result); // the wiper runs after the last byte was written
-}
-
-template <class Reader>
-asio::awaitable<std::tuple<error_code, typename Reader::result_type>>
-pool_impl::send_wire(const origin& to, const wire_request& w, const send_options& opts) {
-    using result_type = typename Reader::result_type;
-    using outcome = std::tuple<error_code, result_type>;
-    requests_.fetch_add(1, std::memory_order_relaxed);
-    const auto start = clock::now();
-    const auto deadline = start + opts.timeout.value_or(options_.request_timeout);
-    const bool idempotent = opts.idempotent.value_or(is_idempotent(w.method));
-    const auto body_limit = opts.body_limit.value_or(options_.body_limit);
-    error_code ec;
-
-    // The caller's coroutine set the state (see cancel_to_terminal); it may have sent before.
-    auto cs = co_await asio::this_coro::cancellation_state;
-    bool sending = false;
-    origin_pool& p = pool_for(to);
-    std::shared_ptr<watchdog> dog;
-    for (int attempt = 0; attempt < 2; ++attempt) {
-        auto got = co_await acquire(p, attempt > 0, deadline);
-        if (got.ec) {
-            ec = got.ec;
-            break;
-        }
-        // From here the connection, or the permit to open one, goes back to the pool however this
-        // attempt ends, an exception or the frame's destruction included.
-        checkout held{*this, p, std::move(got.conn)};
-        if (cancelled(cs)) {
-            // Cancelled while queued, just as a connection was handed over: send nothing.
-            held.give_back(held.conn != nullptr);
-            ec = asio::error::operation_aborted;
-            break;
-        }
-        if (!dog) {
-            const auto strand = co_await asio::this_coro::executor; // own statement: GCC 12 (design notes)
-            dog = std::make_shared<watchdog>(strand);
-        }
-        if (held.conn) {
-            reused_.fetch_add(1, std::memory_order_relaxed);
-        } else {
-            held.conn = std::make_unique<connection>();
-            watchdog::arm(dog, std::min(deadline, clock::now() + options_.connect_timeout));
-            {
-                watchdog::phase connecting{*dog};
-                ec = co_await connect(*held.conn, to, *dog);
-            }
-            if (!ec && cancelled(cs)) ec = asio::error::operation_aborted;
-            if (ec) {
-                if (ec == errc::connect_timeout && clock::now() >= deadline) ec = errc::request_timeout;
-                break;
-            }
-        }
-        if (!sending) {
-            // A cancellation that arrives from here is filtered as once_sent. Emissions run on this
-            // strand, so none is lost between the check above and this reset.
-            co_await asio::this_coro::reset_cancellation_state(cancel_once_sent, cancel_to_terminal);
-            cs = co_await asio::this_coro::cancellation_state;
-            sending = true;
-        }
-        watchdog::arm(dog, deadline);
-        exchange_result<result_type> ex;
-        bool timed_out = false;
+    bool remaining = false;
+    const auto now = clock::now();
+    for (auto* p : pools) {
+        std::vector<std::shared_ptr<connection>> expired;
         {
-            watchdog::phase exchanging{*dog};
-            dog->conn = held.conn.get();
-            auto op = exchange<Reader>(*held.conn, w, body_limit);
-            ex = co_await std::move(op);
-            timed_out = dog->fired;
+            std::lock_guard lock(p->mutex);
+            // Oldest first: idle connections are pushed as they are released.
+            auto it = p->idle.begin();
+            while (it != p->idle.end() && now - (*it)->idle_since >= options_.idle_timeout) ++it;
+            expired.assign(std::make_move_iterator(p->idle.begin()), std::make_move_iterator(it));
+            p->idle.erase(p->idle.begin(), it);
+            p->open -= expired.size();
+            remaining = remaining || !p->idle.empty();
         }
-        if (timed_out) ex.ec = errc::request_timeout;
-        if (!ex.ec && cancelled(cs)) ex.ec = asio::error::operation_aborted;
-        if (!ex.ec) {
-            held.give_back(ex.reusable);
-            co_return outcome{error_code{}, std::move(ex.res)};
-        }
-        held.give_back(false);
-        ec = ex.ec;
-        // A keep-alive connection the server already dropped fails before any response byte:
-        // resend once on a fresh connection, if resending cannot do harm.
-        const bool stale_connection = got.reused && !ex.got_bytes && ec != errc::request_timeout &&
-                                      ec != asio::error::operation_aborted;
-        if (!(stale_connection && idempotent && attempt == 0)) break;
-        resends_.fetch_add(1, std::memory_order_relaxed);
+        for (auto& c : expired) wake(*c); // woken with nothing to do: they close
     }
-    failures_.fetch_add(1, std::memory_order_relaxed);
-    co_return outcome{ec, result_type{}};
+    return remaining;
 }
 
-template asio::awaitable<std::tuple<error_code, response>>
-pool_impl::send_wire<full_reader>(const origin&, const wire_request&, const send_options&);
-template asio::awaitable<std::tuple<error_code, brief_response>>
-pool_impl::send_wire<brief_reader>(const origin&, const wire_request&, const send_options&);
+asio::awaitable<void> pool_impl::sweep(std::weak_ptr<pool_impl> weak) {
+    for (;;) {
+        asio::steady_timer* timer = nullptr;
+        {
+            auto self = weak.lock();
+            if (!self || self->closed_) co_return;
+            timer = &self->sweep_timer_;
+            timer->expires_after(std::max<clock::duration>(self->options_.idle_timeout / 2, std::chrono::milliseconds(10)));
+        }
+        // Waits holding no reference: destroying the pool destroys the timer, which ends the wait;
+        // `timer` is not touched again unless the pool is still there.
+        co_await timer->async_wait(tuple_awaitable); // fired or cancelled: look again
+        auto self = weak.lock();
+        if (!self || self->closed_) co_return;
+        if (!self->close_expired_idle()) {
+            self->sweeping_ = false;
+            // A connection that went idle just now found the flag still set: look once more.
+            if (self->close_expired_idle()) self->start_sweeper();
+            co_return;
+        }
+    }
+}
 
 void pool_impl::close() {
     if (closed_.exchange(true)) return;
@@ -484,20 +634,29 @@ void pool_impl::close() {
         for (auto& [o, p] : origins_) pools.push_back(p.get());
     }
     for (auto* p : pools) {
-        std::vector<std::unique_ptr<connection>> idle;
-        std::deque<std::shared_ptr<waiter>> waiters;
+        std::vector<std::shared_ptr<connection>> idle;
+        exchange_op* dropped = nullptr; // linked through `next`
         {
             std::lock_guard lock(p->mutex);
             idle.swap(p->idle);
             p->open -= idle.size();
-            waiters.swap(p->waiters);
-            for (auto& w : waiters) {
-                w->granted = true;
-                w->closed = true;
+            while (exchange_op* op = p->pop()) {
+                op->st = exchange_op::state::done;
+                op->ec = errc::closed;
+                op->next = dropped;
+                dropped = op;
             }
+            ++p->queue_timer_id;
+            p->queue_timer.cancel();
         }
-        for (auto& c : idle) c->close();
-        for (auto& w : waiters) asio::post(w->timer.get_executor(), [w] { w->timer.cancel(); });
+        for (auto& c : idle) wake(*c);
+        while (dropped) {
+            exchange_op* op = dropped;
+            dropped = op->next;
+            op->next = nullptr;
+            failures_.fetch_add(1, std::memory_order_relaxed);
+            complete_later(*op);
+        }
     }
 }
 
@@ -516,6 +675,116 @@ pool_stats pool_impl::stats() const {
     return s;
 }
 
+// ---- requests on behalf of a completion handler ----------------------------------------------
+
+namespace {
+// Overwrites what a sensitive request (a token request: client secret, Basic credential) left in
+// memory once it is sent: the serialised head, the body and the header values.
+void wipe(request& req, std::string& head) {
+    if (!head.empty()) OPENSSL_cleanse(head.data(), head.size());
+    if (!req.body().empty()) OPENSSL_cleanse(req.body().data(), req.body().size());
+    for (auto& f : req) {
+        const auto v = f.value();
+        if (!v.empty()) OPENSSL_cleanse(const_cast<char*>(v.data()), v.size());
+    }
+}
+} // namespace
+
+template <class Reader>
+pool_request<Reader>* pool_request<Reader>::make(handler_type handler, std::shared_ptr<pool_impl> pool) {
+    asio::recycling_allocator<pool_request> alloc;
+    auto* op = alloc.allocate(1);
+    try {
+        new (op) pool_request(std::move(handler), std::move(pool));
+    } catch (...) {
+        alloc.deallocate(op, 1);
+        throw;
+    }
+    op->kind = kind_of<Reader>();
+    op->on_complete = &pool_request::complete;
+    bool other_context = false;
+    auto hex = op_support::executor_for(asio::get_associated_executor(op->handler, op->pool->executor()),
+                                        op->pool->executor(), other_context);
+    if (other_context) op->work = asio::prefer(hex, asio::execution::outstanding_work.tracked);
+    return op;
+}
+
+template <class Reader>
+void pool_request<Reader>::start() {
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected()) slot.template emplace<exchange_canceller>(pool.get(), this);
+    pool->submit(*this);
+}
+
+template <class Reader>
+void pool_request<Reader>::complete(exchange_op& base) {
+    auto& self = static_cast<pool_request&>(base);
+    auto hex = asio::get_associated_executor(self.handler, self.pool->executor());
+    asio::dispatch(hex, [op = &self] { op->finish(); });
+}
+
+template <class Reader>
+void pool_request<Reader>::finish() {
+    // On the handler's executor, where its cancellation signal is emitted: never during an emission.
+    auto slot = asio::get_associated_cancellation_slot(handler);
+    if (slot.is_connected()) slot.clear();
+    if (sensitive) wipe(message, head);
+    auto h = std::move(handler);
+    auto keep_working = std::move(work); // until the handler ran
+    const error_code outcome = this->ec;
+    result_type r = std::move(this->res);
+    this->~pool_request();
+    asio::recycling_allocator<pool_request>().deallocate(this, 1);
+    std::move(h)(outcome, std::move(r));
+}
+
+template <class Reader>
+void pool_impl::start(asio::any_completion_handler<void(error_code, typename Reader::result_type)> handler,
+                      const origin& to, const wire_request& w, const send_options& opts, std::shared_ptr<const void> keep) {
+    auto* op = pool_request<Reader>::make(std::move(handler), shared_from_this());
+    op->keep = std::move(keep);
+    configure(*op, to, w, opts);
+    op->start();
+}
+
+template <class Reader>
+void pool_impl::fail(asio::any_completion_handler<void(error_code, typename Reader::result_type)> handler, error_code ec) {
+    auto* op = pool_request<Reader>::make(std::move(handler), shared_from_this());
+    op->ec = ec;
+    count_rejected();
+    complete_later(*op);
+}
+
+void pool_impl::start_message(asio::any_completion_handler<void(error_code, response)> handler, origin to, request req,
+                              const send_options& opts) {
+    auto* op = pool_request<full_reader>::make(std::move(handler), shared_from_this());
+    op->to_storage = std::move(to);
+    op->message = std::move(req);
+    op->sensitive = opts.sensitive;
+    auto& m = op->message;
+    if (m.find(field::host) == m.end()) m.set(field::host, op->to_storage.authority());
+    if (m.find(field::user_agent) == m.end() && !options_.user_agent.empty()) m.set(field::user_agent, options_.user_agent);
+    m.prepare_payload();
+    // The head is checked and serialised once, before any connection is taken: a header that
+    // could inject a line fails here and nothing is sent.
+    if (auto ec = serialize_request_head(m, op->head)) {
+        op->ec = ec;
+        count_rejected();
+        complete_later(*op);
+        return;
+    }
+    configure(*op, op->to_storage, wire_of(op->head, m), opts);
+    op->start();
+}
+
+template void pool_impl::start<full_reader>(asio::any_completion_handler<void(error_code, response)>, const origin&,
+                                            const wire_request&, const send_options&, std::shared_ptr<const void>);
+template void pool_impl::start<brief_reader>(asio::any_completion_handler<void(error_code, brief_response)>,
+                                             const origin&, const wire_request&, const send_options&,
+                                             std::shared_ptr<const void>);
+template void pool_impl::fail<full_reader>(asio::any_completion_handler<void(error_code, response)>, error_code);
+template void pool_impl::fail<brief_reader>(asio::any_completion_handler<void(error_code, brief_response)>, error_code);
+
 } // namespace detail
 
 connection_pool::connection_pool(executor_type ex, pool_options options)
@@ -529,50 +798,34 @@ connection_pool::executor_type connection_pool::get_executor() const noexcept { 
 const pool_options& connection_pool::options() const noexcept { return impl_->options(); }
 
 namespace {
-boost::asio::awaitable<std::tuple<error_code, response>> run_send(std::shared_ptr<detail::pool_impl> impl, origin to,
-                                                                 request req, send_options opts) {
-    co_await boost::asio::this_coro::throw_if_cancelled(false);
-    co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation(),
-                                                              detail::cancel_to_terminal);
-    co_return co_await impl->send(to, req, opts);
-}
-// A prepared request's send: the state is held until the write and read are over.
 template <class Reader>
-boost::asio::awaitable<std::tuple<error_code, typename Reader::result_type>>
-run_prepared(std::shared_ptr<detail::pool_impl> impl, std::shared_ptr<detail::prepared_state> req, send_options opts) {
-    co_await boost::asio::this_coro::throw_if_cancelled(false);
-    co_await boost::asio::this_coro::reset_cancellation_state(boost::asio::enable_total_cancellation(),
-                                                              detail::cancel_to_terminal);
-    using outcome = std::tuple<error_code, typename Reader::result_type>;
-    if (!req) co_return outcome{boost::asio::error::invalid_argument, {}}; // an empty prepared_request
-    const auto w = req->wire(nullptr);
-    auto op = impl->send_wire<Reader>(req->where.origin, w, opts);
-    auto result = co_await std::move(op);
-    co_return std::move(result);
+void start_prepared(const std::shared_ptr<detail::pool_impl>& impl,
+                    boost::asio::any_completion_handler<void(error_code, typename Reader::result_type)> handler,
+                    const prepared_request& req, const send_options& opts) {
+    auto state = detail::prepared_access::shared_state(req);
+    if (!state) return impl->fail<Reader>(std::move(handler), boost::asio::error::invalid_argument); // empty
+    const auto w = state->wire(nullptr);
+    const origin& to = state->where.origin; // held by the request until completion
+    impl->start<Reader>(std::move(handler), to, w, opts, std::move(state));
 }
 } // namespace
 
 void connection_pool::initiate_prepared(const std::shared_ptr<detail::pool_impl>& impl,
                                         boost::asio::any_completion_handler<send_signature> handler,
                                         const prepared_request& req, send_options opts) {
-    tokenflight::detail::spawn_request(
-        impl->next_strand(), impl->executor(),
-        run_prepared<detail::full_reader>(impl, detail::prepared_access::shared_state(req), opts), std::move(handler));
+    start_prepared<detail::full_reader>(impl, std::move(handler), req, opts);
 }
 
 void connection_pool::initiate_brief(const std::shared_ptr<detail::pool_impl>& impl,
                                      boost::asio::any_completion_handler<brief_signature> handler,
                                      const prepared_request& req, send_options opts) {
-    tokenflight::detail::spawn_request(
-        impl->next_strand(), impl->executor(),
-        run_prepared<detail::brief_reader>(impl, detail::prepared_access::shared_state(req), opts), std::move(handler));
+    start_prepared<detail::brief_reader>(impl, std::move(handler), req, opts);
 }
 
 void connection_pool::initiate_send(const std::shared_ptr<detail::pool_impl>& impl,
                                     boost::asio::any_completion_handler<send_signature> handler, origin to,
                                     request req, send_options opts) {
-    tokenflight::detail::spawn_request(impl->next_strand(), impl->executor(), run_send(impl, std::move(to), std::move(req), opts),
-                                       std::move(handler));
+    impl->start_message(std::move(handler), std::move(to), std::move(req), opts);
 }
 
 } // namespace tokenflight::http

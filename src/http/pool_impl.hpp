@@ -1,29 +1,41 @@
 // Private to tokenflight: the connection pool's internals, shared with the client and the token
-// source so that their coroutines run the send loop inline instead of spawning another one.
+// source.
+//
+// The shape (docs/design-notes.md, "The fan-out path"): every pooled connection runs one
+// long-lived coroutine, its loop, on a strand of its own. A request is an exchange_op, a small
+// object its sender owns, handed to the pool by submit(): to an idle connection's loop (which
+// wakes up), to a new connection (whose loop starts by connecting), or to the origin's FIFO queue,
+// from which the next loop to finish an exchange takes it. The loop writes the request, reads the
+// response into the op and completes it; then it takes the next queued op or parks until
+// submit() hands it one. Nothing is spawned per request and no executor is type-erased per
+// request: the per-request work is one queue hand-off, one gather write and the reads.
 #ifndef TOKENFLIGHT_SRC_HTTP_POOL_IMPL_HPP
 #define TOKENFLIGHT_SRC_HTTP_POOL_IMPL_HPP
 
 #include <tokenflight/http/connection_pool.hpp>
 
 #include "exchange.hpp"
-#include "../spawn.hpp"
+#include "prepared.hpp"
 
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_type.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 
 #include <atomic>
-#include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <tuple>
+#include <optional>
+#include <string>
 #include <vector>
 
 namespace tokenflight::http::detail {
@@ -31,34 +43,68 @@ namespace tokenflight::http::detail {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 
-// Cancellation of a request, by phase, after Asio's rules for the three types. Until its first
-// byte is written a request has had no effect, so every type is honoured: queue waits, token
-// waits and connects are abandoned. From then on it may have had one: total cancellation ("no
-// side effects") can no longer be honoured and is dropped (cancel_once_sent, installed by
-// pool_impl::send before the first write and kept for the rest of the operation, resends
-// included); terminal and partial still end it by closing the connection. The I/O below (Beast,
-// SSL) implements terminal cancellation only, so every accepted type reaches it as terminal.
-// A request coroutine starts with reset_cancellation_state(enable_total_cancellation(),
-// cancel_to_terminal).
-inline asio::cancellation_type cancel_to_terminal(asio::cancellation_type t) noexcept {
-    return t != asio::cancellation_type::none ? asio::cancellation_type::terminal : asio::cancellation_type::none;
-}
-inline asio::cancellation_type cancel_once_sent(asio::cancellation_type t) noexcept {
-    return t & (asio::cancellation_type::terminal | asio::cancellation_type::partial);
+class pool_impl;
+struct connection;
+struct origin_pool;
+
+/// How a request's response is read (see exchange.hpp).
+enum class reader_kind : std::uint8_t { full, brief };
+template <class Reader>
+constexpr reader_kind kind_of() noexcept {
+    return std::is_same_v<Reader, brief_reader> ? reader_kind::brief : reader_kind::full;
 }
 
-/// One keep-alive connection. Used by one request at a time; handed between requests under the
-/// origin's mutex, which orders all access to it.
-struct connection {
-    std::unique_ptr<beast::tcp_stream> tcp;                     // plain http
-    std::unique_ptr<asio::ssl::stream<beast::tcp_stream>> tls;  // https
-    std::unique_ptr<beast::test::stream> mem;                   // an in-memory test transport
-    beast::flat_buffer buffer;
-    clock::time_point idle_since{};
+/// A request handed to the pool, from submit() to its completion; owned by its sender (a
+/// pool_request, the client's request), which also owns what `wire` points into.
+///
+/// Cancellation, by phase, after Asio's rules for the three types. Until its first byte is
+/// written a request has had no effect, so every type is honoured: it leaves the queue, or its
+/// connect is abandoned. From then on it may have had one: total cancellation ("no side
+/// effects") can no longer be honoured and is ignored; terminal and partial still end it by
+/// closing the connection, which is never reused half-read.
+struct exchange_op {
+    enum class state : std::uint8_t { fresh, queued, assigned, done };
 
-    /// The TCP stream under tcp or tls (not for mem).
-    beast::tcp_stream& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
-    void close() noexcept;
+    // What to send, set by the sender before submit().
+    const origin* to = nullptr;
+    wire_request wire;
+    clock::time_point deadline{};
+    std::size_t body_limit = 0;
+    bool idempotent = false;
+    reader_kind kind = reader_kind::full;
+    /// Called exactly once with the outcome, never under the pool's locks and never inside the
+    /// emission of a cancellation signal: from a connection's loop, or posted.
+    void (*on_complete)(exchange_op&) = nullptr;
+
+    error_code ec; ///< the outcome (the response is in the typed_exchange_op)
+
+    // The pool's bookkeeping, under the origin's mutex.
+    state st = state::fresh;
+    exchange_op* prev = nullptr; // in the origin's queue
+    exchange_op* next = nullptr;
+    clock::time_point queue_deadline{};
+    connection* conn = nullptr; // while assigned
+    std::uint64_t ticket = 0;   // the connection's count when assigned: matches a cancellation
+    origin_pool* home = nullptr;
+    /// Cancellation types requested so far (from the sender's slot, any thread).
+    std::atomic<unsigned> cancel{0};
+
+    asio::cancellation_type cancelled() const noexcept {
+        return static_cast<asio::cancellation_type>(cancel.load(std::memory_order_relaxed));
+    }
+};
+
+template <class Reader>
+struct typed_exchange_op : exchange_op {
+    typename Reader::result_type res;
+};
+
+/// The cancellation handler a sender installs in its slot for an exchange_op.
+struct exchange_canceller {
+    exchange_canceller(pool_impl* p, exchange_op* o) noexcept : pool(p), op(o) {}
+    pool_impl* pool;
+    exchange_op* op;
+    void operator()(asio::cancellation_type t) const;
 };
 
 /// Replaces resolve, connect and TLS by a factory of in-memory streams, whose other ends the
@@ -66,118 +112,145 @@ struct connection {
 /// socket, deterministically. Not for production use; there is no public way to set it.
 using test_transport = std::function<std::unique_ptr<beast::test::stream>(const origin&)>;
 
-/// A request waiting for a connection of a full origin. The releaser hands it over under the
-/// origin's mutex and wakes it by cancelling the timer on the waiter's own strand.
-struct waiter {
-    explicit waiter(const asio::any_io_executor& strand) : timer(strand) {}
+/// One keep-alive connection and its loop's state.
+struct connection : std::enable_shared_from_this<connection> {
+    connection(asio::any_io_executor strand, origin_pool& home)
+        : strand(std::move(strand)), home(home), timer(this->strand) {}
+
+    const asio::any_io_executor strand; // the loop, its timer and every close run here
+    origin_pool& home;
+
+    // The stream, on the strand only.
+    std::unique_ptr<beast::tcp_stream> tcp;                     // plain http
+    std::unique_ptr<asio::ssl::stream<beast::tcp_stream>> tls;  // https
+    std::unique_ptr<beast::test::stream> mem;                   // an in-memory test transport
+    beast::flat_buffer buffer;
+    bool open = false; // connected (and TLS handshaken): an exchange may be written
+
+    // Under the origin's mutex.
+    exchange_op* current = nullptr; // handed over by submit() or taken from the queue
+    std::uint64_t ticket = 0;
+    // The loop, while idle. Optional: assigning an any_completion_handler recurses forever in
+    // Boost 1.81, so it is emplaced and reset instead.
+    std::optional<asio::any_completion_handler<void()>> parked;
+    clock::time_point idle_since{};
+
+    // The deadline of the current phase (connect, or the exchange), on the strand only. The timer
+    // is lazy: a later deadline does not touch it; when it fires early it re-arms itself for the
+    // deadline now in force, so a request costs a store here, not a timer operation.
     asio::steady_timer timer;
-    std::unique_ptr<connection> conn; // a connection to reuse, or null: a permit to open one
-    bool granted = false;
-    bool closed = false;
+    clock::time_point deadline = clock::time_point::max();
+    clock::time_point timer_at = clock::time_point::max();
+    unsigned timer_id = 0;
+    bool fired = false;                         // the current phase's deadline passed
+    asio::steady_timer* resolve_wait = nullptr; // a resolve in progress
+    bool sending = false;                       // the current op's first byte was written
+    bool aborted = false;                       // the current op was cancelled: its I/O stopped
+
+    /// The TCP stream under tcp or tls (not for mem).
+    beast::tcp_stream& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
+    /// Closes the stream; pending operations end with operation_aborted. On the strand.
+    void close() noexcept;
+    /// Drops the stream objects: the next exchange connects afresh.
+    void reset() noexcept;
 };
 
-/// One wall-clock deadline per phase of a request (connect, then the whole exchange), enforced by
-/// a timer on the request's strand: when it fires it cancels the resolve or closes the socket in
-/// use, however many bytes keep arriving. Shared with the timer's handler, which may run after
-/// the request ended.
-struct watchdog {
-    explicit watchdog(const asio::any_io_executor& strand) : timer(strand) {}
-    asio::steady_timer timer;
-    asio::steady_timer* resolve_wait = nullptr;  // the wait for a resolve in progress, or null
-    connection* conn = nullptr;                  // in use now, or null
-    bool fired = false;
-    unsigned armed = 0; // a handler of an earlier arming that already fired does nothing
-
-    /// (Re)starts the deadline; only from the strand.
-    static void arm(const std::shared_ptr<watchdog>& w, clock::time_point at);
-    /// Stops it; the handler may still run but finds nothing to do.
-    void disarm() {
-        ++armed; // first: whatever follows, a handler already queued now does nothing
-        resolve_wait = nullptr;
-        conn = nullptr;
-        timer.cancel();
-    }
-
-    /// Disarms when a phase ends, however it ends (an exception included): the timer's handler
-    /// must never reach a connection or a wait that is gone.
-    struct phase {
-        watchdog& w;
-        ~phase() {
-            try {
-                w.disarm();
-            } catch (...) { // cancel() reporting a failure: the handler is harmless anyway
-            }
-        }
-    };
-};
-
+/// The connections of one origin, and the requests waiting for one.
 struct origin_pool {
+    origin_pool(origin o, const asio::any_io_executor& ex) : where(std::move(o)), queue_timer(ex) {}
+    const origin where;
     std::mutex mutex;
-    std::vector<std::unique_ptr<connection>> idle; // most recently used last
+    std::vector<std::shared_ptr<connection>> idle; // parked loops, most recently used last
     std::size_t open = 0;                          // idle + busy + connecting
-    std::deque<std::shared_ptr<waiter>> waiters;
+    exchange_op* queue_head = nullptr;             // FIFO of requests waiting for a connection
+    exchange_op* queue_tail = nullptr;
+    // Ends queue waits at their deadlines; armed for the earliest one (under the mutex).
+    asio::steady_timer queue_timer;
+    clock::time_point queue_timer_at = clock::time_point::max();
+    unsigned queue_timer_id = 0;
+
+    void push(exchange_op& op) noexcept;
+    exchange_op* pop() noexcept;
+    void unlink(exchange_op& op) noexcept;
 };
 
 class pool_impl : public std::enable_shared_from_this<pool_impl> {
 public:
     pool_impl(asio::any_io_executor ex, pool_options options);
 
-    /// The whole send: queueing, connecting, one resend on a stale connection.
-    /// Must be awaited from a coroutine whose executor is a strand.
-    asio::awaitable<std::tuple<error_code, response>> send(const origin& to, request& req, const send_options& opts);
-    /// The same for a request already on its wire form (a prepared request's), read with a Reader
-    /// (full_reader or brief_reader). The buffers of `w` must stay valid until completion.
+    /// Hands `op` over (any thread). Its fields up to on_complete must be set; `op` and what its
+    /// wire points into stay valid until on_complete. Completes with errc::closed on a closed
+    /// pool; never inside this call.
+    void submit(exchange_op& op);
+    /// Requests cancellation of `op` (from its slot's handler; see exchange_op).
+    void cancel(exchange_op& op, asio::cancellation_type t);
+
+    /// The whole send of a request as an asynchronous operation for tokenflight's own coroutines:
+    /// `void(error_code, Reader::result_type)`. The buffers of `w` and `to` stay valid until completion.
+    template <class Reader, class CompletionToken>
+    auto async_exchange(const origin& to, const wire_request& w, const send_options& opts, CompletionToken&& token);
+
+    /// Starts a send whose completion goes to `handler`, the request already in wire form; `keep`
+    /// holds what the wire points into (a prepared request's state).
     template <class Reader>
-    asio::awaitable<std::tuple<error_code, typename Reader::result_type>> send_wire(const origin& to,
-                                                                                  const wire_request& w,
-                                                                                  const send_options& opts);
+    void start(asio::any_completion_handler<void(error_code, typename Reader::result_type)> handler,
+               const origin& to, const wire_request& w, const send_options& opts, std::shared_ptr<const void> keep);
+    /// Completes `handler` with `ec` (posted), a request refused before it reached the pool.
+    template <class Reader>
+    void fail(asio::any_completion_handler<void(error_code, typename Reader::result_type)> handler, error_code ec);
+    /// The same for a Beast request: Host and User-Agent filled in, checked and serialised first.
+    void start_message(asio::any_completion_handler<void(error_code, response)> handler, origin to, request req,
+                       const send_options& opts);
+
+    /// The parameters of one send: deadline, limits, whether it may be resent.
+    void configure(exchange_op& op, const origin& to, const wire_request& w, const send_options& opts) const;
 
     void close();
     pool_stats stats() const;
-    /// Starts the idle sweeper unless it runs already (called when a connection goes idle).
-    void start_sweeper();
+    bool closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
-    /// A strand for the next request coroutine (see tokenflight::detail::strand_set).
-    const asio::any_io_executor& next_strand() noexcept { return strands_.next(); }
     const pool_options& options() const noexcept { return options_; }
     /// See test_transport. Set before the first request.
     void set_test_transport(test_transport t) { test_transport_ = std::move(t); }
 
-private:
-    struct acquired {
-        error_code ec;
-        std::unique_ptr<connection> conn; // null with no error: open a new one
-        bool reused = false;
-    };
+    /// A request failed before reaching a connection (a bad head): counted as sent and failed.
+    void count_rejected() noexcept {
+        requests_.fetch_add(1, std::memory_order_relaxed);
+        failures_.fetch_add(1, std::memory_order_relaxed);
+    }
 
-    // A connection (or a permit to open one) taken from an origin's pool; returned exactly once.
-    struct checkout {
-        pool_impl& pool;
-        origin_pool& origin;
-        std::unique_ptr<connection> conn;
-        bool returned = false;
-        void give_back(bool reusable) {
-            returned = true;
-            pool.release(origin, std::move(conn), reusable);
-        }
-        ~checkout() {
-            if (!returned) pool.release(origin, std::move(conn), false);
-        }
-    };
+private:
 
     origin_pool& pool_for(const origin& o);
+    void assign(origin_pool& p, exchange_op& op, connection& c) noexcept;
+    /// Resumes a parked loop taken out of the idle list (its `current` says what to do).
+    static void wake(connection& c);
+    void enqueue(origin_pool& p, exchange_op& op);
+    void expire_queue(origin_pool& p, unsigned id);
+public:
+    /// Calls op.on_complete from the pool's executor, never inside the caller's frame.
+    void complete_later(exchange_op& op);
+
+private:
+    std::shared_ptr<connection> make_connection(origin_pool& p);
+
+    // The loop and its steps (connection_pool.cpp).
+    static asio::awaitable<void> serve(std::shared_ptr<pool_impl> self, std::shared_ptr<connection> c);
+    asio::awaitable<bool> run_exchange(const std::shared_ptr<connection>& c, exchange_op& op);
+    template <class Reader>
+    asio::awaitable<exchange_result<bool>> exchange(connection& c, exchange_op& op);
+    asio::awaitable<error_code> connect(connection& c, const origin& to);
+    bool settle(connection& c, exchange_op& op, bool reusable, asio::any_completion_handler<void()>& resume);
+    void on_cancel(const std::shared_ptr<connection>& c, std::uint64_t ticket);
+    static void arm(const std::shared_ptr<connection>& c, clock::time_point at);
+    static void on_timer(const std::shared_ptr<connection>& c, unsigned id, error_code ec);
+
     static asio::awaitable<void> sweep(std::weak_ptr<pool_impl> weak);
     bool close_expired_idle(); // true while idle connections remain
-    asio::awaitable<acquired> acquire(origin_pool& p, bool fresh, clock::time_point deadline);
-    void release(origin_pool& p, std::unique_ptr<connection> c, bool reusable);
-    asio::awaitable<error_code> connect(connection& c, const origin& to, watchdog& dog);
-    template <class Reader>
-    asio::awaitable<exchange_result<typename Reader::result_type>> exchange(connection& c, const wire_request& w,
-                                                                            std::size_t body_limit);
+    void start_sweeper();
 
     asio::any_io_executor ex_;
-    tokenflight::detail::strand_set strands_;
     pool_options options_;
     std::unique_ptr<asio::ssl::context> ssl_;
     std::once_flag system_store_loaded_; // completed before any TLS stream uses ssl_
@@ -192,6 +265,54 @@ private:
     std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
     test_transport test_transport_;
 };
+
+/// The completion of a request sent through the pool on behalf of a handler: delivers the
+/// outcome on the handler's associated executor (the pool's when it has none), after the slot
+/// was cleared and the request's memory freed, as Asio's rules ask.
+template <class Reader>
+struct pool_request final : typed_exchange_op<Reader> {
+    using result_type = typename Reader::result_type;
+    using handler_type = asio::any_completion_handler<void(error_code, result_type)>;
+
+    pool_request(handler_type h, std::shared_ptr<pool_impl> p) : handler(std::move(h)), pool(std::move(p)) {}
+
+    handler_type handler;
+    std::shared_ptr<pool_impl> pool;
+    asio::any_completion_executor work; // tracks work on the handler's executor, when not the pool's
+    std::shared_ptr<const void> keep;   // what the wire points into
+    // A Beast request's own storage (start_message).
+    origin to_storage;
+    request message;
+    std::string head;
+    bool sensitive = false;
+
+    /// Allocated from Asio's per-thread recycling allocator: no heap allocation per request.
+    static pool_request* make(handler_type handler, std::shared_ptr<pool_impl> pool);
+    /// Installs the cancellation handler and submits.
+    void start();
+    static void complete(exchange_op& op);
+    void finish();
+};
+
+template <class Reader, class CompletionToken>
+auto pool_impl::async_exchange(const origin& to, const wire_request& w, const send_options& opts,
+                               CompletionToken&& token) {
+    return asio::async_initiate<CompletionToken, void(error_code, typename Reader::result_type)>(
+        [self = shared_from_this(), &to, w, opts](auto handler) {
+            self->template start<Reader>(std::move(handler), to, w, opts, nullptr);
+        },
+        token);
+}
+
+// A cancellation slot's handler, a handler's executor and work tracking, shared by every sender.
+namespace op_support {
+
+/// The handler's executor, or the pool's; and whether work must be tracked on it (an executor of
+/// another execution context than the pool's, which the pool's pending I/O does not keep running).
+asio::any_completion_executor executor_for(const asio::any_completion_executor& hex, const asio::any_io_executor& io,
+                                           bool& other_context);
+
+} // namespace op_support
 
 } // namespace tokenflight::http::detail
 
