@@ -342,36 +342,87 @@ void pool_impl::on_timer(const std::shared_ptr<connection>& c, unsigned id, erro
 
 // ---- a connection's loop ---------------------------------------------------------------------
 
-asio::awaitable<void> pool_impl::serve(std::shared_ptr<pool_impl> self, std::shared_ptr<connection> c) {
-    // c->current is whatever submit() or the last settle handed over; none: close and leave.
-    while (exchange_op* op = c->current) {
+asio::awaitable<void> pool_impl::serve([[maybe_unused]] std::shared_ptr<pool_impl> self, std::shared_ptr<connection> sc) {
+    connection& c = *sc;
+    // c.current is whatever submit() or the last settle handed over; none: close and leave.
+    while (exchange_op* current = c.current) {
+        exchange_op& op = *current;
+        c.sending = false;
+        c.aborted = false;
+        bool reused = c.open;
         bool reusable = false;
+        error_code ec;
         try {
-            auto run = self->run_exchange(c, *op);
-            reusable = co_await std::move(run);
+            for (int attempt = 0;; ++attempt) {
+                // Before its first byte, any cancellation ends the request; after, total no longer does.
+                if ((op.cancel.load(std::memory_order_relaxed) & (c.sending ? once_sent : ~0u)) != 0) {
+                    ec = asio::error::operation_aborted;
+                    break;
+                }
+                if (!c.open) {
+                    c.reset();
+                    arm(sc, std::min(op.deadline, clock::now() + options_.connect_timeout));
+                    auto connecting = connect(c, c.home.where);
+                    ec = co_await std::move(connecting);
+                    c.deadline = clock::time_point::max();
+                    if (c.aborted) ec = asio::error::operation_aborted;
+                    if (ec) {
+                        if (ec == errc::connect_timeout && clock::now() >= op.deadline) ec = errc::request_timeout;
+                        break;
+                    }
+                    c.open = true;
+                } else if (attempt == 0) {
+                    reused_.fetch_add(1, std::memory_order_relaxed);
+                }
+                c.sending = true; // from here a cancellation on its way is filtered as once sent
+                arm(sc, op.deadline);
+                auto exchanging = exchange(c, op);
+                exchange_status r = co_await std::move(exchanging);
+                c.deadline = clock::time_point::max();
+                if (c.fired)
+                    r.ec = errc::request_timeout;
+                else if (c.aborted)
+                    r.ec = asio::error::operation_aborted;
+                if (!r.ec) {
+                    reusable = r.reusable;
+                    break;
+                }
+                ec = r.ec;
+                c.reset();
+                // A keep-alive connection the server already dropped fails before any response
+                // byte: resend once on a fresh connection, if resending cannot do harm.
+                const bool stale = reused && !r.got_bytes && ec != errc::request_timeout &&
+                                   ec != asio::error::operation_aborted;
+                if (!(stale && op.idempotent && attempt == 0)) break;
+                resends_.fetch_add(1, std::memory_order_relaxed);
+                reused = false;
+            }
         } catch (...) { // out of memory somewhere below: the request fails, the connection goes
-            op->ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
-            self->failures_.fetch_add(1, std::memory_order_relaxed);
+            ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+        }
+        if (ec) {
+            op.ec = ec;
+            failures_.fetch_add(1, std::memory_order_relaxed);
             reusable = false;
         }
-        if (!reusable) c->reset();
+        if (!reusable) c.reset();
         // The request is settled and the next one found; or the loop parks until submit() hands
         // it one. Its completion runs only once the connection is back in the pool, so a caller
         // that sends again from its completion reuses it.
         co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
             [&](auto handler) {
                 asio::any_completion_handler<void()> resume(std::move(handler));
-                const bool parked = self->settle(*c, *op, reusable, resume);
-                op->on_complete(*op);
-                if (!parked) asio::post(c->strand, std::move(resume));
-                else self->start_sweeper();
+                const bool parked = settle(c, op, reusable, resume);
+                op.on_complete(op);
+                if (!parked) asio::post(c.strand, std::move(resume));
+                else start_sweeper();
             },
             asio::use_awaitable);
     }
-    c->reset();
-    ++c->timer_id;
-    c->deadline = clock::time_point::max();
-    c->timer.cancel();
+    c.reset();
+    ++c.timer_id;
+    c.deadline = clock::time_point::max();
+    c.timer.cancel();
 }
 
 bool pool_impl::settle(connection& c, exchange_op& op, bool reusable, asio::any_completion_handler<void()>& resume) {
@@ -397,90 +448,19 @@ bool pool_impl::settle(connection& c, exchange_op& op, bool reusable, asio::any_
     return true;
 }
 
-asio::awaitable<bool> pool_impl::run_exchange(const std::shared_ptr<connection>& sc, exchange_op& op) {
-    connection& c = *sc;
-    c.sending = false;
-    c.aborted = false;
-    bool reused = c.open;
-    error_code ec;
-    bool reusable = false;
-    for (int attempt = 0;; ++attempt) {
-        // Before its first byte, any cancellation ends the request; after, total no longer does.
-        if ((op.cancel.load(std::memory_order_relaxed) & (c.sending ? once_sent : ~0u)) != 0) {
-            ec = asio::error::operation_aborted;
-            break;
-        }
-        if (!c.open) {
-            c.reset();
-            arm(sc, std::min(op.deadline, clock::now() + options_.connect_timeout));
-            auto connecting = connect(c, c.home.where);
-            ec = co_await std::move(connecting);
-            c.deadline = clock::time_point::max();
-            if (c.aborted) ec = asio::error::operation_aborted;
-            if (ec) {
-                if (ec == errc::connect_timeout && clock::now() >= op.deadline) ec = errc::request_timeout;
-                break;
-            }
-            c.open = true;
-        } else if (attempt == 0) {
-            reused_.fetch_add(1, std::memory_order_relaxed);
-        }
-        c.sending = true; // from here a cancellation on its way is filtered as once sent
-        arm(sc, op.deadline);
-        exchange_result<bool> r;
-        if (op.kind == reader_kind::brief) {
-            auto ex = exchange<brief_reader>(c, op);
-            r = co_await std::move(ex);
-        } else {
-            auto ex = exchange<full_reader>(c, op);
-            r = co_await std::move(ex);
-        }
-        c.deadline = clock::time_point::max();
-        if (c.fired)
-            r.ec = errc::request_timeout;
-        else if (c.aborted)
-            r.ec = asio::error::operation_aborted;
-        if (!r.ec) {
-            reusable = r.reusable;
-            break;
-        }
-        ec = r.ec;
-        c.reset();
-        // A keep-alive connection the server already dropped fails before any response byte:
-        // resend once on a fresh connection, if resending cannot do harm.
-        const bool stale = reused && !r.got_bytes && ec != errc::request_timeout && ec != asio::error::operation_aborted;
-        if (!(stale && op.idempotent && attempt == 0)) break;
-        resends_.fetch_add(1, std::memory_order_relaxed);
-        reused = false;
-    }
-    if (ec) {
-        op.ec = ec;
-        failures_.fetch_add(1, std::memory_order_relaxed);
-    }
-    co_return !ec && reusable;
+// Not coroutines: each returns the one coroutine that does the exchange (exchange_into), for the
+// request's reader and the connection's stream, writing the response into the request.
+template <class Reader>
+asio::awaitable<exchange_status> pool_impl::exchange_as(connection& c, exchange_op& op) {
+    const exchange_limits limits{options_.header_limit, op.body_limit};
+    auto& res = static_cast<typed_exchange_op<Reader>&>(op).res;
+    if (c.tls) return exchange_into<Reader>(*c.tls, c.buffer, op.wire, limits, res);
+    if (c.mem) return exchange_into<Reader>(*c.mem, c.buffer, op.wire, limits, res);
+    return exchange_into<Reader>(*c.tcp, c.buffer, op.wire, limits, res);
 }
 
-template <class Reader>
-asio::awaitable<exchange_result<bool>> pool_impl::exchange(connection& c, exchange_op& op) {
-    const exchange_limits limits{options_.header_limit, op.body_limit};
-    exchange_result<typename Reader::result_type> r;
-    if (c.tls) {
-        auto ex = exchange_on<Reader>(*c.tls, c.buffer, op.wire, limits);
-        r = co_await std::move(ex);
-    } else if (c.mem) {
-        auto ex = exchange_on<Reader>(*c.mem, c.buffer, op.wire, limits);
-        r = co_await std::move(ex);
-    } else {
-        auto ex = exchange_on<Reader>(*c.tcp, c.buffer, op.wire, limits);
-        r = co_await std::move(ex);
-    }
-    exchange_result<bool> out;
-    out.ec = r.ec;
-    out.got_bytes = r.got_bytes;
-    out.sent = r.sent;
-    out.reusable = r.reusable;
-    static_cast<typed_exchange_op<Reader>&>(op).res = std::move(r.res);
-    co_return out;
+asio::awaitable<exchange_status> pool_impl::exchange(connection& c, exchange_op& op) {
+    return op.kind == reader_kind::brief ? exchange_as<brief_reader>(c, op) : exchange_as<full_reader>(c, op);
 }
 
 asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) {

@@ -65,13 +65,17 @@ inline std::size_t head_bytes(const response& res) noexcept {
     return n;
 }
 
-template <class Result>
-struct exchange_result {
+/// How an exchange ended, apart from the response itself.
+struct exchange_status {
     error_code ec;
-    Result res;
     bool got_bytes = false; ///< any response byte arrived (a resend is no longer safe)
     bool sent = false;      ///< any request byte was handed to the stream
     bool reusable = false;  ///< the connection may carry another request
+};
+
+template <class Result>
+struct exchange_result : exchange_status {
+    Result res;
 };
 
 /// How an exchange reads a response: into an owning http::response (Beast's parser: fields and
@@ -122,16 +126,19 @@ private:
     brief_parser parser_;
 };
 
-/// Writes `w` (one gather write) and reads one response from `stream` with a `Reader`, leftover
-/// bytes staying in `buffer`. Memory is bounded by read_buffer_cap() and the body limit; time is
-/// bounded by the caller (the pool closes the stream at its deadline).
+/// Writes `w` (one gather write) and reads one response from `stream` with a `Reader` into `res`,
+/// leftover bytes staying in `buffer`. Memory is bounded by read_buffer_cap() and the body limit;
+/// time is bounded by the caller (the pool closes the stream at its deadline). The response goes
+/// into storage the caller owns (a request's), so a connection's loop awaits one coroutine per
+/// request, this one.
 template <class Reader, class Stream>
-boost::asio::awaitable<exchange_result<typename Reader::result_type>>
-exchange_on(Stream& stream, boost::beast::flat_buffer& buffer, const wire_request& w, exchange_limits limits) {
+boost::asio::awaitable<exchange_status> exchange_into(Stream& stream, boost::beast::flat_buffer& buffer,
+                                                      const wire_request& w, exchange_limits limits,
+                                                      typename Reader::result_type& res) {
     namespace asio = boost::asio;
     namespace bhttp = boost::beast::http;
     constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
-    exchange_result<typename Reader::result_type> out;
+    exchange_status out;
     // Head and body in one gather write: Beast's generic serializer walks nested buffer
     // sequences, which costs more than the syscall on the fan-out hot path. Requests always carry
     // Content-Length here.
@@ -139,7 +146,7 @@ exchange_on(Stream& stream, boost::beast::flat_buffer& buffer, const wire_reques
     auto [wec, wn] = co_await asio::async_write(stream, w.parts, tuple_awaitable);
     if (wec) {
         out.ec = map_transport_error(wec, false);
-        co_return std::move(out); // GCC 12 copies a named co_return operand
+        co_return out;
     }
     const auto before = buffer.size();
     buffer.max_size(read_buffer_cap(limits));
@@ -185,9 +192,19 @@ exchange_on(Stream& stream, boost::beast::flat_buffer& buffer, const wire_reques
         // close after it.
         out.reusable = parser.keep_alive() && w.keep_alive && status != 101 && buffer.size() == 0 &&
                        reader.clean_framing();
-        out.res = reader.release();
+        res = reader.release();
         break;
     }
+    co_return out;
+}
+
+/// exchange_into() returning the response with the status.
+template <class Reader, class Stream>
+boost::asio::awaitable<exchange_result<typename Reader::result_type>>
+exchange_on(Stream& stream, boost::beast::flat_buffer& buffer, const wire_request& w, exchange_limits limits) {
+    exchange_result<typename Reader::result_type> out;
+    auto op = exchange_into<Reader>(stream, buffer, w, limits, out.res);
+    static_cast<exchange_status&>(out) = co_await std::move(op);
     co_return std::move(out); // GCC 12 copies a named co_return operand
 }
 

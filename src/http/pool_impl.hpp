@@ -236,10 +236,11 @@ private:
     std::shared_ptr<connection> make_connection(origin_pool& p);
 
     // The loop and its steps (connection_pool.cpp).
-    static asio::awaitable<void> serve(std::shared_ptr<pool_impl> self, std::shared_ptr<connection> c);
-    asio::awaitable<bool> run_exchange(const std::shared_ptr<connection>& c, exchange_op& op);
+    /// A connection's loop; `self` keeps the pool alive while it runs.
+    asio::awaitable<void> serve(std::shared_ptr<pool_impl> self, std::shared_ptr<connection> c);
+    asio::awaitable<exchange_status> exchange(connection& c, exchange_op& op);
     template <class Reader>
-    asio::awaitable<exchange_result<bool>> exchange(connection& c, exchange_op& op);
+    asio::awaitable<exchange_status> exchange_as(connection& c, exchange_op& op);
     asio::awaitable<error_code> connect(connection& c, const origin& to);
     bool settle(connection& c, exchange_op& op, bool reusable, asio::any_completion_handler<void()>& resume);
     void on_cancel(const std::shared_ptr<connection>& c, std::uint64_t ticket);
