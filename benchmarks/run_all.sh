@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Runs every benchmark once (about 2 minutes on the project's 2-core machine) and writes one JSON
+# Runs every benchmark once (about 7 minutes on the project's 2-core machine) and writes one JSON
 # report, benchmarks/report.json (or $1):
 #   token_cache  Google Benchmark: ns per get of a cached token (try_get / callback / awaitable,
 #                1 and 2 threads, with and without a refresh in flight)
-#   fanout       tokenflight-load vs wrk against the same local nginx, and the token layer's cost
+#   fanout       tokenflight-load vs wrk against the same local nginx (http and https, 1 and 2
+#                threads), and the token layer's cost: medians of 3 alternating rounds
 #   storm        401 storms of 1,000 / 10,000 / 50,000 requests in flight; peak RSS per request
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,7 +27,7 @@ for b in json.load(open(sys.argv[1]))["benchmarks"]:
 PY
 
 echo "== fan-out vs wrk" >&2
-benchmarks/fanout.sh 5 "$tmp/fanout.json" >&2
+benchmarks/fanout.sh 5 3 "$tmp/fanout.json" >&2
 
 echo "== 401 storms and memory" >&2
 build/release/benchmarks/bench_storm 1000 10000 50000 | tee "$tmp/storm.jsonl" >&2

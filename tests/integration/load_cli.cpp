@@ -205,6 +205,25 @@ TEST_CASE("--demo runs against its own servers and exits 0") {
     CHECK(o.err.empty()); // no progress line when stderr is not a terminal
 }
 
+TEST_CASE("-t 2: two event loops share the run and every request succeeds") {
+    auto o = run_tool("--demo -t 2 -c 4 -n 200 --json");
+    INFO(o.err);
+    CHECK(o.status == 0);
+    auto v = boost::json::parse(o.out);
+    const auto& j = v.as_object();
+    CHECK(num(j, "requests") == 200);
+    CHECK(num(j, "ok") == 200);
+    CHECK(num(j.at("status").as_object(), "200") == 200);
+    CHECK(j.at("errors").as_object().empty());
+}
+
+TEST_CASE("-t above -c is a usage error: every event loop needs a request in flight") {
+    auto too_many = run_tool("--demo -t 4 -c 2 -n 10");
+    CHECK(too_many.status == 2);
+    CHECK(too_many.err.find("-t 4 needs -c 4") != std::string::npos);
+    CHECK(std::count(too_many.err.begin(), too_many.err.end(), '\n') == 1);
+}
+
 TEST_CASE("a bad -H is refused with exit 2, without echoing the value") {
     // printf makes the control characters (popen's /bin/sh has no $'...').
     const char* bad[] = {R"x(-H "$(printf 'x-api-key: k\r\nX-Evil: 1')")x", R"x(-H "$(printf 'x-api-key: k\nX')")x",

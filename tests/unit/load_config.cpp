@@ -1,4 +1,5 @@
 #include "config.hpp"
+#include "runner.hpp"
 
 #include <tokenflight/error.hpp>
 
@@ -136,4 +137,47 @@ TEST_CASE("the secret can come from a file, and flags override the environment")
     CHECK(c.creds.client_secret.reveal() == "FILE-SECRET");
     CHECK(c.creds.client_id == "other");
     CHECK(c.creds.token_url == "http://127.0.0.1:9/token");
+}
+
+TEST_CASE("-t N: N event loops, each with at least one of -c and of --max-connections") {
+    auto env = good_env();
+    auto r = parse({"-t", "2", "-c", "2", "--max-connections", "2", "https://a/"}, env);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK(std::get<config>(r).threads == 2);
+    CHECK(error_of(parse({"-t", "4", "-c", "2", "https://a/"}, env)).find("-t 4 needs -c 4") != std::string::npos);
+    CHECK(error_of(parse({"-c", "2", "-t", "4", "--demo"}, env)).find("-t 4 needs -c 4") != std::string::npos);
+    CHECK(error_of(parse({"-t", "2", "-c", "8", "--max-connections", "1", "https://a/"}, env))
+              .find("--max-connections 2") != std::string::npos);
+
+    // Without -t, the default (hardware threads, 2 here) never exceeds either.
+    auto one = parse({"-c", "1", "https://a/"}, env);
+    REQUIRE(std::holds_alternative<config>(one));
+    CHECK(std::get<config>(one).threads == 1);
+    auto capped = parse({"-c", "64", "--max-connections", "1", "https://a/"}, env);
+    REQUIRE(std::holds_alternative<config>(capped));
+    CHECK(std::get<config>(capped).threads == 1);
+}
+
+TEST_CASE("a run splits over its loops: shares of -c, and requests k, k + N, ... of the sequence") {
+    CHECK(load::share(10, 0, 4) == 3);
+    CHECK(load::share(10, 1, 4) == 3);
+    CHECK(load::share(10, 2, 4) == 2);
+    CHECK(load::share(10, 3, 4) == 2);
+    CHECK(load::share(7, 0, 1) == 7);
+    int total = 0;
+    for (int k = 0; k < 3; ++k) total += load::share(1000, k, 3);
+    CHECK(total == 1000);
+
+    load::plan whole;
+    whole.concurrency = 5;
+    whole.requests = 200;
+    whole.rate = 100.0;
+    const auto start = tokenflight::clock::now();
+    const auto p = load::plan_for_loop(whole, 1, 2, start);
+    CHECK(p.concurrency == 2);
+    CHECK(p.loop == 1);
+    CHECK(p.loops == 2);
+    CHECK(p.start == start);
+    CHECK(p.requests == 200u); // the global count: the loop stops at its first index past it
+    CHECK(p.rate == 100.0);    // the global rate: the loop keeps its slots of the global schedule
 }

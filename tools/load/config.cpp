@@ -3,6 +3,7 @@
 #include <tokenflight/http/header_syntax.hpp>
 #include <tokenflight/http/url.hpp>
 
+#include <algorithm>
 #include <charconv>
 
 namespace tokenflight::load {
@@ -48,8 +49,10 @@ Load:
   -c N                       requests in flight (default 64)
   -n N | -d SECONDS          total requests, or duration (default -d 10)
   -R N                       constant arrival rate, N requests/s (latency from scheduled send time)
-  -t N                       io_context threads (default: hardware threads)
-  --max-connections N        connections per origin (default: -c)
+  -t N                       event loops, as wrk's threads: N io_contexts, one thread each, each
+                             with its own client and connections; -c, --max-connections and -R
+                             are split over them (default: hardware threads, at most -c)
+  --max-connections N        connections per origin, in total over the -t loops (default: -c)
   --timeout SECONDS          per request, and for the first token (default 10)
   --cacert FILE              trust this CA file; --insecure turns TLS verification off
 Benchmarking:
@@ -70,6 +73,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                                                      unsigned hardware_threads) {
     config c;
     c.threads = static_cast<int>(hardware_threads ? hardware_threads : 1);
+    bool threads_given = false;
     std::optional<std::string> secret_file;
     const auto env = [&](const char* name) -> std::string {
         const char* v = getenv(name);
@@ -163,6 +167,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 auto n = number<int>(*v);
                 if (!n || *n < 1 || *n > 1024) return bad(*v, "1 to 1024");
                 c.threads = *n;
+                threads_given = true;
             } else if (a == "-R") {
                 auto n = number<double>(*v);
                 if (!n || !(*n > 0)) return bad(*v, "requests per second, above 0");
@@ -196,6 +201,17 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     }
     if (c.help) return c;
     if (c.requests && c.duration) return usage_error{"-n and -d exclude each other: give one of them"};
+    // Each of the -t event loops gets its share of -c and of --max-connections: at least one.
+    const int connections = c.max_connections.value_or(c.concurrency);
+    if (!threads_given) {
+        c.threads = std::min({c.threads, c.concurrency, connections});
+    } else if (c.concurrency < c.threads) {
+        return usage_error{"-t " + std::to_string(c.threads) + " needs -c " + std::to_string(c.threads) +
+                           " or more: each thread's event loop keeps a share of -c in flight"};
+    } else if (connections < c.threads) {
+        return usage_error{"-t " + std::to_string(c.threads) + " needs --max-connections " +
+                           std::to_string(c.threads) + " or more: each thread's event loop has its own connections"};
+    }
     if (c.demo) {
         if (!c.url.empty()) return usage_error{"--demo runs against its own servers: give no URL"};
         if (!c.requests && !c.duration) c.duration = std::chrono::seconds(6);

@@ -28,9 +28,9 @@ struct config {
     int concurrency = 64;
     std::optional<std::uint64_t> requests;               ///< -n
     std::optional<std::chrono::milliseconds> duration;   ///< -d
-    int threads = 1;
-    std::optional<double> rate;                          ///< -R, requests per second
-    std::optional<int> max_connections;                  ///< default: concurrency
+    int threads = 1;                                     ///< -t: event loops, one thread each
+    std::optional<double> rate;                          ///< -R, requests per second (whole run)
+    std::optional<int> max_connections;                  ///< whole run, split over loops; default: concurrency
     std::chrono::milliseconds timeout{10'000};
     std::string cacert;
     bool insecure = false;

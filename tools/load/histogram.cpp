@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
 
 namespace tokenflight::load {
 
@@ -32,8 +31,10 @@ std::uint64_t histogram::bucket_high(std::size_t b) noexcept {
 
 void histogram::record(std::chrono::nanoseconds d) noexcept {
     const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(0, d.count()));
-    // Threads spread over shards so that concurrent recorders rarely share a cache line.
-    thread_local const std::size_t my_shard = std::hash<std::thread::id>{}(std::this_thread::get_id()) % shards;
+    // Threads take shards in turn, so that up to `shards` concurrent recorders (the -t event
+    // loops) never share a cache line; a hash of the thread id could put two on one shard.
+    static std::atomic<std::size_t> next_shard{0};
+    thread_local const std::size_t my_shard = next_shard.fetch_add(1, std::memory_order_relaxed) % shards;
     shards_[my_shard].buckets[bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
     for (auto m = max_.load(std::memory_order_relaxed); ns > m && !max_.compare_exchange_weak(m, ns);) {
     }

@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <future>
 #include <cstdio>
@@ -24,6 +25,7 @@
 #include <iostream>
 #include <memory>
 #include <thread>
+#include <vector>
 
 namespace asio = boost::asio;
 namespace tf = tokenflight;
@@ -97,20 +99,28 @@ int run(int argc, char** argv) {
                                                 : std::string("half-way"))
                       << ")\n";
     }
-    asio::io_context ioc(cfg.threads);
-    auto guard = asio::make_work_guard(ioc);
+    // -t N: N event loops as wrk's threads, each an io_context run by exactly one thread, with
+    // its own client (or bare pool) and so its own connections. The token source is one, on
+    // loop 0's executor, shared by every loop's client.
+    const int loops = cfg.threads;
+    std::vector<std::unique_ptr<asio::io_context>> iocs;
+    std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
+    for (int k = 0; k < loops; ++k) {
+        iocs.push_back(std::make_unique<asio::io_context>(1));
+        guards.push_back(asio::make_work_guard(*iocs.back()));
+    }
     std::vector<std::thread> threads;
-    for (int i = 0; i < cfg.threads; ++i) threads.emplace_back([&] { ioc.run(); });
+    for (auto& ioc : iocs) threads.emplace_back([ctx = ioc.get()] { ctx->run(); });
     struct joiner {
-        asio::io_context& ioc;
+        std::vector<std::unique_ptr<asio::io_context>>& iocs;
         std::vector<std::thread>& threads;
-        asio::executor_work_guard<asio::io_context::executor_type>& guard;
+        std::vector<asio::executor_work_guard<asio::io_context::executor_type>>& guards;
         ~joiner() {
-            guard.reset();
-            ioc.stop();
+            for (auto& g : guards) g.reset();
+            for (auto& ioc : iocs) ioc->stop();
             for (auto& t : threads) t.join();
         }
-    } join_at_exit{ioc, threads, guard};
+    } join_at_exit{iocs, threads, guards};
 
     if (cfg.insecure)
         std::cerr << "tokenflight-load: warning: --insecure: TLS certificates are not verified, for the API and the "
@@ -126,23 +136,40 @@ int run(int argc, char** argv) {
     }
 
     tf::http::pool_options po;
-    po.max_connections_per_origin = static_cast<std::size_t>(cfg.max_connections.value_or(cfg.concurrency));
     po.request_timeout = cfg.timeout;
     po.queue_timeout = cfg.timeout;
     po.tls = tls;
+    // --max-connections is for the whole run: each loop's pool gets its share, as with -c.
+    const int max_connections = cfg.max_connections.value_or(cfg.concurrency);
+    const auto pool_options_for = [&](int k) {
+        auto o = po;
+        o.max_connections_per_origin =
+            static_cast<std::size_t>(tf::load::share(max_connections, k, loops));
+        return o;
+    };
 
     std::unique_ptr<tf::token_source> source;
-    std::unique_ptr<tf::client> client;
-    std::unique_ptr<tf::http::connection_pool> bare_pool;
-    tf::load::send_function send;
+    struct event_loop {
+        std::unique_ptr<tf::client> client;
+        std::unique_ptr<tf::http::connection_pool> bare_pool;
+        tf::load::send_function send;
+    };
+    std::vector<event_loop> per_loop(static_cast<std::size_t>(loops));
+    const auto executor_of = [&](int k) { return iocs[static_cast<std::size_t>(k)]->get_executor(); };
     if (cfg.no_token) {
-        bare_pool = std::make_unique<tf::http::connection_pool>(ioc.get_executor(), po);
-        // Prepared once: every send writes the same head and body, nothing serialised again.
-        auto prepared = tf::http::make_prepared_request(cfg.method, cfg.url, cfg.headers, cfg.body, po.user_agent);
-        if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
-        send = [pool = bare_pool.get(), req = std::move(*prepared)] {
-            return pool->async_send_brief(req, tf::http::send_options{}, asio::as_tuple(asio::use_awaitable));
-        };
+        for (int k = 0; k < loops; ++k) {
+            auto& l = per_loop[static_cast<std::size_t>(k)];
+            const auto lpo = pool_options_for(k);
+            l.bare_pool = std::make_unique<tf::http::connection_pool>(executor_of(k), lpo);
+            // Prepared once per loop: every send writes the same head and body, nothing
+            // serialised again.
+            auto prepared =
+                tf::http::make_prepared_request(cfg.method, cfg.url, cfg.headers, cfg.body, lpo.user_agent);
+            if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
+            l.send = [pool = l.bare_pool.get(), req = std::move(*prepared)] {
+                return pool->async_send_brief(req, tf::http::send_options{}, asio::as_tuple(asio::use_awaitable));
+            };
+        }
     } else {
         tf::token_source_options so;
         so.request_timeout = cfg.timeout;
@@ -150,7 +177,7 @@ int run(int argc, char** argv) {
         so.tls = tls;
         const std::string token_url = tf::http::redact_url(cfg.creds.token_url);
         try {
-            source = std::make_unique<tf::token_source>(ioc.get_executor(), std::move(cfg.creds), so);
+            source = std::make_unique<tf::token_source>(iocs.front()->get_executor(), std::move(cfg.creds), so);
         } catch (const boost::system::system_error& e) {
             return fail_setup("cannot use token URL '" + token_url + "': " + e.code().message());
         }
@@ -175,16 +202,19 @@ int run(int argc, char** argv) {
                               (detail.empty() ? "" : " (" + detail + ")"));
         }
 
-        tf::client_options co;
-        co.auth_scheme = cfg.auth_scheme;
-        co.pool = po;
-        client = std::make_unique<tf::client>(ioc.get_executor(), *source, co);
-        // Prepared once: the Authorization line is rebuilt only when the token changes.
-        auto prepared = client->prepare(cfg.method, cfg.url, cfg.headers, cfg.body);
-        if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
-        send = [c = client.get(), req = std::move(*prepared)] {
-            return c->async_send_brief(req, asio::as_tuple(asio::use_awaitable));
-        };
+        for (int k = 0; k < loops; ++k) {
+            auto& l = per_loop[static_cast<std::size_t>(k)];
+            tf::client_options co;
+            co.auth_scheme = cfg.auth_scheme;
+            co.pool = pool_options_for(k);
+            l.client = std::make_unique<tf::client>(executor_of(k), *source, co);
+            // Prepared once per loop: the Authorization line is rebuilt only when the token changes.
+            auto prepared = l.client->prepare(cfg.method, cfg.url, cfg.headers, cfg.body);
+            if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
+            l.send = [c = l.client.get(), req = std::move(*prepared)] {
+                return c->async_send_brief(req, asio::as_tuple(asio::use_awaitable));
+            };
+        }
     }
 
     tf::load::plan p;
@@ -197,12 +227,18 @@ int run(int argc, char** argv) {
     std::mutex m;
     std::condition_variable cv;
     bool finished = false;
+    std::atomic<int> loops_running{loops};
     const auto start = tf::clock::now();
-    tf::load::start_load(ioc.get_executor(), send, p, tally, [&] {
-        std::lock_guard l(m);
-        finished = true;
-        cv.notify_all();
-    });
+    // Each loop runs its slice of the run (its share of -c, requests k, k + N, ... of the global
+    // sequence and schedule) into the one tally; the run ends when the last loop's workers do.
+    for (int k = 0; k < loops; ++k)
+        tf::load::start_load(executor_of(k), per_loop[static_cast<std::size_t>(k)].send,
+                             tf::load::plan_for_loop(p, k, loops, start), tally, [&] {
+                                 if (loops_running.fetch_sub(1) != 1) return;
+                                 std::lock_guard l(m);
+                                 finished = true;
+                                 cv.notify_all();
+                             });
 
     // --demo: revoke every token half-way (or every --demo-revoke-every), to show one refresh
     // serving a whole storm of 401s.
@@ -240,7 +276,9 @@ int run(int argc, char** argv) {
     const auto requests = tally.done.load();
     const auto ok = tally.ok.load();
     const auto token_fetches = source ? source->stats().token_requests : 0;
-    const auto resends = client ? client->stats().resends_after_401 : 0;
+    std::uint64_t resends = 0;
+    for (const auto& l : per_loop)
+        if (l.client) resends += l.client->stats().resends_after_401;
     const double rps = requests / std::max(duration_s, 1e-9);
     const auto& h = tally.latency;
 

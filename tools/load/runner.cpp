@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -75,7 +76,7 @@ namespace {
 
 struct shared_run {
     shared_run(send_function send, const plan& p, tally& t, std::function<void()> on_done)
-        : send(std::move(send)), p(p), t(t), on_done(std::move(on_done)), start(clock::now()) {}
+        : send(std::move(send)), p(p), t(t), on_done(std::move(on_done)), start(p.start.value_or(clock::now())) {}
 
     send_function send;
     plan p;
@@ -84,7 +85,7 @@ struct shared_run {
     clock::time_point start;
     std::optional<clock::time_point> deadline;
     clock::duration period{};
-    std::atomic<std::uint64_t> next{0};
+    std::atomic<std::uint64_t> next{0}; ///< this loop's count of requests taken, not the global index
     std::atomic<int> running{0};
 };
 
@@ -92,7 +93,9 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
     auto& r = *run;
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
-        const std::uint64_t i = r.next.fetch_add(1, std::memory_order_relaxed);
+        // The global index of this loop's next request: loops share no counter on the way.
+        const std::uint64_t i = static_cast<std::uint64_t>(r.p.loop) +
+                                r.next.fetch_add(1, std::memory_order_relaxed) * static_cast<std::uint64_t>(r.p.loops);
         if (r.p.requests && i >= *r.p.requests) break;
         clock::time_point scheduled = clock::now();
         if (r.p.rate) {
@@ -124,11 +127,28 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
 
 } // namespace
 
+int share(int total, int loop, int loops) {
+    return total / loops + (loop < total % loops ? 1 : 0);
+}
+
+plan plan_for_loop(const plan& whole, int loop, int loops, clock::time_point start) {
+    plan p = whole;
+    p.concurrency = share(whole.concurrency, loop, loops);
+    p.loop = loop;
+    p.loops = loops;
+    p.start = start;
+    return p;
+}
+
 void start_load(const asio::any_io_executor& ex, send_function send, const plan& p, tally& t,
                 std::function<void()> on_done) {
     auto run = std::make_shared<shared_run>(std::move(send), p, t, std::move(on_done));
     if (p.duration) run->deadline = run->start + *p.duration;
     if (p.rate) run->period = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(1.0 / *p.rate));
+    if (p.concurrency < 1) {
+        asio::post(ex, std::move(run->on_done));
+        return;
+    }
     run->running = p.concurrency;
     for (int i = 0; i < p.concurrency; ++i) asio::co_spawn(ex, worker(run), asio::detached);
 }

@@ -1,4 +1,5 @@
-// tokenflight-load's engine: N workers in a closed loop, or an open-model arrival schedule.
+// tokenflight-load's engine: N workers in a closed loop, or an open-model arrival schedule, on
+// one event loop; a run over several event loops (-t) starts one slice of it on each.
 #ifndef TOKENFLIGHT_LOAD_RUNNER_HPP
 #define TOKENFLIGHT_LOAD_RUNNER_HPP
 
@@ -29,9 +30,24 @@ struct plan {
     std::optional<std::uint64_t> requests;          ///< stop after this many, or
     std::optional<clock::duration> duration;        ///< stop sending after this long
     std::optional<double> rate;                     ///< open model: requests per second
+    /// This event loop's slice of the run: it sends requests loop, loop + loops, loop + 2 loops,
+    /// ... of the run's global sequence, each at its slot of the global schedule under `rate`,
+    /// until `requests` or `duration` ends the whole run.
+    int loop = 0, loops = 1;
+    /// The run's start, shared by all its loops (unset: when start_load is called).
+    std::optional<clock::time_point> start;
 };
 
-/// Counters shared by the workers; readable while the run goes on.
+/// Loop `loop`'s share of `total` split over `loops`: total / loops each, the remainder one more
+/// each to the first loops (10 over 4: 3 3 2 2).
+int share(int total, int loop, int loops);
+
+/// The plan of loop `loop` of `loops` for the run `whole`: its share of the concurrency, its
+/// slice of the request sequence, the run's common start.
+plan plan_for_loop(const plan& whole, int loop, int loops, clock::time_point start);
+
+/// Counters shared by the workers of every loop (atomics, and a histogram recorded without
+/// locks from any thread); readable while the run goes on.
 struct tally {
     std::atomic<std::uint64_t> done{0}, ok{0}, failed{0};
     std::array<std::atomic<std::uint64_t>, 600> status{};
@@ -51,7 +67,8 @@ std::string error_kind(const error_code& ec);
 using send_function = std::function<boost::asio::awaitable<std::tuple<error_code, http::brief_response>>()>;
 
 /// Runs `p` through `send` on `ex`; `on_done` is called once, from one of the executor's threads,
-/// when every worker finished. Latency is measured from each request's scheduled send time.
+/// when every worker finished (at once, posted, if `p.concurrency` is below 1). Latency is
+/// measured from each request's scheduled send time.
 void start_load(const boost::asio::any_io_executor& ex, send_function send, const plan& p, tally& t,
                 std::function<void()> on_done);
 
