@@ -552,6 +552,7 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
 // ---- idle connections and closing -----------------------------------------------------------
 
 void pool_impl::start_sweeper() {
+    if (sweeping_.load(std::memory_order_relaxed)) return; // every park asks: keep the usual answer cheap
     bool expected = false;
     if (closed_ || !sweeping_.compare_exchange_strong(expected, true)) return;
     asio::co_spawn(sweep_timer_.get_executor(), sweep(weak_from_this()), asio::detached);
