@@ -1,5 +1,6 @@
 // Heap allocations per request on tokenflight's request paths, counted by a counting global
-// operator new, in steady state (after a warm-up that opens the connections and fetches the
+// operator new and a counting aligned_alloc (the fallback of Asio's per-thread recycling
+// allocator when its cache misses), in steady state (after a warm-up that opens the connections and fetches the
 // token). Also the program callgrind runs to count instructions per request (instructions.sh).
 //
 //   bench_request_path MODE URL N [CONCURRENCY]     (default concurrency 64)
@@ -43,6 +44,14 @@ void* operator new(std::size_t n, const std::nothrow_t&) noexcept {
     return std::malloc(n ? n : 1);
 }
 void* operator new[](std::size_t n, const std::nothrow_t& t) noexcept { return operator new(n, t); }
+// Asio's recycling allocator takes memory from aligned_alloc when its per-thread cache is empty:
+// counted too, or cache misses would pass for "no allocation". This definition interposes the C
+// library's for the whole process; posix_memalign does the work.
+extern "C" void* aligned_alloc(std::size_t align, std::size_t size) noexcept {
+    allocations.fetch_add(1, std::memory_order_relaxed);
+    void* p = nullptr;
+    return ::posix_memalign(&p, align < sizeof(void*) ? sizeof(void*) : align, size ? size : 1) == 0 ? p : nullptr;
+}
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }

@@ -139,7 +139,7 @@ public:
         }
         static void complete(http::detail::exchange_op& base) {
             auto& self = static_cast<request_op&>(base);
-            auto hex = asio::get_associated_executor(self.handler, self.client->executor());
+            auto hex = asio::get_associated_executor(self.handler, self.client->pool_->completion_executor());
             asio::dispatch(hex, [op = &self] { op->finish(); });
         }
         // On the handler's executor, where its cancellation signal is emitted.
@@ -220,8 +220,8 @@ public:
         op->kind = http::detail::kind_of<typename Form::reader>();
         op->on_complete = &request_op<Form>::complete;
         bool other_context = false;
-        auto hex = http::detail::op_support::executor_for(asio::get_associated_executor(op->handler, executor()),
-                                                          executor(), other_context);
+        auto hex = http::detail::op_support::executor_for(
+            asio::get_associated_executor(op->handler, pool_->completion_executor()), executor(), other_context);
         if (other_context) op->work = asio::prefer(hex, asio::execution::outstanding_work.tracked);
         auto slot = asio::get_associated_cancellation_slot(op->handler);
         if (slot.is_connected()) slot.template emplace<http::detail::exchange_canceller>(pool_.get(), op);

@@ -3,6 +3,7 @@
 #include "pool_impl.hpp"
 #include "exchange.hpp"
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -114,10 +115,16 @@ asio::any_completion_executor op_support::executor_for(const asio::any_completio
     return hex;
 }
 
+asio::any_completion_executor op_support::completion_executor_of(const asio::any_io_executor& ex) {
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::any_completion_executor(*io);
+    return asio::any_completion_executor(ex);
+}
+
 // ---- the pool -------------------------------------------------------------------------------
 
 pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
-    : ex_(std::move(ex)), options_(std::move(options)), sweep_timer_(asio::make_strand(ex_)) {
+    : ex_(std::move(ex)), completion_ex_(op_support::completion_executor_of(ex_)), options_(std::move(options)),
+      sweep_timer_(asio::make_strand(ex_)) {
     ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ssl_->native_handle(), TLS1_2_VERSION);
     ssl_->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_compression);
@@ -161,7 +168,6 @@ void pool_impl::submit(exchange_op& op) {
     requests_.fetch_add(1, std::memory_order_relaxed);
     origin_pool& p = pool_for(*op.to);
     std::shared_ptr<connection> woken, spawned;
-    std::vector<std::shared_ptr<connection>> expired; // allocates only when one expired
     bool failed = false;
     {
         std::lock_guard lock(p.mutex);
@@ -179,13 +185,16 @@ void pool_impl::submit(exchange_op& op) {
                 p.idle.pop_back();
                 if (now - c->idle_since >= options_.idle_timeout) {
                     --p.open; // its loop, woken with nothing to do, closes it
-                    expired.push_back(std::move(c));
+                    wake(*c);
                     continue;
                 }
                 woken = std::move(c);
                 break;
             }
-            if (woken) assign(p, op, *woken); else if (p.open < options_.max_connections_per_origin) {
+            if (woken) {
+                assign(p, op, *woken);
+                wake(*woken);
+            } else if (p.open < options_.max_connections_per_origin) {
                 ++p.open;
                 spawned = make_connection(p);
                 assign(p, op, *spawned);
@@ -195,23 +204,20 @@ void pool_impl::submit(exchange_op& op) {
         }
         if (failed) op.st = exchange_op::state::done;
     }
-    // Out of the idle list, a connection's parked loop is ours alone.
-    for (auto& c : expired) wake(*c);
     if (failed) {
         failures_.fetch_add(1, std::memory_order_relaxed);
         complete_later(op);
-    } else if (woken) {
-        wake(*woken);
     } else if (spawned) {
         const auto strand = spawned->strand; // own statement: co_spawn takes the executor by reference
         asio::co_spawn(strand, serve(shared_from_this(), std::move(spawned)), asio::detached);
     }
 }
 
-void pool_impl::wake(connection& c) {
-    asio::any_completion_handler<void()> h(std::move(*c.parked));
-    c.parked.reset();
-    asio::post(c.strand, std::move(h));
+void pool_impl::wake(connection& c) noexcept {
+    try {
+        c.parking.cancel(); // the loop's wait ends with operation_aborted, on its strand
+    } catch (...) { // cannot fail for a timer without an error to report; nothing to undo if it did
+    }
 }
 
 void pool_impl::enqueue(origin_pool& p, exchange_op& op) {
@@ -409,15 +415,21 @@ asio::awaitable<void> pool_impl::serve([[maybe_unused]] std::shared_ptr<pool_imp
         // The request is settled and the next one found; or the loop parks until submit() hands
         // it one. Its completion runs only once the connection is back in the pool, so a caller
         // that sends again from its completion reuses it.
-        co_await asio::async_initiate<decltype(asio::use_awaitable), void()>(
+        co_await asio::async_initiate<decltype(tuple_awaitable), void(error_code)>(
             [&](auto handler) {
-                asio::any_completion_handler<void()> resume(std::move(handler));
-                const bool parked = settle(c, op, reusable, resume);
+                bool park = false;
+                {
+                    std::lock_guard lock(c.home.mutex);
+                    park = settle(c, op, reusable);
+                    if (park) c.parking.async_wait(std::move(handler)); // a waker cancels it
+                }
                 op.on_complete(op);
-                if (!parked) asio::post(c.strand, std::move(resume));
-                else start_sweeper();
+                if (park)
+                    start_sweeper();
+                else
+                    asio::post(c.strand, asio::append(std::move(handler), error_code{}));
             },
-            asio::use_awaitable);
+            tuple_awaitable);
     }
     c.reset();
     ++c.timer_id;
@@ -425,9 +437,8 @@ asio::awaitable<void> pool_impl::serve([[maybe_unused]] std::shared_ptr<pool_imp
     c.timer.cancel();
 }
 
-bool pool_impl::settle(connection& c, exchange_op& op, bool reusable, asio::any_completion_handler<void()>& resume) {
+bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
     origin_pool& p = c.home;
-    std::lock_guard lock(p.mutex);
     op.st = exchange_op::state::done;
     c.current = nullptr;
     if (closed_) {
@@ -443,7 +454,6 @@ bool pool_impl::settle(connection& c, exchange_op& op, bool reusable, asio::any_
         return false;
     }
     c.idle_since = clock::now();
-    c.parked.emplace(std::move(resume));
     p.idle.push_back(c.shared_from_this());
     return true;
 }
@@ -567,18 +577,14 @@ bool pool_impl::close_expired_idle() {
     bool remaining = false;
     const auto now = clock::now();
     for (auto* p : pools) {
-        std::vector<std::shared_ptr<connection>> expired;
-        {
-            std::lock_guard lock(p->mutex);
-            // Oldest first: idle connections are pushed as they are released.
-            auto it = p->idle.begin();
-            while (it != p->idle.end() && now - (*it)->idle_since >= options_.idle_timeout) ++it;
-            expired.assign(std::make_move_iterator(p->idle.begin()), std::make_move_iterator(it));
-            p->idle.erase(p->idle.begin(), it);
-            p->open -= expired.size();
-            remaining = remaining || !p->idle.empty();
-        }
-        for (auto& c : expired) wake(*c); // woken with nothing to do: they close
+        std::lock_guard lock(p->mutex);
+        // Oldest first: idle connections are pushed as they are released.
+        auto it = p->idle.begin();
+        for (; it != p->idle.end() && now - (*it)->idle_since >= options_.idle_timeout; ++it)
+            wake(**it); // woken with nothing to do: it closes
+        p->open -= static_cast<std::size_t>(it - p->idle.begin());
+        p->idle.erase(p->idle.begin(), it);
+        remaining = remaining || !p->idle.empty();
     }
     return remaining;
 }
@@ -615,12 +621,12 @@ void pool_impl::close() {
         for (auto& [o, p] : origins_) pools.push_back(p.get());
     }
     for (auto* p : pools) {
-        std::vector<std::shared_ptr<connection>> idle;
         exchange_op* dropped = nullptr; // linked through `next`
         {
             std::lock_guard lock(p->mutex);
-            idle.swap(p->idle);
-            p->open -= idle.size();
+            for (auto& c : p->idle) wake(*c);
+            p->open -= p->idle.size();
+            p->idle.clear();
             while (exchange_op* op = p->pop()) {
                 op->st = exchange_op::state::done;
                 op->ec = errc::closed;
@@ -630,7 +636,6 @@ void pool_impl::close() {
             ++p->queue_timer_id;
             p->queue_timer.cancel();
         }
-        for (auto& c : idle) wake(*c);
         while (dropped) {
             exchange_op* op = dropped;
             dropped = op->next;
@@ -684,7 +689,7 @@ pool_request<Reader>* pool_request<Reader>::make(handler_type handler, std::shar
     op->kind = kind_of<Reader>();
     op->on_complete = &pool_request::complete;
     bool other_context = false;
-    auto hex = op_support::executor_for(asio::get_associated_executor(op->handler, op->pool->executor()),
+    auto hex = op_support::executor_for(asio::get_associated_executor(op->handler, op->pool->completion_executor()),
                                         op->pool->executor(), other_context);
     if (other_context) op->work = asio::prefer(hex, asio::execution::outstanding_work.tracked);
     return op;
@@ -700,7 +705,7 @@ void pool_request<Reader>::start() {
 template <class Reader>
 void pool_request<Reader>::complete(exchange_op& base) {
     auto& self = static_cast<pool_request&>(base);
-    auto hex = asio::get_associated_executor(self.handler, self.pool->executor());
+    auto hex = asio::get_associated_executor(self.handler, self.pool->completion_executor());
     asio::dispatch(hex, [op = &self] { op->finish(); });
 }
 

@@ -34,7 +34,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -115,7 +114,8 @@ using test_transport = std::function<std::unique_ptr<beast::test::stream>(const 
 /// One keep-alive connection and its loop's state.
 struct connection : std::enable_shared_from_this<connection> {
     connection(asio::any_io_executor strand, origin_pool& home)
-        : strand(std::move(strand)), home(home), timer(this->strand) {}
+        : strand(std::move(strand)), home(home), parking(this->strand, clock::time_point::max()),
+          timer(this->strand) {}
 
     const asio::any_io_executor strand; // the loop, its timer and every close run here
     origin_pool& home;
@@ -130,9 +130,11 @@ struct connection : std::enable_shared_from_this<connection> {
     // Under the origin's mutex.
     exchange_op* current = nullptr; // handed over by submit() or taken from the queue
     std::uint64_t ticket = 0;
-    // The loop, while idle. Optional: assigning an any_completion_handler recurses forever in
-    // Boost 1.81, so it is emplaced and reset instead.
-    std::optional<asio::any_completion_handler<void()>> parked;
+    // The loop waits on it while idle (it never expires); a waker cancels the wait. Every call on
+    // it is made under the origin's mutex, so wakers on any thread never race the loop. Not a
+    // stored completion handler: posting a type-erased one converts its executor and tracks work,
+    // two heap allocations per wake-up.
+    asio::steady_timer parking;
     clock::time_point idle_since{};
 
     // The deadline of the current phase (connect, or the exchange), on the strand only. The timer
@@ -210,6 +212,10 @@ public:
     bool closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
+    /// The same executor as a completion executor, made once: the default for handlers without one
+    /// of their own. Converting the any_io_executor per request would allocate (it does not fit in
+    /// an any_completion_executor's small buffer); its io_context target does.
+    const asio::any_completion_executor& completion_executor() const noexcept { return completion_ex_; }
     const pool_options& options() const noexcept { return options_; }
     /// See test_transport. Set before the first request.
     void set_test_transport(test_transport t) { test_transport_ = std::move(t); }
@@ -224,8 +230,9 @@ private:
 
     origin_pool& pool_for(const origin& o);
     void assign(origin_pool& p, exchange_op& op, connection& c) noexcept;
-    /// Resumes a parked loop taken out of the idle list (its `current` says what to do).
-    static void wake(connection& c);
+    /// Resumes a parked loop taken out of the idle list (its `current` says what to do); under
+    /// the origin's mutex.
+    static void wake(connection& c) noexcept;
     void enqueue(origin_pool& p, exchange_op& op);
     void expire_queue(origin_pool& p, unsigned id);
 public:
@@ -242,7 +249,9 @@ private:
     template <class Reader>
     asio::awaitable<exchange_status> exchange_as(connection& c, exchange_op& op);
     asio::awaitable<error_code> connect(connection& c, const origin& to);
-    bool settle(connection& c, exchange_op& op, bool reusable, asio::any_completion_handler<void()>& resume);
+    /// Under the origin's mutex: the request is done; the connection takes the next queued one
+    /// (c.current), parks (true: it joined the idle list), or leaves (c.current null).
+    bool settle(connection& c, exchange_op& op, bool reusable);
     void on_cancel(const std::shared_ptr<connection>& c, std::uint64_t ticket);
     static void arm(const std::shared_ptr<connection>& c, clock::time_point at);
     static void on_timer(const std::shared_ptr<connection>& c, unsigned id, error_code ec);
@@ -252,6 +261,7 @@ private:
     void start_sweeper();
 
     asio::any_io_executor ex_;
+    asio::any_completion_executor completion_ex_;
     pool_options options_;
     std::unique_ptr<asio::ssl::context> ssl_;
     std::once_flag system_store_loaded_; // completed before any TLS stream uses ssl_
@@ -312,6 +322,8 @@ namespace op_support {
 /// another execution context than the pool's, which the pool's pending I/O does not keep running).
 asio::any_completion_executor executor_for(const asio::any_completion_executor& hex, const asio::any_io_executor& io,
                                            bool& other_context);
+/// `ex` as a completion executor, unwrapped to its io_context target when it has one.
+asio::any_completion_executor completion_executor_of(const asio::any_io_executor& ex);
 
 } // namespace op_support
 
