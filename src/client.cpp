@@ -2,6 +2,7 @@
 
 #include "http/pool_impl.hpp"
 #include "http/prepared.hpp"
+#include "recycler.hpp"
 #include "spawn.hpp"
 #include "token_source_impl.hpp"
 
@@ -16,7 +17,6 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
-#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -123,19 +123,17 @@ public:
         asio::any_completion_executor work; // tracks work on the handler's executor, when not the pool's
 
         static request_op* make(handler_for<Form> h, std::shared_ptr<client_impl> c, Form f) {
-            asio::recycling_allocator<request_op> alloc;
-            auto* op = alloc.allocate(1);
+            void* mem = recycler<request_op>::allocate();
             try {
-                new (op) request_op(std::move(h), std::move(c), std::move(f));
+                return new (mem) request_op(std::move(h), std::move(c), std::move(f));
             } catch (...) {
-                alloc.deallocate(op, 1);
+                recycler<request_op>::deallocate(mem);
                 throw;
             }
-            return op;
         }
         void destroy() noexcept {
             this->~request_op();
-            asio::recycling_allocator<request_op>().deallocate(this, 1);
+            recycler<request_op>::deallocate(this);
         }
         static void complete(http::detail::exchange_op& base) {
             auto& self = static_cast<request_op&>(base);

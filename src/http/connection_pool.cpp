@@ -2,6 +2,7 @@
 
 #include "pool_impl.hpp"
 #include "exchange.hpp"
+#include "../recycler.hpp"
 
 #include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -14,7 +15,6 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
-#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -58,6 +58,33 @@ asio::any_io_executor make_loop_strand(const asio::any_io_executor& ex) {
     if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
     return asio::make_strand(ex);
 }
+} // namespace
+
+namespace {
+// The handlers of a connection's loop: they run on the connection's strand and allocate from its
+// arena, and hold the connection (which holds the pool) until they ran.
+struct loop_handler {
+    std::shared_ptr<connection> c;
+    using executor_type = asio::any_io_executor;
+    executor_type get_executor() const noexcept { return c->strand; }
+    using allocator_type = arena_allocator<void>;
+    allocator_type get_allocator() const noexcept { return allocator_type(&c->arena); }
+};
+struct begin_handler : loop_handler {
+    void operator()() { pool_impl::begin(c); }
+};
+struct exchanged_handler : loop_handler {
+    void operator()(const exchange_status& r) { pool_impl::on_exchanged(c, r); }
+};
+struct woken_handler : loop_handler {
+    void operator()(error_code) { pool_impl::on_woken(c); } // cancelled by a waker: expected
+};
+struct connected_handler : loop_handler {
+    void operator()(std::exception_ptr ep, error_code ec) {
+        if (ep) ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
+        pool_impl::on_connected(c, ec);
+    }
+};
 } // namespace
 
 // ---- the queue -------------------------------------------------------------------------------
@@ -154,7 +181,7 @@ void pool_impl::configure(exchange_op& op, const origin& to, const wire_request&
 }
 
 std::shared_ptr<connection> pool_impl::make_connection(origin_pool& p) {
-    return std::make_shared<connection>(make_loop_strand(ex_), p);
+    return std::make_shared<connection>(make_loop_strand(ex_), p, shared_from_this());
 }
 
 void pool_impl::assign(origin_pool&, exchange_op& op, connection& c) noexcept {
@@ -208,8 +235,8 @@ void pool_impl::submit(exchange_op& op) {
         failures_.fetch_add(1, std::memory_order_relaxed);
         complete_later(op);
     } else if (spawned) {
-        const auto strand = spawned->strand; // own statement: co_spawn takes the executor by reference
-        asio::co_spawn(strand, serve(shared_from_this(), std::move(spawned)), asio::detached);
+        const auto strand = spawned->strand;
+        asio::post(strand, begin_handler{{std::move(spawned)}});
     }
 }
 
@@ -348,93 +375,128 @@ void pool_impl::on_timer(const std::shared_ptr<connection>& c, unsigned id, erro
 
 // ---- a connection's loop ---------------------------------------------------------------------
 
-asio::awaitable<void> pool_impl::serve([[maybe_unused]] std::shared_ptr<pool_impl> self, std::shared_ptr<connection> sc) {
-    connection& c = *sc;
-    // c.current is whatever submit() or the last settle handed over; none: close and leave.
-    while (exchange_op* current = c.current) {
-        exchange_op& op = *current;
-        c.sending = false;
-        c.aborted = false;
-        bool reused = c.open;
-        bool reusable = false;
-        error_code ec;
-        try {
-            for (int attempt = 0;; ++attempt) {
-                // Before its first byte, any cancellation ends the request; after, total no longer does.
-                if ((op.cancel.load(std::memory_order_relaxed) & (c.sending ? once_sent : ~0u)) != 0) {
-                    ec = asio::error::operation_aborted;
-                    break;
-                }
-                if (!c.open) {
-                    c.reset();
-                    arm(sc, std::min(op.deadline, clock::now() + options_.connect_timeout));
-                    auto connecting = connect(c, c.home.where);
-                    ec = co_await std::move(connecting);
-                    c.deadline = clock::time_point::max();
-                    if (c.aborted) ec = asio::error::operation_aborted;
-                    if (ec) {
-                        if (ec == errc::connect_timeout && clock::now() >= op.deadline) ec = errc::request_timeout;
-                        break;
-                    }
-                    c.open = true;
-                } else if (attempt == 0) {
-                    reused_.fetch_add(1, std::memory_order_relaxed);
-                }
-                c.sending = true; // from here a cancellation on its way is filtered as once sent
-                arm(sc, op.deadline);
-                auto exchanging = exchange(c, op);
-                exchange_status r = co_await std::move(exchanging);
-                c.deadline = clock::time_point::max();
-                if (c.fired)
-                    r.ec = errc::request_timeout;
-                else if (c.aborted)
-                    r.ec = asio::error::operation_aborted;
-                if (!r.ec) {
-                    reusable = r.reusable;
-                    break;
-                }
-                ec = r.ec;
-                c.reset();
-                // A keep-alive connection the server already dropped fails before any response
-                // byte: resend once on a fresh connection, if resending cannot do harm.
-                const bool stale = reused && !r.got_bytes && ec != errc::request_timeout &&
-                                   ec != asio::error::operation_aborted;
-                if (!(stale && op.idempotent && attempt == 0)) break;
-                resends_.fetch_add(1, std::memory_order_relaxed);
-                reused = false;
-            }
-        } catch (...) { // out of memory somewhere below: the request fails, the connection goes
-            ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
-        }
-        if (ec) {
-            op.ec = ec;
-            failures_.fetch_add(1, std::memory_order_relaxed);
-            reusable = false;
-        }
-        if (!reusable) c.reset();
-        // The request is settled and the next one found; or the loop parks until submit() hands
-        // it one. Its completion runs only once the connection is back in the pool, so a caller
-        // that sends again from its completion reuses it.
-        co_await asio::async_initiate<decltype(tuple_awaitable), void(error_code)>(
-            [&](auto handler) {
-                bool park = false;
-                {
-                    std::lock_guard lock(c.home.mutex);
-                    park = settle(c, op, reusable);
-                    if (park) c.parking.async_wait(std::move(handler)); // a waker cancels it
-                }
-                op.on_complete(op);
-                if (park)
-                    start_sweeper();
-                else
-                    asio::post(c.strand, asio::append(std::move(handler), error_code{}));
-            },
-            tuple_awaitable);
+void pool_impl::begin(const std::shared_ptr<connection>& c) {
+    // c->current is what submit() or the last settle handed over; none: close and leave.
+    if (!c->current) return end(c);
+    c->sending = false;
+    c->aborted = false;
+    c->attempt = 0;
+    c->reused = c->open;
+    c->owner->attempt(c);
+}
+
+void pool_impl::attempt(const std::shared_ptr<connection>& c) {
+    exchange_op& op = *c->current;
+    // Before its first byte, any cancellation ends the request; after, total no longer does.
+    if ((op.cancel.load(std::memory_order_relaxed) & (c->sending ? once_sent : ~0u)) != 0)
+        return finish(c, asio::error::operation_aborted, false);
+    if (!c->open) {
+        c->reset();
+        arm(c, std::min(op.deadline, clock::now() + options_.connect_timeout));
+        const auto strand = c->strand; // own statement: co_spawn takes the executor by reference
+        asio::co_spawn(strand, connect(*c, c->home.where), connected_handler{{c}});
+        return;
     }
-    c.reset();
-    ++c.timer_id;
-    c.deadline = clock::time_point::max();
-    c.timer.cancel();
+    if (c->attempt == 0) reused_.fetch_add(1, std::memory_order_relaxed);
+    send(c);
+}
+
+void pool_impl::on_connected(const std::shared_ptr<connection>& c, error_code ec) {
+    pool_impl& self = *c->owner;
+    c->deadline = clock::time_point::max();
+    if (c->aborted) ec = asio::error::operation_aborted;
+    if (ec) {
+        if (ec == errc::connect_timeout && clock::now() >= c->current->deadline) ec = errc::request_timeout;
+        return self.finish(c, ec, false);
+    }
+    c->open = true;
+    self.send(c);
+}
+
+void pool_impl::send(const std::shared_ptr<connection>& c) {
+    exchange_op& op = *c->current;
+    c->sending = true; // from here a cancellation on its way is filtered as once sent
+    arm(c, op.deadline);
+    if (op.kind == reader_kind::brief)
+        exchange_as<brief_reader>(c, op);
+    else
+        exchange_as<full_reader>(c, op);
+}
+
+// The exchange for the request's reader on the connection's stream, writing the response into
+// the request.
+template <class Reader>
+void pool_impl::exchange_as(const std::shared_ptr<connection>& c, exchange_op& op) {
+    const exchange_limits limits{options_.header_limit, op.body_limit};
+    auto& res = static_cast<typed_exchange_op<Reader>&>(op).res;
+    exchange_state<Reader>* st = nullptr;
+    if constexpr (std::is_same_v<Reader, brief_reader>)
+        st = &c->brief_state;
+    else
+        st = &c->full_state;
+    if (c->tls)
+        start_exchange<Reader>(*c->tls, c->buffer, op.wire, limits, res, *st, exchanged_handler{{c}});
+    else if (c->mem)
+        start_exchange<Reader>(*c->mem, c->buffer, op.wire, limits, res, *st, exchanged_handler{{c}});
+    else
+        start_exchange<Reader>(*c->tcp, c->buffer, op.wire, limits, res, *st, exchanged_handler{{c}});
+}
+
+void pool_impl::on_exchanged(const std::shared_ptr<connection>& c, const exchange_status& r) {
+    pool_impl& self = *c->owner;
+    exchange_op& op = *c->current;
+    c->deadline = clock::time_point::max();
+    error_code ec = r.ec;
+    if (c->fired)
+        ec = errc::request_timeout;
+    else if (c->aborted)
+        ec = asio::error::operation_aborted;
+    if (!ec) return self.finish(c, {}, r.reusable);
+    c->reset();
+    // A keep-alive connection the server already dropped fails before any response byte: resend
+    // once on a fresh connection, if resending cannot do harm.
+    const bool stale = c->reused && !r.got_bytes && ec != errc::request_timeout && ec != asio::error::operation_aborted;
+    if (stale && op.idempotent && c->attempt == 0) {
+        self.resends_.fetch_add(1, std::memory_order_relaxed);
+        c->reused = false;
+        c->attempt = 1;
+        return self.attempt(c);
+    }
+    self.finish(c, ec, false);
+}
+
+void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool reusable) {
+    exchange_op& op = *c->current;
+    if (ec) {
+        op.ec = ec;
+        failures_.fetch_add(1, std::memory_order_relaxed);
+        reusable = false;
+    }
+    if (!reusable) c->reset();
+    // The request is settled and the next one found, or the connection parks until submit()
+    // hands it one. The completion runs only then, so a caller that sends again from its
+    // completion handler reuses this connection.
+    bool park = false;
+    {
+        std::lock_guard lock(c->home.mutex);
+        park = settle(*c, op, reusable);
+        if (park) c->parking.async_wait(woken_handler{{c}}); // a waker cancels it
+    }
+    op.on_complete(op);
+    if (park)
+        start_sweeper();
+    else
+        asio::post(c->strand, begin_handler{{c}}); // the next queued request, or the end
+}
+
+void pool_impl::on_woken(const std::shared_ptr<connection>& c) { begin(c); }
+
+void pool_impl::end(const std::shared_ptr<connection>& c) {
+    c->reset();
+    ++c->timer_id;
+    c->deadline = clock::time_point::max();
+    c->timer.cancel();
+    auto last = std::move(c->owner); // may be the pool's last reference: nothing touches it after
 }
 
 bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
@@ -456,21 +518,6 @@ bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
     c.idle_since = clock::now();
     p.idle.push_back(c.shared_from_this());
     return true;
-}
-
-// Not coroutines: each returns the one coroutine that does the exchange (exchange_into), for the
-// request's reader and the connection's stream, writing the response into the request.
-template <class Reader>
-asio::awaitable<exchange_status> pool_impl::exchange_as(connection& c, exchange_op& op) {
-    const exchange_limits limits{options_.header_limit, op.body_limit};
-    auto& res = static_cast<typed_exchange_op<Reader>&>(op).res;
-    if (c.tls) return exchange_into<Reader>(*c.tls, c.buffer, op.wire, limits, res);
-    if (c.mem) return exchange_into<Reader>(*c.mem, c.buffer, op.wire, limits, res);
-    return exchange_into<Reader>(*c.tcp, c.buffer, op.wire, limits, res);
-}
-
-asio::awaitable<exchange_status> pool_impl::exchange(connection& c, exchange_op& op) {
-    return op.kind == reader_kind::brief ? exchange_as<brief_reader>(c, op) : exchange_as<full_reader>(c, op);
 }
 
 asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) {
@@ -678,12 +725,12 @@ void wipe(request& req, std::string& head) {
 
 template <class Reader>
 pool_request<Reader>* pool_request<Reader>::make(handler_type handler, std::shared_ptr<pool_impl> pool) {
-    asio::recycling_allocator<pool_request> alloc;
-    auto* op = alloc.allocate(1);
+    void* mem = tokenflight::detail::recycler<pool_request>::allocate();
+    pool_request* op = nullptr;
     try {
-        new (op) pool_request(std::move(handler), std::move(pool));
+        op = new (mem) pool_request(std::move(handler), std::move(pool));
     } catch (...) {
-        alloc.deallocate(op, 1);
+        tokenflight::detail::recycler<pool_request>::deallocate(mem);
         throw;
     }
     op->kind = kind_of<Reader>();
@@ -720,7 +767,7 @@ void pool_request<Reader>::finish() {
     const error_code outcome = this->ec;
     result_type r = std::move(this->res);
     this->~pool_request();
-    asio::recycling_allocator<pool_request>().deallocate(this, 1);
+    tokenflight::detail::recycler<pool_request>::deallocate(this);
     std::move(h)(outcome, std::move(r));
 }
 

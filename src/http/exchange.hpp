@@ -11,6 +11,9 @@
 #include <tokenflight/http/message.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_allocator.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ssl/error.hpp>
@@ -23,6 +26,7 @@
 #include <boost/asio/write.hpp>
 
 #include <array>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -126,61 +130,72 @@ private:
     brief_parser parser_;
 };
 
-/// Writes `w` (one gather write) and reads one response from `stream` with a `Reader` into `res`,
-/// leftover bytes staying in `buffer`. Memory is bounded by read_buffer_cap() and the body limit;
-/// time is bounded by the caller (the pool closes the stream at its deadline). The response goes
-/// into storage the caller owns (a request's), so a connection's loop awaits one coroutine per
-/// request, this one.
-template <class Reader, class Stream>
-boost::asio::awaitable<exchange_status> exchange_into(Stream& stream, boost::beast::flat_buffer& buffer,
-                                                      const wire_request& w, exchange_limits limits,
-                                                      typename Reader::result_type& res) {
-    namespace asio = boost::asio;
-    namespace bhttp = boost::beast::http;
-    constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+/// The state of one exchange that must stay put while it runs (the parser is read into by
+/// reference): kept by the caller, reused from exchange to exchange (a pooled connection keeps one
+/// per reader).
+template <class Reader>
+struct exchange_state {
+    std::optional<Reader> reader;
+    std::size_t head_budget = 0;
+    std::size_t before = 0;
+    int interim = 0;
+    bool reading = false;
     exchange_status out;
-    // Head and body in one gather write: Beast's generic serializer walks nested buffer
-    // sequences, which costs more than the syscall on the fan-out hot path. Requests always carry
-    // Content-Length here.
-    out.sent = true;
-    auto [wec, wn] = co_await asio::async_write(stream, w.parts, tuple_awaitable);
-    if (wec) {
-        out.ec = map_transport_error(wec, false);
-        co_return out;
+};
+
+/// The exchange as a composed operation: one gather write of `w`, then reads of one response with
+/// a `Reader` into `res`, leftover bytes staying in `buffer`. Memory is bounded by
+/// read_buffer_cap() and the body limit; time is bounded by the caller (the pool closes the
+/// stream at its deadline). Not a coroutine: a pooled connection runs it with a handler that
+/// carries the connection's own allocator, so a request allocates nothing here.
+template <class Reader, class Stream, class Handler>
+class exchange_operation {
+public:
+    using result_type = typename Reader::result_type;
+
+    exchange_operation(Stream& stream, boost::beast::flat_buffer& buffer, const wire_request& w, exchange_limits limits,
+                       result_type& res, exchange_state<Reader>& st, Handler handler)
+        : stream_(stream), buffer_(buffer), w_(&w), limits_(limits), res_(&res), st_(&st), handler_(std::move(handler)) {}
+
+    using executor_type = boost::asio::associated_executor_t<Handler, typename Stream::executor_type>;
+    executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(handler_, stream_.get_executor()); }
+    using allocator_type = boost::asio::associated_allocator_t<Handler>;
+    allocator_type get_allocator() const noexcept { return boost::asio::get_associated_allocator(handler_); }
+
+    void start() {
+        st_->out = exchange_status{};
+        st_->reading = false;
+        // Head and body in one gather write: Beast's generic serializer walks nested buffer
+        // sequences, which costs more than the syscall on the fan-out hot path. Requests always
+        // carry Content-Length here.
+        st_->out.sent = true;
+        boost::asio::async_write(stream_, w_->parts, std::move(*this));
     }
-    const auto before = buffer.size();
-    buffer.max_size(read_buffer_cap(limits));
-    std::size_t head_budget = limits.header_limit;
-    // Interim 1xx responses (100 Continue, 103 Early Hints) precede the real one: skip them, a
-    // bounded number of times, charging their heads to the same budget. 101 Switching Protocols
-    // is final (and not reusable).
-    for (int interim = 0;; ++interim) {
-        Reader reader(head_budget);
-        auto& parser = reader.parser();
-        if (head_budget == 0) {
-            out.ec = errc::header_too_large;
-            co_return std::move(out);
+
+    void operator()(error_code ec, std::size_t n) {
+        auto& st = *st_;
+        if (!st.reading) {
+            if (ec) return finish(map_transport_error(ec, false));
+            st.reading = true;
+            st.before = buffer_.size();
+            buffer_.max_size(read_buffer_cap(limits_));
+            st.head_budget = limits_.header_limit;
+            st.interim = 0;
+            return read();
         }
-        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(head_budget, UINT32_MAX)));
-        parser.body_limit(limits.body_limit);
-        if (w.method == verb::head) parser.skip(true);
-        auto [rec, rn] = co_await bhttp::async_read(stream, buffer, parser, tuple_awaitable);
-        out.got_bytes = out.got_bytes || rn > 0 || buffer.size() > before;
-        if (rec) {
-            out.ec = map_transport_error(rec, false);
-            co_return std::move(out); // GCC 12 copies a named co_return operand
-        }
+        st.out.got_bytes = st.out.got_bytes || n > 0 || buffer_.size() > st.before;
+        if (ec) return finish(map_transport_error(ec, false));
+        auto& reader = *st.reader;
         const std::size_t head_size = reader.head_size();
-        if (head_size > head_budget) {
-            out.ec = errc::header_too_large;
-            co_return std::move(out);
-        }
-        head_budget -= head_size;
+        if (head_size > st.head_budget) return finish(errc::header_too_large);
+        st.head_budget -= head_size;
         const unsigned status = reader.status();
+        // Interim 1xx responses (100 Continue, 103 Early Hints) precede the real one: skip them, a
+        // bounded number of times, charging their heads to the same budget. 101 Switching
+        // Protocols is final (and not reusable).
         if (status >= 100 && status < 200 && status != 101) {
-            if (interim < 8) continue;
-            out.ec = errc::connection_closed; // a server that only ever says "wait": give up
-            co_return std::move(out);
+            if (st.interim++ < 8) return read();
+            return finish(errc::connection_closed); // a server that only ever says "wait": give up
         }
         // The parser knows whether the body ended with the connection (no length, no chunking):
         // such a connection is finished even without "Connection: close".
@@ -190,12 +205,57 @@ boost::asio::awaitable<exchange_status> exchange_into(Stream& stream, boost::bea
         // read such a body one way and a proxy on the path another.
         // An HTTP/1.0 message with a Transfer-Encoding has faulty framing (RFC 9112 section 6.1):
         // close after it.
-        out.reusable = parser.keep_alive() && w.keep_alive && status != 101 && buffer.size() == 0 &&
-                       reader.clean_framing();
-        res = reader.release();
-        break;
+        st.out.reusable = reader.parser().keep_alive() && w_->keep_alive && status != 101 && buffer_.size() == 0 &&
+                          reader.clean_framing();
+        *res_ = reader.release();
+        finish({});
     }
-    co_return out;
+
+private:
+    void read() {
+        auto& st = *st_;
+        auto& reader = st.reader.emplace(st.head_budget);
+        auto& parser = reader.parser();
+        if (st.head_budget == 0) return finish(errc::header_too_large);
+        parser.header_limit(static_cast<std::uint32_t>(std::min<std::size_t>(st.head_budget, UINT32_MAX)));
+        parser.body_limit(limits_.body_limit);
+        if (w_->method == verb::head) parser.skip(true);
+        boost::beast::http::async_read(stream_, buffer_, parser, std::move(*this));
+    }
+
+    // Always from a completion of this operation's own I/O, on the handler's executor.
+    void finish(error_code ec) {
+        st_->out.ec = ec;
+        st_->reader.reset();
+        handler_(st_->out);
+    }
+
+    Stream& stream_;
+    boost::beast::flat_buffer& buffer_;
+    const wire_request* w_;
+    exchange_limits limits_;
+    result_type* res_;
+    exchange_state<Reader>* st_;
+    Handler handler_;
+};
+
+/// Starts an exchange_operation; `handler` is called with the exchange_status. `w`, `res`,
+/// `st`, `stream` and `buffer` must stay valid until then.
+template <class Reader, class Stream, class Handler>
+void start_exchange(Stream& stream, boost::beast::flat_buffer& buffer, const wire_request& w, exchange_limits limits,
+                    typename Reader::result_type& res, exchange_state<Reader>& st, Handler handler) {
+    exchange_operation<Reader, Stream, Handler>(stream, buffer, w, limits, res, st, std::move(handler)).start();
+}
+
+/// The exchange for a coroutine (the fuzz targets).
+template <class Reader, class Stream>
+boost::asio::awaitable<exchange_status> exchange_into(Stream& stream, boost::beast::flat_buffer& buffer,
+                                                      const wire_request& w, exchange_limits limits,
+                                                      typename Reader::result_type& res) {
+    exchange_state<Reader> st;
+    co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(exchange_status)>(
+        [&](auto handler) { start_exchange<Reader>(stream, buffer, w, limits, res, st, std::move(handler)); },
+        boost::asio::use_awaitable);
 }
 
 /// exchange_into() returning the response with the status.

@@ -111,14 +111,66 @@ struct exchange_canceller {
 /// socket, deterministically. Not for production use; there is no public way to set it.
 using test_transport = std::function<std::unique_ptr<beast::test::stream>(const origin&)>;
 
+/// Memory for the asynchronous operations of a connection's loop: one write or read at a time,
+/// or the parking wait. Handlers of the loop allocate here (their associated allocator), so a
+/// request in steady state takes nothing from the heap or Asio's per-thread cache; an operation
+/// bigger than a slot, or a third at once, falls back to operator new. Slots are claimed with
+/// atomics: an operation's memory is freed on the I/O thread that completes it, before its handler
+/// runs on the loop's strand.
+class handler_arena {
+public:
+    void* allocate(std::size_t n) {
+        if (n <= slot_size)
+            for (auto& s : slots_)
+                if (!s.used.exchange(true, std::memory_order_acquire)) return s.bytes;
+        return ::operator new(n);
+    }
+    void deallocate(void* p) noexcept {
+        for (auto& s : slots_)
+            if (p == s.bytes) {
+                s.used.store(false, std::memory_order_release);
+                return;
+            }
+        ::operator delete(p);
+    }
+
+private:
+    static constexpr std::size_t slot_size = 1024;
+    struct slot {
+        alignas(std::max_align_t) unsigned char bytes[slot_size];
+        std::atomic<bool> used{false};
+    };
+    slot slots_[2];
+};
+
+template <class T>
+struct arena_allocator {
+    using value_type = T;
+    handler_arena* arena;
+    explicit arena_allocator(handler_arena* a) noexcept : arena(a) {}
+    template <class U>
+    arena_allocator(const arena_allocator<U>& o) noexcept : arena(o.arena) {}
+    T* allocate(std::size_t n) { return static_cast<T*>(arena->allocate(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t) noexcept { arena->deallocate(p); }
+    template <class U>
+    bool operator==(const arena_allocator<U>& o) const noexcept { return arena == o.arena; }
+};
+
 /// One keep-alive connection and its loop's state.
 struct connection : std::enable_shared_from_this<connection> {
-    connection(asio::any_io_executor strand, origin_pool& home)
-        : strand(std::move(strand)), home(home), parking(this->strand, clock::time_point::max()),
-          timer(this->strand) {}
+    connection(asio::any_io_executor strand, origin_pool& home, std::shared_ptr<pool_impl> owner)
+        : strand(std::move(strand)), home(home), owner(std::move(owner)),
+          parking(this->strand, clock::time_point::max()), timer(this->strand) {}
 
     const asio::any_io_executor strand; // the loop, its timer and every close run here
     origin_pool& home;
+    std::shared_ptr<pool_impl> owner; // while the loop runs: cleared when it ends
+    handler_arena arena;
+    // The loop's state for the current request, on the strand only.
+    int attempt = 0;
+    bool reused = false;
+    exchange_state<full_reader> full_state;
+    exchange_state<brief_reader> brief_state;
 
     // The stream, on the strand only.
     std::unique_ptr<beast::tcp_stream> tcp;                     // plain http
@@ -242,12 +294,23 @@ public:
 private:
     std::shared_ptr<connection> make_connection(origin_pool& p);
 
-    // The loop and its steps (connection_pool.cpp).
-    /// A connection's loop; `self` keeps the pool alive while it runs.
-    asio::awaitable<void> serve(std::shared_ptr<pool_impl> self, std::shared_ptr<connection> c);
-    asio::awaitable<exchange_status> exchange(connection& c, exchange_op& op);
+public:
+    // A connection's loop, as steps run on its strand (connection_pool.cpp): begin a request
+    // (c.current), connect if needed, exchange, finish (settle, complete, park or take the next).
+    // Steady state is callbacks only: no coroutine frame, and the loop's handlers allocate from
+    // the connection's arena.
+    static void begin(const std::shared_ptr<connection>& c);
+    static void on_connected(const std::shared_ptr<connection>& c, error_code ec);
+    static void on_exchanged(const std::shared_ptr<connection>& c, const exchange_status& r);
+    static void on_woken(const std::shared_ptr<connection>& c);
+
+private:
+    void attempt(const std::shared_ptr<connection>& c);
+    void send(const std::shared_ptr<connection>& c);
+    void finish(const std::shared_ptr<connection>& c, error_code ec, bool reusable);
+    static void end(const std::shared_ptr<connection>& c);
     template <class Reader>
-    asio::awaitable<exchange_status> exchange_as(connection& c, exchange_op& op);
+    void exchange_as(const std::shared_ptr<connection>& c, exchange_op& op);
     asio::awaitable<error_code> connect(connection& c, const origin& to);
     /// Under the origin's mutex: the request is done; the connection takes the next queued one
     /// (c.current), parks (true: it joined the idle list), or leaves (c.current null).
