@@ -10,6 +10,8 @@
 #   load-static  tokenflight-load --no-token -H 'Authorization: Bearer static' (token layer off)
 #   load-token   tokenflight-load --demo-token-server (the real token source, in-process server)
 #   brief / prepared / get / pool   bench_request_path's modes (see benchmarks/request_path.cpp)
+# Allocations of tokenflight-load itself: benchmarks/count_allocations.c, preloaded, counts every
+# heap allocation of the process; runs of N and 2N requests give the count per request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-5000}
@@ -46,3 +48,21 @@ echo "path allocations"
 for mode in brief prepared get pool; do
     "$bench" "$mode" "$url" "$n"
 done
+counter=build/count_allocations.so
+cc -O2 -shared -fPIC -o "$counter" benchmarks/count_allocations.c
+allocations() { # command... -> allocations of the whole run
+    LD_PRELOAD="$PWD/$counter" "$@" 2>&1 >/dev/null | awk '/^ALLOCATIONS/ {print $2}'
+}
+load_allocations() { # name, command with N placeholder
+    local name=$1
+    shift
+    local a b
+    a=$(allocations "${@//__N__/$n}")
+    b=$(allocations "${@//__N__/$((2 * n))}")
+    python3 -c "print('$name', round(($b - $a) / $n, 3))"
+}
+echo
+echo "tokenflight-load allocations_per_request"
+load_allocations load-static "$load" -t 1 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
+load_allocations load-token "$load" -t 1 -c 64 -n __N__ --demo-token-server --json "$url"
+load_allocations load-static-t2 "$load" -t 2 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"

@@ -10,6 +10,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_future.hpp>
@@ -74,6 +75,14 @@ struct demo_servers {
     }
     explicit demo_servers(std::chrono::seconds lifetime) : auth(auth_options(lifetime)), api(auth, api_options()) {}
 };
+
+// The workers' completion token: awaited, as a tuple, with the loop's io_context executor bound to
+// the handler. The coroutine's own executor is an any_io_executor, which the library's type-erased
+// handler would convert to an any_completion_executor on every request (a heap allocation); the
+// io_context's executor fits in it as it is.
+auto completion_token(asio::io_context::executor_type ex) {
+    return asio::bind_executor(ex, asio::as_tuple(asio::use_awaitable));
+}
 
 int run(int argc, char** argv) {
     std::vector<std::string_view> args(argv + 1, argv + argc);
@@ -166,8 +175,8 @@ int run(int argc, char** argv) {
             auto prepared =
                 tf::http::make_prepared_request(cfg.method, cfg.url, cfg.headers, cfg.body, lpo.user_agent);
             if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
-            l.send = [pool = l.bare_pool.get(), req = std::move(*prepared)] {
-                return pool->async_send_brief(req, tf::http::send_options{}, asio::as_tuple(asio::use_awaitable));
+            l.send = [pool = l.bare_pool.get(), req = std::move(*prepared), ex = executor_of(k)] {
+                return pool->async_send_brief(req, tf::http::send_options{}, completion_token(ex));
             };
         }
     } else {
@@ -211,8 +220,8 @@ int run(int argc, char** argv) {
             // Prepared once per loop: the Authorization line is rebuilt only when the token changes.
             auto prepared = l.client->prepare(cfg.method, cfg.url, cfg.headers, cfg.body);
             if (!prepared) return fail_setup("cannot prepare the request: " + prepared.error().message());
-            l.send = [c = l.client.get(), req = std::move(*prepared)] {
-                return c->async_send_brief(req, asio::as_tuple(asio::use_awaitable));
+            l.send = [c = l.client.get(), req = std::move(*prepared), ex = executor_of(k)] {
+                return c->async_send_brief(req, completion_token(ex));
             };
         }
     }
