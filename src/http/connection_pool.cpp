@@ -12,6 +12,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
@@ -119,7 +120,7 @@ void connection::close() noexcept {
     // A connection whose resolve or connect failed has no stream yet: nothing to close.
     if (!tcp && !tls) return;
     error_code ec;
-    auto& s = lowest().socket();
+    auto& s = lowest();
     s.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
     s.close(ec);
 }
@@ -166,9 +167,11 @@ pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
 }
 
 origin_pool& pool_impl::pool_for(const origin& o) {
+    if (origin_pool* last = last_origin_.load(std::memory_order_acquire); last && last->where == o) return *last;
     std::lock_guard lock(origins_mutex_);
     auto& p = origins_[o];
     if (!p) p = std::make_unique<origin_pool>(o, ex_);
+    last_origin_.store(p.get(), std::memory_order_release);
     return *p;
 }
 
@@ -567,17 +570,17 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
                 ssl_->set_default_verify_paths(ignored);
             }
         });
-        c.tls = std::make_unique<asio::ssl::stream<beast::tcp_stream>>(ex_, *ssl_);
+        c.tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(ex_, *ssl_);
     } else {
-        c.tcp = std::make_unique<beast::tcp_stream>(ex_);
+        c.tcp = std::make_unique<asio::ip::tcp::socket>(ex_);
     }
     if (c.aborted) co_return asio::error::operation_aborted; // cancelled while resolving
     auto& tcp = c.lowest();
-    auto [cec, ep] = co_await tcp.async_connect(endpoints, tuple_awaitable);
+    auto [cec, ep] = co_await asio::async_connect(tcp, endpoints, tuple_awaitable);
     if (c.fired) co_return errc::connect_timeout;
     if (cec) co_return map_transport_error(cec, true);
     error_code nd;
-    tcp.socket().set_option(asio::ip::tcp::no_delay(true), nd); // best effort
+    tcp.set_option(asio::ip::tcp::no_delay(true), nd); // best effort
     opened_.fetch_add(1, std::memory_order_relaxed);
 
     if (c.tls) {
