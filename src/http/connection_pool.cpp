@@ -9,6 +9,7 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/detail/scheduler.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/io_context.hpp>
@@ -53,10 +54,16 @@ error_code verify_failure(long result) {
     }
 }
 
-// A strand for a connection's loop: over the io_context's own executor type when possible, which
-// fits in an any_io_executor without a heap-allocated, reference-counted wrapper.
+// The executor of a connection's loop: a strand, over the io_context's own executor type when
+// possible (it fits in an any_io_executor without a heap-allocated, reference-counted wrapper).
+// No strand at all for an io_context made with concurrency hint 1: its owner promised that one
+// thread runs it (Asio itself relies on that promise), so the loop's handlers, its timer and a
+// cancellation's close are serialised already, and a strand hop per completion buys nothing.
 asio::any_io_executor make_loop_strand(const asio::any_io_executor& ex) {
-    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) {
+        if (asio::use_service<asio::detail::scheduler>(io->context()).concurrency_hint() == 1) return *io;
+        return asio::make_strand(*io);
+    }
     return asio::make_strand(ex);
 }
 } // namespace
