@@ -17,6 +17,7 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -135,6 +136,14 @@ public:
             this->~request_op();
             recycler<request_op>::deallocate(this);
         }
+        // Dropped unrun (the io_context shut down with the request in flight): the handler is
+        // destroyed, not invoked.
+        static void drop(http::detail::exchange_op& base) {
+            auto& self = static_cast<request_op&>(base);
+            auto slot = asio::get_associated_cancellation_slot(self.handler);
+            if (slot.is_connected()) slot.clear();
+            self.destroy();
+        }
         static void complete(http::detail::exchange_op& base) {
             auto& self = static_cast<request_op&>(base);
             auto hex = asio::get_associated_executor(self.handler, self.client->pool_->completion_executor());
@@ -160,7 +169,7 @@ public:
                 auto t = std::move(token);
                 destroy();
                 auto op = c->run(c, std::move(f), std::move(t), std::move(res), 1);
-                spawn_request(c->executor(), std::move(op), std::move(h));
+                spawn_request(c->slow_path_executor(), std::move(op), std::move(h));
                 return;
             }
             if (!ec) c->note_answer(res.result_int(), token);
@@ -203,7 +212,7 @@ public:
         access_token token = source_->try_get(); // hot path: a cached usable token
         if (!token) {
             auto op = run(self, std::move(form), {}, result_of<Form>{}, 0);
-            return spawn_request(executor(), std::move(op), std::move(handler));
+            return spawn_request(slow_path_executor(), std::move(op), std::move(handler));
         }
         auto* op = request_op<Form>::make(std::move(handler), self, std::move(form));
         const auto scheme = scheme_for(token);
@@ -217,13 +226,19 @@ public:
         pool_->configure(*op, op->form.origin(), op->form.wire, send_options_);
         op->kind = http::detail::kind_of<typename Form::reader>();
         op->on_complete = &request_op<Form>::complete;
+        op->on_destroy = &request_op<Form>::drop;
         bool other_context = false;
         auto hex = http::detail::op_support::executor_for(
             asio::get_associated_executor(op->handler, pool_->completion_executor()), executor(), other_context);
         if (other_context) op->work = asio::prefer(hex, asio::execution::outstanding_work.tracked);
         auto slot = asio::get_associated_cancellation_slot(op->handler);
         if (slot.is_connected()) slot.template emplace<http::detail::exchange_canceller>(pool_.get(), op);
-        pool_->submit(*op);
+        try {
+            pool_->submit(*op); // throws only before the request was handed over
+        } catch (...) {
+            request_op<Form>::drop(*op);
+            throw;
+        }
     }
 
     // Completes `handler` with `ec`, posted: never inside the initiating call.
@@ -246,6 +261,10 @@ public:
         using result = std::tuple<error_code, result_of<Form>>;
         using reader = typename Form::reader;
         co_await asio::this_coro::throw_if_cancelled(false);
+        // A cancellation that came before this coroutine's first step (the default filter keeps
+        // terminal ones) would be lost by the reset below.
+        const auto at_start = co_await asio::this_coro::cancellation_state; // own statement: GCC 12
+        if (at_start.cancelled() != asio::cancellation_type::none) co_return result{asio::error::operation_aborted, {}};
         // Each type reaches the pool as it is: the pool decides by phase (http::detail::exchange_op).
         if (sends == 0)
             co_await asio::this_coro::reset_cancellation_state(any_type, any_type);
@@ -297,13 +316,18 @@ public:
             }
             auto op = pool_->async_exchange<reader>(form.origin(), form.wire, send_options_, tuple_awaitable);
             auto [ec, r] = co_await std::move(op);
-            if (sends++ == 0) co_await asio::this_coro::reset_cancellation_state(once_sent, any_type);
             if (ec || r.result_int() != 401) {
                 if (!ec) note_answer(r.result_int(), token);
                 co_return result{ec, std::move(r)};
             }
             // A token cannot fix a missing scope (RFC 6750 section 3.1): return the 401 as it is.
             if (insufficient_scope(r)) co_return result{ec, std::move(r)};
+            // Sent: from here only terminal and partial cancellation count, including one that
+            // came while that send was completing.
+            const auto now = co_await asio::this_coro::cancellation_state;
+            if (once_sent(now.cancelled()) != asio::cancellation_type::none)
+                co_return result{asio::error::operation_aborted, {}};
+            if (sends++ == 0) co_await asio::this_coro::reset_cancellation_state(once_sent, any_type);
             res = std::move(r);
         }
     }
@@ -342,6 +366,10 @@ public:
     }
 
     const asio::any_io_executor& executor() const noexcept { return pool_->executor(); }
+    // A strand for one slow-path coroutine: a cancellation's emission is dispatched to the
+    // coroutine's executor (co_spawn's cancellation handler), so it must be serialised with the
+    // coroutine and with the completions it awaits, on however many threads the io_context runs.
+    asio::any_io_executor slow_path_executor() const { return asio::make_strand(executor()); }
 
 private:
     // is_loopback_host parses an address; requests to one host ask again and again.

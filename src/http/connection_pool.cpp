@@ -140,6 +140,15 @@ void connection::reset() noexcept {
     buffer.clear();
 }
 
+connection::~connection() {
+    // Only when the io_context was shut down with a request in flight: its handler is
+    // destroyed, as Asio destroys those of every operation it will never complete.
+    if (exchange_op* op = std::exchange(current, nullptr)) {
+        op->st = exchange_op::state::done;
+        op->on_destroy(*op);
+    }
+}
+
 void exchange_canceller::operator()(asio::cancellation_type t) const { pool->cancel(*op, t); }
 
 asio::any_completion_executor op_support::executor_for(const asio::any_completion_executor& hex,
@@ -232,8 +241,9 @@ void pool_impl::submit(exchange_op& op) {
                 assign(p, op, *woken);
                 wake(*woken);
             } else if (p.open < options_.max_connections_per_origin) {
+                spawned = make_connection(p); // may throw: nothing changed yet
+                p.idle.reserve(p.open + 1);   // so a connection going idle never allocates
                 ++p.open;
-                spawned = make_connection(p);
                 assign(p, op, *spawned);
             } else {
                 enqueue(p, op);
@@ -258,16 +268,19 @@ void pool_impl::wake(connection& c) noexcept {
 }
 
 void pool_impl::enqueue(origin_pool& p, exchange_op& op) {
-    op.st = exchange_op::state::queued;
     op.queue_deadline = std::min(op.deadline, clock::now() + options_.queue_timeout);
+    if (op.queue_deadline < p.queue_timer_at) { // else an earlier wait ends first and re-arms
+        // Armed before the request is linked: if this throws, nothing refers to it.
+        const unsigned id = p.queue_timer_id + 1;
+        p.queue_timer.expires_at(op.queue_deadline);
+        p.queue_timer.async_wait([self = shared_from_this(), &p, id](error_code ec) {
+            if (ec != asio::error::operation_aborted) self->expire_queue(p, id);
+        });
+        p.queue_timer_id = id;
+        p.queue_timer_at = op.queue_deadline;
+    }
+    op.st = exchange_op::state::queued;
     p.push(op);
-    if (op.queue_deadline >= p.queue_timer_at) return; // an earlier wait ends first and re-arms
-    p.queue_timer_at = op.queue_deadline;
-    const unsigned id = ++p.queue_timer_id;
-    p.queue_timer.expires_at(op.queue_deadline);
-    p.queue_timer.async_wait([self = shared_from_this(), &p, id](error_code ec) {
-        if (ec != asio::error::operation_aborted) self->expire_queue(p, id);
-    });
 }
 
 void pool_impl::expire_queue(origin_pool& p, unsigned id) {
@@ -309,9 +322,28 @@ void pool_impl::expire_queue(origin_pool& p, unsigned id) {
     }
 }
 
-void pool_impl::complete_later(exchange_op& op) {
-    asio::post(ex_, [&op] { op.on_complete(op); });
-}
+namespace {
+// A completion posted for an op: runs it, or destroys the op if it is dropped unrun (the
+// io_context destroyed with it queued).
+class posted_completion {
+public:
+    explicit posted_completion(exchange_op& op) noexcept : op_(&op) {}
+    posted_completion(posted_completion&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+    posted_completion& operator=(posted_completion&&) = delete;
+    ~posted_completion() {
+        if (op_) op_->on_destroy(*op_);
+    }
+    void operator()() {
+        exchange_op* op = std::exchange(op_, nullptr);
+        op->on_complete(*op);
+    }
+
+private:
+    exchange_op* op_;
+};
+} // namespace
+
+void pool_impl::complete_later(exchange_op& op) { asio::post(ex_, posted_completion(op)); }
 
 void pool_impl::cancel(exchange_op& op, asio::cancellation_type t) {
     if (t == asio::cancellation_type::none) return;
@@ -350,6 +382,9 @@ void pool_impl::on_cancel(const std::shared_ptr<connection>& c, std::uint64_t ti
         if (c->ticket != ticket || !c->current) return; // that request is over
         op = c->current;
     }
+    // Not begun yet: the loop sees the cancellation when it begins (and the flags below are still
+    // the previous request's).
+    if (c->running != ticket) return;
     unsigned t = op->cancel.load(std::memory_order_relaxed);
     if (c->sending) t &= once_sent; // it may have had an effect: total is not honoured
     if (t == 0 || c->aborted) return;
@@ -388,6 +423,7 @@ void pool_impl::on_timer(const std::shared_ptr<connection>& c, unsigned id, erro
 void pool_impl::begin(const std::shared_ptr<connection>& c) {
     // c->current is what submit() or the last settle handed over; none: close and leave.
     if (!c->current) return end(c);
+    c->running = c->current->ticket;
     c->sending = false;
     c->aborted = false;
     c->attempt = 0;
@@ -399,7 +435,7 @@ void pool_impl::attempt(const std::shared_ptr<connection>& c) {
     exchange_op& op = *c->current;
     // Before its first byte, any cancellation ends the request; after, total no longer does.
     if ((op.cancel.load(std::memory_order_relaxed) & (c->sending ? once_sent : ~0u)) != 0)
-        return finish(c, asio::error::operation_aborted, false);
+        return finish(c, asio::error::operation_aborted, c->open); // nothing sent: the connection is as good as before
     if (!c->open) {
         c->reset();
         arm(c, std::min(op.deadline, clock::now() + options_.connect_timeout));
@@ -414,7 +450,10 @@ void pool_impl::attempt(const std::shared_ptr<connection>& c) {
 void pool_impl::on_connected(const std::shared_ptr<connection>& c, error_code ec) {
     pool_impl& self = *c->owner;
     c->deadline = clock::time_point::max();
-    if (c->aborted) ec = asio::error::operation_aborted;
+    if (c->aborted)
+        ec = asio::error::operation_aborted;
+    else if (c->fired) // the deadline passed after the handshake, and closed the socket
+        ec = errc::connect_timeout;
     if (ec) {
         if (ec == errc::connect_timeout && clock::now() >= c->current->deadline) ec = errc::request_timeout;
         return self.finish(c, ec, false);
@@ -477,10 +516,10 @@ void pool_impl::on_exchanged(const std::shared_ptr<connection>& c, const exchang
 
 void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool reusable) {
     exchange_op& op = *c->current;
+    c->running = 0;
     if (ec) {
         op.ec = ec;
         failures_.fetch_add(1, std::memory_order_relaxed);
-        reusable = false;
     }
     if (!reusable) c->reset();
     // The request is settled and the next one found, or the connection parks until submit()
@@ -490,7 +529,15 @@ void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool
     {
         std::lock_guard lock(c->home.mutex);
         park = settle(*c, op, reusable);
-        if (park) c->parking.async_wait(woken_handler{{c}}); // a waker cancels it
+        if (park) {
+            try {
+                c->parking.async_wait(woken_handler{{c}}); // a waker cancels it
+                c->home.idle.push_back(c);                 // capacity reserved: does not throw
+            } catch (...) { // no memory for the wait: the connection leaves instead of parking
+                --c->home.open;
+                park = false;
+            }
+        }
     }
     op.on_complete(op);
     if (park)
@@ -526,8 +573,7 @@ bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
         return false;
     }
     c.idle_since = clock::now();
-    p.idle.push_back(c.shared_from_this());
-    return true;
+    return true; // the caller parks it and adds it to the idle list
 }
 
 asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) {
@@ -745,6 +791,7 @@ pool_request<Reader>* pool_request<Reader>::make(handler_type handler, std::shar
     }
     op->kind = kind_of<Reader>();
     op->on_complete = &pool_request::complete;
+    op->on_destroy = &pool_request::destroy;
     bool other_context = false;
     auto hex = op_support::executor_for(asio::get_associated_executor(op->handler, op->pool->completion_executor()),
                                         op->pool->executor(), other_context);
@@ -756,7 +803,22 @@ template <class Reader>
 void pool_request<Reader>::start() {
     auto slot = asio::get_associated_cancellation_slot(handler);
     if (slot.is_connected()) slot.template emplace<exchange_canceller>(pool.get(), this);
-    pool->submit(*this);
+    try {
+        pool->submit(*this); // throws only before the request was handed over
+    } catch (...) {
+        destroy(*this);
+        throw;
+    }
+}
+
+template <class Reader>
+void pool_request<Reader>::destroy(exchange_op& base) {
+    auto& self = static_cast<pool_request&>(base);
+    auto slot = asio::get_associated_cancellation_slot(self.handler);
+    if (slot.is_connected()) slot.clear();
+    if (self.sensitive) wipe(self.message, self.head);
+    self.~pool_request();
+    tokenflight::detail::recycler<pool_request>::deallocate(&self);
 }
 
 template <class Reader>

@@ -2,13 +2,14 @@
 // source.
 //
 // The shape (docs/design-notes.md, "The fan-out path"): every pooled connection runs one
-// long-lived coroutine, its loop, on a strand of its own. A request is an exchange_op, a small
-// object its sender owns, handed to the pool by submit(): to an idle connection's loop (which
-// wakes up), to a new connection (whose loop starts by connecting), or to the origin's FIFO queue,
-// from which the next loop to finish an exchange takes it. The loop writes the request, reads the
-// response into the op and completes it; then it takes the next queued op or parks until
-// submit() hands it one. Nothing is spawned per request and no executor is type-erased per
-// request: the per-request work is one queue hand-off, one gather write and the reads.
+// long-lived loop, a chain of handlers on its strand (no strand when the io_context's concurrency
+// hint is 1). A request is an exchange_op, a small object its sender owns, handed to the pool by
+// submit(): to an idle connection's loop (which wakes up), to a new connection (whose loop starts
+// by connecting), or to the origin's FIFO queue, from which the next loop to finish an exchange
+// takes it. The loop writes the request, reads the response into the op and completes it; then
+// it takes the next queued op or parks until submit() hands it one. Nothing is spawned per
+// request and no executor is type-erased per request: the per-request work is one queue
+// hand-off, one gather write and the reads, with the loop's memory in a per-connection arena.
 #ifndef TOKENFLIGHT_SRC_HTTP_POOL_IMPL_HPP
 #define TOKENFLIGHT_SRC_HTTP_POOL_IMPL_HPP
 
@@ -73,6 +74,9 @@ struct exchange_op {
     /// Called exactly once with the outcome, never under the pool's locks and never inside the
     /// emission of a cancellation signal: from a connection's loop, or posted.
     void (*on_complete)(exchange_op&) = nullptr;
+    /// Destroys the op without completing it: its handler is destroyed, not invoked (the
+    /// io_context was shut down with the op in flight or queued).
+    void (*on_destroy)(exchange_op&) = nullptr;
 
     error_code ec; ///< the outcome (the response is in the typed_exchange_op)
 
@@ -165,9 +169,12 @@ struct connection : std::enable_shared_from_this<connection> {
     origin_pool& home;
     std::shared_ptr<pool_impl> owner; // while the loop runs: cleared when it ends
     handler_arena arena;
+    ~connection();
+
     // The loop's state for the current request, on the strand only.
     int attempt = 0;
     bool reused = false;
+    std::uint64_t running = 0; // the ticket of the request the loop has begun (0: none)
     exchange_state<full_reader> full_state;
     exchange_state<brief_reader> brief_state;
 
@@ -290,7 +297,8 @@ private:
     void enqueue(origin_pool& p, exchange_op& op);
     void expire_queue(origin_pool& p, unsigned id);
 public:
-    /// Calls op.on_complete from the pool's executor, never inside the caller's frame.
+    /// Calls op.on_complete from the pool's executor, never inside the caller's frame; if the
+    /// io_context is destroyed first, op.on_destroy.
     void complete_later(exchange_op& op);
 
 private:
@@ -309,6 +317,8 @@ public:
 private:
     void attempt(const std::shared_ptr<connection>& c);
     void send(const std::shared_ptr<connection>& c);
+    /// The request is over: `ec` is its outcome; the connection stays open for the next one if
+    /// `reusable`.
     void finish(const std::shared_ptr<connection>& c, error_code ec, bool reusable);
     static void end(const std::shared_ptr<connection>& c);
     template <class Reader>
@@ -365,8 +375,9 @@ struct pool_request final : typed_exchange_op<Reader> {
     std::string head;
     bool sensitive = false;
 
-    /// Allocated from Asio's per-thread recycling allocator: no heap allocation per request.
+    /// From a per-thread free list (recycler): no heap allocation per request.
     static pool_request* make(handler_type handler, std::shared_ptr<pool_impl> pool);
+    static void destroy(exchange_op& op);
     /// Installs the cancellation handler and submits.
     void start();
     static void complete(exchange_op& op);
