@@ -163,7 +163,7 @@ public:
     executor_type get_executor() const noexcept;
     const pool_options& options() const noexcept;
 
-    /// For tokenflight's own layers that run the send loop inside their coroutines.
+    /// For tokenflight's own layers (the client submits its requests to the pool's loops).
     const std::shared_ptr<detail::pool_impl>& impl() const noexcept { return impl_; }
 
 private:
