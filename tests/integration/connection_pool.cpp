@@ -578,3 +578,36 @@ TEST_CASE("a helper's failed wait stops the io threads before the test's locals 
         }(),
         1s);
 }
+
+// Asio destroys, without invoking, the handlers of operations it will never complete when an
+// io_context is destroyed; the pool's requests are objects it owns through raw links (a
+// connection's current request, the origin's queue), so it must do the same for them. One
+// request in flight on the only connection, one queued behind it: neither completes, both
+// handlers are destroyed (each holds a shared_ptr the test watches), none leaks.
+TEST_CASE("requests in flight or queued when the io_context is destroyed are destroyed with their handlers") {
+    testing::http_server server(routes);
+    auto in_flight = std::make_shared<int>(1);
+    auto queued = std::make_shared<int>(2);
+    const std::weak_ptr<int> in_flight_seen = in_flight, queued_seen = queued;
+    int completions = 0;
+    {
+        asio::io_context ioc(1);
+        http::pool_options o;
+        o.max_connections_per_origin = 1;
+        {
+            http::connection_pool pool(ioc.get_executor(), o);
+            pool.async_send(origin_of(server), get("/stall"),
+                            [keep = std::move(in_flight), &completions](error_code, http::response) { ++completions; });
+            pool.async_send(origin_of(server), get("/"),
+                            [keep = std::move(queued), &completions](error_code, http::response) { ++completions; });
+            // Until the server holds the first request (bounded): it is in flight, the second queued.
+            const auto give_up = std::chrono::steady_clock::now() + 10s;
+            while (server.requests() < 1 && std::chrono::steady_clock::now() < give_up) ioc.run_one_for(10ms);
+            REQUIRE(server.requests() == 1);
+            CHECK(pool.stats().open_connections == 1);
+        } // closing the pool posts the queued request's completion; it never runs
+    } // the io_context is destroyed with both requests pending
+    CHECK(completions == 0);
+    CHECK(in_flight_seen.expired());
+    CHECK(queued_seen.expired());
+}
