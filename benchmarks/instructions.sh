@@ -28,20 +28,21 @@ instructions() { # command... -> total instructions (Ir) of the run
     awk '/^summary:/ {print $2}' "$out"
     rm -f "$out"
 }
-per_request() { # name, command with N placeholder
-    local name=$1
-    shift
+per_request() { # name, measure (a function: command... -> a total), digits, command with __N__
+    # (measure at 2N - measure at N) / N: start-up and warm-up cancel out.
+    local name=$1 measure=$2 digits=$3
+    shift 3
     local a b
-    a=$(instructions "${@//__N__/$n}")
-    b=$(instructions "${@//__N__/$((2 * n))}")
-    echo "$name $(((b - a) / n))"
+    a=$($measure "${@//__N__/$n}")
+    b=$($measure "${@//__N__/$((2 * n))}")
+    python3 -c "v = ($b - $a) / $n; print('$name', round(v) if $digits == 0 else round(v, $digits))"
 }
 
 echo "path instructions_per_request"
-per_request load-static "$load" -t 1 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
-per_request load-token "$load" -t 1 -c 64 -n __N__ --demo-token-server --json "$url"
+per_request load-static instructions 0 "$load" -t 1 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
+per_request load-token instructions 0 "$load" -t 1 -c 64 -n __N__ --demo-token-server --json "$url"
 for mode in brief prepared get pool; do
-    per_request "$mode" "$bench" "$mode" "$url" __N__
+    per_request "$mode" instructions 0 "$bench" "$mode" "$url" __N__
 done
 echo
 echo "path allocations"
@@ -53,16 +54,8 @@ cc -O2 -shared -fPIC -o "$counter" benchmarks/count_allocations.c
 allocations() { # command... -> allocations of the whole run
     LD_PRELOAD="$PWD/$counter" "$@" 2>&1 >/dev/null | awk '/^ALLOCATIONS/ {print $2}'
 }
-load_allocations() { # name, command with N placeholder
-    local name=$1
-    shift
-    local a b
-    a=$(allocations "${@//__N__/$n}")
-    b=$(allocations "${@//__N__/$((2 * n))}")
-    python3 -c "print('$name', round(($b - $a) / $n, 3))"
-}
 echo
 echo "tokenflight-load allocations_per_request"
-load_allocations load-static "$load" -t 1 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
-load_allocations load-token "$load" -t 1 -c 64 -n __N__ --demo-token-server --json "$url"
-load_allocations load-static-t2 "$load" -t 2 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
+per_request load-static allocations 3 "$load" -t 1 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
+per_request load-token allocations 3 "$load" -t 1 -c 64 -n __N__ --demo-token-server --json "$url"
+per_request load-static-t2 allocations 3 "$load" -t 2 -c 64 -n __N__ --no-token -H 'Authorization: Bearer static' --json "$url"
