@@ -247,23 +247,15 @@ void start_exchange(Stream& stream, boost::beast::flat_buffer& buffer, const wir
     exchange_operation<Reader, Stream, Handler>(stream, buffer, w, limits, res, st, std::move(handler)).start();
 }
 
-/// The exchange for a coroutine (the fuzz targets).
-template <class Reader, class Stream>
-boost::asio::awaitable<exchange_status> exchange_into(Stream& stream, boost::beast::flat_buffer& buffer,
-                                                      const wire_request& w, exchange_limits limits,
-                                                      typename Reader::result_type& res) {
-    exchange_state<Reader> st;
-    co_return co_await boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(exchange_status)>(
-        [&](auto handler) { start_exchange<Reader>(stream, buffer, w, limits, res, st, std::move(handler)); },
-        boost::asio::use_awaitable);
-}
-
-/// exchange_into() returning the response with the status.
+/// The exchange for a coroutine (the fuzz targets), returning the response with the status.
 template <class Reader, class Stream>
 boost::asio::awaitable<exchange_result<typename Reader::result_type>>
 exchange_on(Stream& stream, boost::beast::flat_buffer& buffer, const wire_request& w, exchange_limits limits) {
     exchange_result<typename Reader::result_type> out;
-    auto op = exchange_into<Reader>(stream, buffer, w, limits, out.res);
+    exchange_state<Reader> st;
+    auto op = boost::asio::async_initiate<decltype(boost::asio::use_awaitable), void(exchange_status)>(
+        [&](auto handler) { start_exchange<Reader>(stream, buffer, w, limits, out.res, st, std::move(handler)); },
+        boost::asio::use_awaitable);
     static_cast<exchange_status&>(out) = co_await std::move(op);
     co_return std::move(out); // GCC 12 copies a named co_return operand
 }

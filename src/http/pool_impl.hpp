@@ -270,7 +270,6 @@ public:
 
     void close();
     pool_stats stats() const;
-    bool closed() const noexcept { return closed_.load(std::memory_order_relaxed); }
 
     const asio::any_io_executor& executor() const noexcept { return ex_; }
     /// The same executor as a completion executor, made once: the default for handlers without one
