@@ -227,10 +227,7 @@ public:
         op->kind = http::detail::kind_of<typename Form::reader>();
         op->on_complete = &request_op<Form>::complete;
         op->on_destroy = &request_op<Form>::drop;
-        bool other_context = false;
-        auto hex = http::detail::op_support::executor_for(
-            asio::get_associated_executor(op->handler, pool_->completion_executor()), executor(), other_context);
-        if (other_context) op->work = asio::prefer(hex, asio::execution::outstanding_work.tracked);
+        op->work = pool_->work_for(op->handler);
         auto slot = asio::get_associated_cancellation_slot(op->handler);
         if (slot.is_connected()) slot.template emplace<http::detail::exchange_canceller>(pool_.get(), op);
         try {

@@ -148,23 +148,25 @@ connection::~connection() {
 
 void exchange_canceller::operator()(asio::cancellation_type t) const { pool->cancel(*op, t); }
 
-asio::any_completion_executor op_support::executor_for(const asio::any_completion_executor& hex,
-                                                       const asio::any_io_executor& io, bool& other_context) {
+bool pool_impl::same_context(const asio::any_completion_executor& hex) const noexcept {
     const auto* a = hex.target<asio::io_context::executor_type>();
-    const auto* b = io.target<asio::io_context::executor_type>();
-    other_context = !(a && b && &a->context() == &b->context());
-    return hex;
+    const auto* b = ex_.target<asio::io_context::executor_type>();
+    return a && b && &a->context() == &b->context();
 }
 
-asio::any_completion_executor op_support::completion_executor_of(const asio::any_io_executor& ex) {
+namespace {
+// `ex` as a completion executor, unwrapped to its io_context target when it has one (which fits
+// in the small buffer; the any_io_executor itself does not).
+asio::any_completion_executor completion_executor_of(const asio::any_io_executor& ex) {
     if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::any_completion_executor(*io);
     return asio::any_completion_executor(ex);
 }
+} // namespace
 
 // ---- the pool -------------------------------------------------------------------------------
 
 pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
-    : ex_(std::move(ex)), completion_ex_(op_support::completion_executor_of(ex_)), options_(std::move(options)),
+    : ex_(std::move(ex)), completion_ex_(completion_executor_of(ex_)), options_(std::move(options)),
       sweep_timer_(asio::make_strand(ex_)) {
     ssl_ = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
     SSL_CTX_set_min_proto_version(ssl_->native_handle(), TLS1_2_VERSION);
@@ -789,10 +791,7 @@ pool_request<Reader>* pool_request<Reader>::make(handler_type handler, std::shar
     op->kind = kind_of<Reader>();
     op->on_complete = &pool_request::complete;
     op->on_destroy = &pool_request::destroy;
-    bool other_context = false;
-    auto hex = op_support::executor_for(asio::get_associated_executor(op->handler, op->pool->completion_executor()),
-                                        op->pool->executor(), other_context);
-    if (other_context) op->work = asio::prefer(hex, asio::execution::outstanding_work.tracked);
+    op->work = op->pool->work_for(op->handler);
     return op;
 }
 

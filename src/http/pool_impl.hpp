@@ -21,6 +21,8 @@
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/prefer.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -276,6 +278,15 @@ public:
     /// of their own. Converting the any_io_executor per request would allocate (it does not fit in
     /// an any_completion_executor's small buffer); its io_context target does.
     const asio::any_completion_executor& completion_executor() const noexcept { return completion_ex_; }
+    /// Outstanding work for a request's handler, tracked on its executor when that belongs to
+    /// another execution context than the pool's (the pool's pending I/O keeps only its own
+    /// running); empty otherwise, so the usual case allocates nothing.
+    template <class Handler>
+    asio::any_completion_executor work_for(const Handler& handler) const {
+        auto hex = asio::get_associated_executor(handler, completion_ex_);
+        if (same_context(hex)) return {};
+        return asio::prefer(hex, asio::execution::outstanding_work.tracked);
+    }
     const pool_options& options() const noexcept { return options_; }
     /// See test_transport. Set before the first request.
     void set_test_transport(test_transport t) { test_transport_ = std::move(t); }
@@ -288,6 +299,7 @@ public:
 
 private:
 
+    bool same_context(const asio::any_completion_executor& hex) const noexcept;
     origin_pool& pool_for(const origin& o);
     void assign(origin_pool& p, exchange_op& op, connection& c) noexcept;
     /// Resumes a parked loop taken out of the idle list (its `current` says what to do); under
@@ -393,17 +405,6 @@ auto pool_impl::async_exchange(const origin& to, const wire_request& w, const se
         token);
 }
 
-// A cancellation slot's handler, a handler's executor and work tracking, shared by every sender.
-namespace op_support {
-
-/// The handler's executor, or the pool's; and whether work must be tracked on it (an executor of
-/// another execution context than the pool's, which the pool's pending I/O does not keep running).
-asio::any_completion_executor executor_for(const asio::any_completion_executor& hex, const asio::any_io_executor& io,
-                                           bool& other_context);
-/// `ex` as a completion executor, unwrapped to its io_context target when it has one.
-asio::any_completion_executor completion_executor_of(const asio::any_io_executor& ex);
-
-} // namespace op_support
 
 } // namespace tokenflight::http::detail
 
