@@ -16,6 +16,7 @@
 // - every response handed to the caller is final (no 1xx) and within the body limit;
 // - every operation completes, and the pools hold no connection afterwards.
 #include "fuzz_check.hpp"
+#include "access.hpp"
 #include "http/pool_impl.hpp"
 #include "token_source_impl.hpp"
 
@@ -176,8 +177,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     po.body_limit = body_limit;
     po.header_limit = header_limit;
     th::connection_pool pool(ioc.get_executor(), po);
-    source.impl()->pool().impl()->set_test_transport(transport(ioc, s, post_auth));
-    pool.impl()->set_test_transport(transport(ioc, s, post_auth));
+    tokenflight::detail::access::impl(tokenflight::detail::access::impl(source)->pool())->set_test_transport(transport(ioc, s, post_auth));
+    tokenflight::detail::access::impl(pool)->set_test_transport(transport(ioc, s, post_auth));
     tf::client_options co;
     co.default_headers = {{"x-api-key", "fuzz-key"}};
     tf::client client(source, pool, co);
@@ -204,7 +205,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     ioc.run();
     FUZZ_CHECK(done == concurrent);
     FUZZ_CHECK(pool.stats().open_connections == 0);
-    FUZZ_CHECK(source.impl()->pool().stats().open_connections == 0);
+    FUZZ_CHECK(tokenflight::detail::access::impl(source)->pool().stats().open_connections == 0);
     // No retry loop: per API request at most three sends and two refreshes (its first token and
     // one after a 401), plus one background refresh; each refresh at most max_attempts requests.
     FUZZ_CHECK(s.requests_seen <= concurrent * 3 + (2 * concurrent + 1) * so.backoff.max_attempts);

@@ -1,5 +1,6 @@
 #include <tokenflight/client.hpp>
 
+#include "access.hpp"
 #include "http/pool_impl.hpp"
 #include "http/prepared.hpp"
 #include "recycler.hpp"
@@ -30,10 +31,11 @@ namespace detail {
 namespace {
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-// Waits on the source from inside a coroutine without the public wrapper's indirection.
-auto wait_for_token(const std::shared_ptr<token_source_impl>& src, std::optional<std::uint64_t> after) {
+// Waits on the source from inside a coroutine without the public wrapper's indirection: a token
+// newer than `after` (0: any), with the failure's diagnostics written to `diag` when set.
+auto wait_for_token(const std::shared_ptr<token_source_impl>& src, std::uint64_t after, diagnostics* diag) {
     return asio::async_initiate<decltype(tuple_awaitable), void(error_code, access_token)>(
-        [src, after](auto handler) { src->start(token_source_impl::handler_type(std::move(handler)), nullptr, after); },
+        [src, after, diag](auto handler) { src->start(token_source_impl::handler_type(std::move(handler)), diag, after); },
         tuple_awaitable);
 }
 
@@ -44,6 +46,12 @@ asio::cancellation_type once_sent(asio::cancellation_type t) noexcept {
     return t & (asio::cancellation_type::terminal | asio::cancellation_type::partial);
 }
 } // namespace
+
+// What a caller gave with one request besides the request itself.
+struct request_params {
+    http::send_options opts;
+    diagnostics* diag = nullptr; // written at completion when set
+};
 
 class client_impl {
 public:
@@ -115,18 +123,19 @@ public:
     // by a connection's loop. A 401 (or no cached token) continues in the run() coroutine.
     template <class Form>
     struct request_op final : http::detail::typed_exchange_op<typename Form::reader> {
-        request_op(handler_for<Form> h, std::shared_ptr<client_impl> c, Form f)
-            : handler(std::move(h)), client(std::move(c)), form(std::move(f)) {}
+        request_op(handler_for<Form> h, std::shared_ptr<client_impl> c, Form f, const request_params& p)
+            : handler(std::move(h)), client(std::move(c)), form(std::move(f)), params(p) {}
         handler_for<Form> handler;
         std::shared_ptr<client_impl> client;
         Form form;
+        request_params params;
         access_token token;
         asio::any_completion_executor work; // tracks work on the handler's executor, when not the pool's
 
-        static request_op* make(handler_for<Form> h, std::shared_ptr<client_impl> c, Form f) {
+        static request_op* make(handler_for<Form> h, std::shared_ptr<client_impl> c, Form f, const request_params& p) {
             void* mem = recycler<request_op>::allocate();
             try {
-                return new (mem) request_op(std::move(h), std::move(c), std::move(f));
+                return new (mem) request_op(std::move(h), std::move(c), std::move(f), p);
             } catch (...) {
                 recycler<request_op>::deallocate(mem);
                 throw;
@@ -167,19 +176,22 @@ public:
                 }
                 auto f = std::move(form);
                 auto t = std::move(token);
+                const auto p = params;
                 destroy();
-                auto op = c->run(c, std::move(f), std::move(t), std::move(res), 1);
+                auto op = c->run(c, std::move(f), p, std::move(t), std::move(res), 1);
                 spawn_request(c->slow_path_executor(), std::move(op), std::move(h));
                 return;
             }
             if (!ec) c->note_answer(res.result_int(), token);
+            if (params.diag) params.diag->clear();
             destroy();
             std::move(h)(ec, std::move(res));
         }
     };
 
-    // A token must not cross a network in clear text: plain http only to loopback, unless allowed.
-    bool insecure(const http::origin& o) const { return !o.tls && !options_.allow_insecure_http && !loopback(o.host); }
+    // A token must not cross a network in clear text: plain http only to loopback, unless the
+    // credentials it was made from allow it.
+    bool insecure(const http::origin& o) const { return http::is_insecure(o, source_->allows_insecure_http()); }
 
     // Finishes a message before its first send.
     error_code complete(message_form& f) const {
@@ -188,9 +200,7 @@ public:
         if (req.target().empty()) req.target(f.to.target);
         for (const auto& [name, value] : options_.default_headers)
             if (req.find(name) == req.end()) req.set(name, value);
-        if (req.find(http::field::host) == req.end()) req.set(http::field::host, f.to.origin.authority());
-        const auto& agent = pool_->options().user_agent;
-        if (req.find(http::field::user_agent) == req.end() && !agent.empty()) req.set(http::field::user_agent, agent);
+        http::detail::set_default_fields(req, f.to.origin, pool_->options().user_agent);
         req.prepare_payload();
         return {};
     }
@@ -206,24 +216,25 @@ public:
 
     /// Starts a request: the steady state inline, anything else in run().
     template <class Form>
-    void start(const std::shared_ptr<client_impl>& self, handler_for<Form> handler, Form form) {
+    void start(const std::shared_ptr<client_impl>& self, handler_for<Form> handler, Form form,
+               const request_params& params) {
         requests_.fetch_add(1, std::memory_order_relaxed);
-        if (auto ec = complete(form)) return fail<Form>(std::move(handler), ec);
+        if (auto ec = complete(form)) return fail<Form>(std::move(handler), ec, params);
         access_token token = source_->try_get(); // hot path: a cached usable token
         if (!token) {
-            auto op = run(self, std::move(form), {}, result_of<Form>{}, 0);
+            auto op = run(self, std::move(form), params, {}, result_of<Form>{}, 0);
             return spawn_request(slow_path_executor(), std::move(op), std::move(handler));
         }
-        auto* op = request_op<Form>::make(std::move(handler), self, std::move(form));
+        auto* op = request_op<Form>::make(std::move(handler), self, std::move(form), params);
         const auto scheme = scheme_for(token);
         if (error_code aec = scheme ? op->form.authorize(*scheme, token) : scheme.error()) {
-            token_errors_.fetch_add(1, std::memory_order_relaxed);
+            token_failed(aec, token.generation());
             auto h = std::move(op->handler);
             op->destroy();
-            return fail<Form>(std::move(h), aec);
+            return fail<Form>(std::move(h), aec, params);
         }
         op->token = std::move(token);
-        pool_->configure(*op, op->form.origin(), op->form.wire, send_options_);
+        pool_->configure(*op, op->form.origin(), op->form.wire, op->params.opts);
         op->kind = http::detail::kind_of<typename Form::reader>();
         op->on_complete = &request_op<Form>::complete;
         op->on_destroy = &request_op<Form>::drop;
@@ -240,7 +251,8 @@ public:
 
     // Completes `handler` with `ec`, posted: never inside the initiating call.
     template <class Form>
-    void fail(handler_for<Form> handler, error_code ec) {
+    void fail(handler_for<Form> handler, error_code ec, const request_params& params) {
+        if (params.diag) params.diag->clear();
         auto hex = asio::get_associated_executor(handler, executor());
         asio::post(executor(), asio::bind_executor(std::move(hex), [h = std::move(handler), ec]() mutable {
                        std::move(h)(ec, result_of<Form>{});
@@ -253,7 +265,7 @@ public:
     // `self` keeps the client's state alive while the request runs, even if the client is destroyed.
     template <class Form>
     asio::awaitable<std::tuple<error_code, result_of<Form>>> run([[maybe_unused]] std::shared_ptr<client_impl> self,
-                                                                  Form form, access_token token,
+                                                                  Form form, request_params params, access_token token,
                                                                   result_of<Form> res, int sends) {
         using result = std::tuple<error_code, result_of<Form>>;
         using reader = typename Form::reader;
@@ -267,10 +279,11 @@ public:
             co_await asio::this_coro::reset_cancellation_state(any_type, any_type);
         else
             co_await asio::this_coro::reset_cancellation_state(once_sent, any_type);
+        if (params.diag) params.diag->clear();
         if (!token) {
-            auto [ec, t] = co_await wait_for_token(source_, std::nullopt);
+            auto [ec, t] = co_await wait_for_token(source_, 0, params.diag);
             if (ec) {
-                token_errors_.fetch_add(1, std::memory_order_relaxed);
+                token_failed(ec, 0);
                 co_return result{ec, {}};
             }
             token = std::move(t);
@@ -279,18 +292,20 @@ public:
             if (sends == 1) {
                 // 401: the token was revoked or expired early. One newer token for every request
                 // that saw this generation fail.
-                auto [tec, newer] = co_await wait_for_token(source_, token.generation());
+                auto [tec, newer] = co_await wait_for_token(source_, token.generation(), params.diag);
                 if (tec == errc::refresh_backoff) {
                     // New tokens did not help lately: the 401 stands, and no token request is made.
                     held_back_.fetch_add(1, std::memory_order_relaxed);
+                    notify(client_event::kind::refresh_held_back, token.generation());
+                    if (params.diag) params.diag->clear();
                     co_return result{error_code{}, std::move(res)};
                 }
                 if (tec) {
-                    token_errors_.fetch_add(1, std::memory_order_relaxed);
+                    token_failed(tec, token.generation());
                     co_return result{tec, {}};
                 }
+                resent(token.generation(), newer.generation());
                 token = std::move(newer);
-                resends_.fetch_add(1, std::memory_order_relaxed);
             } else if (sends > 1) {
                 // A resend rejected too: sent once more only if the cache already holds a newer
                 // token still (the request spanned two revocations); never more than max_sends.
@@ -300,18 +315,19 @@ public:
                     // futile and further reactive refreshes of the source are spaced out.
                     source_->report_futile(token.generation());
                     unauthorized_after_resend_.fetch_add(1, std::memory_order_relaxed);
+                    notify(client_event::kind::unauthorized_after_resend, token.generation());
                     co_return result{error_code{}, std::move(res)};
                 }
+                resent(token.generation(), newest.generation());
                 token = std::move(newest);
-                resends_.fetch_add(1, std::memory_order_relaxed);
             }
             const auto scheme = scheme_for(token);
             error_code aec = scheme ? form.authorize(*scheme, token) : scheme.error();
             if (aec) {
-                token_errors_.fetch_add(1, std::memory_order_relaxed);
+                token_failed(aec, token.generation());
                 co_return result{aec, {}};
             }
-            auto op = pool_->async_exchange<reader>(form.origin(), form.wire, send_options_, tuple_awaitable);
+            auto op = pool_->async_exchange<reader>(form.origin(), form.wire, params.opts, tuple_awaitable);
             auto [ec, r] = co_await std::move(op);
             if (ec || r.result_int() != 401) {
                 if (!ec) note_answer(r.result_int(), token);
@@ -363,24 +379,37 @@ public:
     }
 
     const asio::any_io_executor& executor() const noexcept { return pool_->executor(); }
+    void close() { pool_->close(); }
     // A strand for one slow-path coroutine: a cancellation's emission is dispatched to the
     // coroutine's executor (co_spawn's cancellation handler), so it must be serialised with the
     // coroutine and with the completions it awaits, on however many threads the io_context runs.
     asio::any_io_executor slow_path_executor() const { return asio::make_strand(executor()); }
 
 private:
-    // is_loopback_host parses an address; requests to one host ask again and again.
-    static bool loopback(const std::string& host) {
-        thread_local std::string last_host;
-        thread_local bool last_result = false;
-        if (host != last_host) {
-            last_result = http::is_loopback_host(host);
-            last_host = host;
-        }
-        return last_result;
-    }
-
     static constexpr int max_sends = 3;
+
+    void notify(client_event::kind what, std::uint64_t generation, std::uint64_t new_generation = 0,
+                error_code ec = {}) const {
+        if (!options_.on_event) return;
+        client_event e;
+        e.what = what;
+        e.generation = generation;
+        e.new_generation = new_generation;
+        e.error = ec;
+        try {
+            options_.on_event(e);
+        } catch (...) {
+            // A throwing hook must not fail the request.
+        }
+    }
+    void token_failed(error_code ec, std::uint64_t generation) {
+        token_errors_.fetch_add(1, std::memory_order_relaxed);
+        notify(client_event::kind::token_failed, generation, 0, ec);
+    }
+    void resent(std::uint64_t from, std::uint64_t to) {
+        resends_.fetch_add(1, std::memory_order_relaxed);
+        notify(client_event::kind::resend_after_401, from, to);
+    }
 
     // A 2xx proves the generation works (and ends a futility backoff).
     void note_answer(unsigned status, const access_token& t) {
@@ -410,7 +439,6 @@ private:
     std::shared_ptr<token_source_impl> source_;
     std::shared_ptr<http::detail::pool_impl> pool_;
     client_options options_;
-    const http::send_options send_options_{}; // named: no braced temporary inside a co_await (GCC 12)
     std::atomic<std::uint64_t> requests_{0}, resends_{0}, unauthorized_after_resend_{0}, token_errors_{0}, held_back_{0};
 };
 
@@ -418,26 +446,32 @@ private:
 
 client::client(executor_type ex, token_source& source, client_options options)
     : owned_pool_(std::make_unique<http::connection_pool>(std::move(ex), options.pool)),
-      impl_(std::make_shared<detail::client_impl>(source.impl(), owned_pool_->impl(), std::move(options))) {}
+      impl_(std::make_shared<detail::client_impl>(detail::access::impl(source), detail::access::impl(*owned_pool_),
+                                                  std::move(options))) {}
 
 client::client(token_source& source, http::connection_pool& pool, client_options options)
-    : impl_(std::make_shared<detail::client_impl>(source.impl(), pool.impl(), std::move(options))) {}
+    : impl_(std::make_shared<detail::client_impl>(detail::access::impl(source), detail::access::impl(pool),
+                                                  std::move(options))) {}
 
-client::~client() = default;
+client::~client() { close(); }
+
+void client::close() {
+    if (owned_pool_) owned_pool_->close();
+}
 
 void client::start(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::location to,
-                   http::request req) {
-    impl->start(impl, std::move(handler), impl->message(std::move(to), std::move(req)));
+                   http::request req, const http::send_options& opts, diagnostics* diag) {
+    impl->start(impl, std::move(handler), impl->message(std::move(to), std::move(req)), {opts, diag});
 }
 
 void client::start_prepared(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
-                            const http::prepared_request& req) {
-    impl->start(impl, std::move(handler), impl->prepared<http::detail::full_reader>(req));
+                            const http::prepared_request& req, const http::send_options& opts, diagnostics* diag) {
+    impl->start(impl, std::move(handler), impl->prepared<http::detail::full_reader>(req), {opts, diag});
 }
 
 void client::start_brief(const std::shared_ptr<detail::client_impl>& impl, brief_handler_type handler,
-                         const http::prepared_request& req) {
-    impl->start(impl, std::move(handler), impl->prepared<http::detail::brief_reader>(req));
+                         const http::prepared_request& req, const http::send_options& opts, diagnostics* diag) {
+    impl->start(impl, std::move(handler), impl->prepared<http::detail::brief_reader>(req), {opts, diag});
 }
 
 boost::system::result<http::prepared_request> client::prepare(http::verb method, std::string_view url,
@@ -447,12 +481,13 @@ boost::system::result<http::prepared_request> client::prepare(http::verb method,
 }
 
 void client::start_url(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::verb method,
-                       std::string_view url, std::string body) {
+                       std::string_view url, std::string body, diagnostics* diag) {
+    const detail::request_params params{{}, diag};
     auto loc = http::parse_url(url);
-    if (!loc) return impl->fail<detail::client_impl::message_form>(std::move(handler), loc.error());
+    if (!loc) return impl->fail<detail::client_impl::message_form>(std::move(handler), loc.error(), params);
     http::request req{method, loc->target, 11};
     req.body() = std::move(body);
-    impl->start(impl, std::move(handler), impl->message(std::move(*loc), std::move(req)));
+    impl->start(impl, std::move(handler), impl->message(std::move(*loc), std::move(req)), params);
 }
 
 client_stats client::stats() const { return impl_->stats(); }

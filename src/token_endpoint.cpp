@@ -147,16 +147,10 @@ std::string bounded(std::string_view s, const redactor& r, std::size_t limit = 5
     return out;
 }
 
-errc oauth_code(std::string_view e) {
-    if (e == "invalid_request") return errc::invalid_request;
-    if (e == "invalid_client") return errc::invalid_client;
-    if (e == "invalid_grant") return errc::invalid_grant;
-    if (e == "unauthorized_client") return errc::unauthorized_client;
-    if (e == "unsupported_grant_type") return errc::unsupported_grant_type;
-    if (e == "invalid_scope") return errc::invalid_scope;
-    if (e == "temporarily_unavailable") return errc::temporarily_unavailable;
-    if (e == "server_error") return errc::server_error;
-    return errc::oauth_error;
+oauth_errc oauth_code(std::string_view e) {
+    for (int v = 1; v < static_cast<int>(oauth_errc::other); ++v)
+        if (e == to_string(static_cast<oauth_errc>(v))) return static_cast<oauth_errc>(v);
+    return oauth_errc::other;
 }
 
 } // namespace

@@ -1,8 +1,366 @@
 #include <tokenflight/token_source.hpp>
 
+#include "access.hpp"
+#include "refresh_fsm.hpp"
 #include "token_source_impl.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <random>
+
 namespace tokenflight {
+namespace detail {
+namespace {
+
+double unit_random() {
+    thread_local std::minstd_rand rng{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(rng);
+}
+
+[[noreturn]] void throw_config(error_code ec) { throw boost::system::system_error(ec); }
+
+std::uint64_t next_source_id() {
+    static std::atomic<std::uint64_t> n{0};
+    return ++n; // never reused, unlike an address: a thread's replica cannot match a new source
+}
+
+http::pool_options pool_options_for(const token_source_options& o) {
+    http::pool_options p;
+    p.max_connections_per_origin = 2; // single flight: one request at a time, plus a spare
+    p.request_timeout = o.request_timeout;
+    p.connect_timeout = std::min<clock::duration>(o.request_timeout, p.connect_timeout);
+    p.body_limit = o.body_limit;
+    p.tls = o.tls;
+    return p;
+}
+
+// Posted to the source's executor, then dispatched to the handler's own executor.
+struct posted_completion {
+    token_source_impl::handler_type handler;
+    error_code ec;
+    access_token token;
+    asio::any_completion_executor ex;
+
+    using executor_type = asio::any_completion_executor;
+    executor_type get_executor() const noexcept { return ex; }
+
+    void operator()() {
+        // Cleared here, on the handler's executor: never while a cancellation is being emitted.
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected()) slot.clear();
+        std::move(handler)(ec, std::move(token));
+    }
+};
+
+} // namespace
+
+token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds, token_source_options options)
+    : ex_(ex), strand_(asio::make_strand(ex)), creds_(std::move(creds)), options_(std::move(options)),
+      cache_(options_.backoff.cooldown), pool_(ex, pool_options_for(options_)), auth_(creds_.auth),
+      id_(next_source_id()) {
+    auto loc = http::parse_url(creds_.token_url);
+    if (!loc) throw_config(loc.error());
+    location_ = std::move(*loc);
+    if (creds_.client_id.empty() || creds_.client_secret.empty()) throw_config(errc::missing_credentials);
+    if (http::is_insecure(location_.origin, creds_.allow_insecure_http)) throw_config(errc::insecure_transport);
+}
+
+// Under mutex_: what the cache says, with the token to serve taken while the lock is held. A
+// stale token stays visible to try_get's lock-free path until it stops being usable while its
+// background refresh runs: serving it is all there is to do meanwhile.
+token_source_impl::answer token_source_impl::ask(std::uint64_t newer_than) {
+    answer a{cache_.on_request(clock::now(), newer_than), {}};
+    if (a.act == token_cache::action::serve || a.act == token_cache::action::serve_and_refresh) a.token = cache_.current();
+    if (a.act == token_cache::action::serve_and_refresh) publish(a.token, a.token.usable_until());
+    return a;
+}
+
+// After the lock: counts what was served and starts the refresh the cache marked as started,
+// whether or not anybody waits for it.
+void token_source_impl::follow(const answer& a, std::uint64_t newer_than) {
+    if (a.token) served_.fetch_add(1, std::memory_order_relaxed);
+    if (a.act == token_cache::action::serve_and_refresh) launch_refresh(refresh_cause::stale);
+    if (a.act == token_cache::action::wait_and_refresh)
+        launch_refresh(newer_than != 0 ? refresh_cause::rejected : refresh_cause::missing);
+}
+
+void token_source_impl::start(handler_type handler, diagnostics* diag, std::uint64_t newer_than) {
+    std::unique_lock lock(mutex_);
+    auto a = ask(newer_than);
+    switch (a.act) {
+    case token_cache::action::serve:
+    case token_cache::action::serve_and_refresh: {
+        lock.unlock();
+        follow(a, newer_than);
+        complete({std::move(handler), diag}, {}, std::move(a.token), nullptr);
+        return;
+    }
+    case token_cache::action::fail: {
+        error_code ec = cache_.closed() ? error_code(errc::closed) : cache_.last_error();
+        diagnostics d = cache_.last_diagnostics();
+        lock.unlock();
+        complete({std::move(handler), diag}, ec, {}, &d);
+        return;
+    }
+    case token_cache::action::held_back: {
+        lock.unlock();
+        held_back_.fetch_add(1, std::memory_order_relaxed);
+        complete({std::move(handler), diag}, errc::refresh_backoff, {}, nullptr);
+        return;
+    }
+    case token_cache::action::wait:
+    case token_cache::action::wait_and_refresh: {
+        const auto id = next_waiter_++;
+        auto slot = asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected()) {
+            slot.assign([weak = weak_from_this(), id](asio::cancellation_type) {
+                if (auto self = weak.lock()) self->cancel_waiter(id);
+            });
+        }
+        waiters_.emplace(id, waiter{std::move(handler), diag});
+        lock.unlock();
+        waited_.fetch_add(1, std::memory_order_relaxed);
+        follow(a, newer_than);
+        return;
+    }
+    }
+}
+
+access_token token_source_impl::try_get_locked(replica& mine) {
+    std::unique_lock lock(mutex_);
+    auto a = ask(0);
+    lock.unlock();
+    follow(a, 0);
+    const auto& t = a.token;
+    if (t && (mine.source != id_ || mine.generation != t.generation()))
+        mine = {id_, t.generation(), access_token(std::make_shared<access_token::data>(access::data(t)))};
+    return std::move(a.token);
+}
+
+// Under mutex_: makes `t` visible to try_get's lock-free path until `until` (default: until it
+// goes stale). The generation and the end of the fresh period are published in two atomics,
+// seqlock-style (the reader reads the generation on both sides). An empty token hides everything.
+void token_source_impl::publish(const access_token& t, std::optional<clock::time_point> until) {
+    published_fresh_until_.store(0, std::memory_order_relaxed);
+    published_generation_.store(t ? t.generation() : 0, std::memory_order_release);
+    const auto end = t ? until.value_or(t.refresh_at()).time_since_epoch().count() : 0;
+    published_fresh_until_.store(end, std::memory_order_release);
+}
+
+void token_source_impl::report_ok_locked(std::uint64_t g) {
+    std::lock_guard lock(mutex_);
+    cache_.on_api_success(g);
+    ok_generation_.store(cache_.ok_generation(), std::memory_order_relaxed);
+    futility_backoff_.store(cache_.in_futility_backoff(), std::memory_order_relaxed);
+}
+
+void token_source_impl::report_futile(std::uint64_t g) {
+    std::lock_guard lock(mutex_);
+    cache_.on_futile_refresh(g, clock::now());
+    futility_backoff_.store(cache_.in_futility_backoff(), std::memory_order_relaxed);
+}
+
+access_token token_source_impl::newer_than(std::uint64_t g) const {
+    std::lock_guard lock(mutex_);
+    const auto& t = cache_.current();
+    if (t && t.generation() > g && classify(t, clock::now()) != token_state::expired) return t;
+    return {};
+}
+
+void token_source_impl::close() {
+    std::map<std::uint64_t, waiter> aborted;
+    {
+        std::lock_guard lock(mutex_);
+        if (cache_.closed()) return;
+        cache_.close();
+        publish({});
+        aborted.swap(waiters_);
+    }
+    for (auto& [id, w] : aborted) complete(std::move(w), asio::error::operation_aborted, {}, nullptr);
+    asio::dispatch(strand_, [self = shared_from_this()] { self->refresh_cancel_.emit(asio::cancellation_type::all); });
+    pool_.close();
+}
+
+token_source_stats token_source_impl::stats() const {
+    token_source_stats s;
+    s.token_requests = token_requests_.load(std::memory_order_relaxed);
+    s.token_failures = token_failures_.load(std::memory_order_relaxed);
+    s.proactive_refreshes = proactive_.load(std::memory_order_relaxed);
+    s.reactive_refreshes = reactive_.load(std::memory_order_relaxed);
+    s.served = served_.load(std::memory_order_relaxed);
+    s.waited = waited_.load(std::memory_order_relaxed);
+    s.reactive_held_back = held_back_.load(std::memory_order_relaxed);
+    return s;
+}
+
+diagnostics token_source_impl::last_diagnostics() const {
+    std::lock_guard lock(mutex_);
+    return cache_.last_diagnostics();
+}
+
+// Completes one waiter on its own executor, never inside the caller's stack frame.
+void token_source_impl::complete(waiter w, error_code ec, access_token t, const diagnostics* d) {
+    if (w.diag) {
+        if (ec && d)
+            *w.diag = *d;
+        else
+            w.diag->clear();
+    }
+    auto handler_ex = asio::get_associated_executor(w.handler, ex_);
+    asio::post(ex_, posted_completion{std::move(w.handler), ec, std::move(t), std::move(handler_ex)});
+}
+
+void token_source_impl::cancel_waiter(std::uint64_t id) {
+    // Extracted, never assigned: assigning an any_completion_handler recurses forever in Boost 1.81.
+    decltype(waiters_)::node_type node;
+    {
+        std::lock_guard lock(mutex_);
+        auto it = waiters_.find(id);
+        if (it == waiters_.end()) return; // already completed
+        node = waiters_.extract(it);
+    }
+    complete(std::move(node.mapped()), asio::error::operation_aborted, {}, nullptr);
+}
+
+void token_source_impl::launch_refresh(refresh_cause cause) {
+    if (cause == refresh_cause::stale) proactive_.fetch_add(1, std::memory_order_relaxed);
+    if (cause == refresh_cause::rejected) reactive_.fetch_add(1, std::memory_order_relaxed);
+    // On the strand: the cancellation signal is only ever touched there.
+    asio::dispatch(strand_, [self = shared_from_this(), cause] {
+        // A refresh that ends by an exception (out of memory) must still complete its waiters
+        // and clear the in-flight mark, or every later caller would wait forever.
+        asio::co_spawn(self->strand_, self->refresh(self, cause),
+                       asio::bind_cancellation_slot(self->refresh_cancel_.slot(), [self, cause](std::exception_ptr ep) {
+                           if (ep) self->fail(asio::error::fault, {}, 0, cause);
+                       }));
+    });
+}
+
+void token_source_impl::emit(token_event::kind what, int attempt, refresh_cause cause, error_code ec,
+                             const diagnostics* diag, std::optional<clock::duration> retry_in, std::uint64_t generation) {
+    if (!options_.on_event) return;
+    token_event e;
+    e.what = what;
+    e.attempt = attempt;
+    e.background = cause == refresh_cause::stale;
+    e.generation = generation;
+    e.error = ec;
+    e.diag = diag;
+    e.retry_in = retry_in;
+    try {
+        options_.on_event(e);
+    } catch (...) {
+        // A throwing hook (a logger out of disk, say) must not kill the refresh.
+    }
+}
+
+// The driver of refresh_fsm: it sends, waits and reports what happened; the policy (fallback,
+// backoff, deadline, cancellation) is the state machine's. `self` keeps the source's state alive
+// until the refresh ends, even if the source is destroyed.
+asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_ptr<token_source_impl> self,
+                                                 refresh_cause cause) {
+    co_await asio::this_coro::throw_if_cancelled(false);
+    co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
+    auto cs = co_await asio::this_coro::cancellation_state;
+
+    refresh_fsm fsm(options_.backoff, options_.request_timeout, creds_.auth, auth_.load(std::memory_order_relaxed),
+                    &unit_random);
+    diagnostics diag;
+    std::optional<token_response> token;
+    clock::time_point sent;
+    refresh_event event;
+    event.what = refresh_event::kind::start;
+    event.now = clock::now();
+    event.cancelled = cs.cancelled();
+    for (auto step = fsm.resume(event);; step = fsm.resume(event)) {
+        if (step.what == refresh_action::kind::done) {
+            if (step.ec) co_return fail(step.ec, std::move(diag), step.attempt, cause);
+            if (fsm.switched_method()) auth_.store(fsm.method(), std::memory_order_relaxed);
+            co_return succeed(std::move(*token), sent, cause);
+        }
+        if (step.what == refresh_action::kind::send) {
+            auto req = make_token_request(creds_, step.method, location_.origin.authority(), location_.target);
+            sent = clock::now();
+            const auto sent_wall = std::chrono::system_clock::now();
+            token_requests_.fetch_add(1, std::memory_order_relaxed);
+            emit(token_event::kind::request_sent, step.attempt, cause);
+            http::send_options so;
+            so.timeout = step.timeout;
+            so.idempotent = true; // a token request has no side effect worth protecting
+            so.sensitive = true;  // the secret is wiped from the sent buffers
+            auto [send_ec, res] =
+                co_await pool_.async_send(location_.origin, std::move(req), so, asio::as_tuple(asio::use_awaitable));
+            event = {};
+            event.what = refresh_event::kind::response;
+            diag.clear();
+            if (!send_ec) {
+                auto parsed = parse_token_response(res.result_int(), res.body(), sent_wall,
+                                                   options_.refresh.default_lifetime, redactor_, diag);
+                if (parsed) {
+                    token = std::move(*parsed);
+                } else {
+                    event.ec = parsed.error();
+                    if (auto ra = res[http::field::retry_after]; !ra.empty())
+                        diag.retry_after = parse_retry_after(ra, std::chrono::system_clock::now());
+                    event.retry_after = diag.retry_after;
+                }
+            } else {
+                event.ec = send_ec;
+            }
+            diag.attempts = step.attempt;
+        } else { // wait
+            emit(token_event::kind::attempt_failed, step.attempt, cause, step.ec, &diag, step.delay);
+            asio::steady_timer timer(strand_, step.delay);
+            auto [timer_ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+            event = {};
+            event.what = refresh_event::kind::timer;
+            event.ec = timer_ec;
+        }
+        event.now = clock::now();
+        event.cancelled = cs.cancelled();
+    }
+}
+
+void token_source_impl::succeed(token_response r, clock::time_point sent, refresh_cause cause) {
+    const auto times = compute_token_times(sent, r.lifetime, r.refresh_in, options_.refresh);
+    auto data = token_data(std::move(r.access_token), std::move(r.token_type),
+                           r.scope.empty() ? creds_.scope : std::move(r.scope), sent, times);
+    std::map<std::uint64_t, waiter> done;
+    access_token t;
+    {
+        std::lock_guard lock(mutex_);
+        t = cache_.on_refresh_succeeded(std::move(data));
+        publish(t);
+        done.swap(waiters_);
+    }
+    served_.fetch_add(done.size(), std::memory_order_relaxed);
+    for (auto& [id, w] : done) complete(std::move(w), {}, t, nullptr);
+    emit(token_event::kind::token_received, 0, cause, {}, nullptr, std::nullopt, t.generation());
+}
+
+void token_source_impl::fail(error_code ec, diagnostics diag, int attempts, refresh_cause cause) {
+    diag.attempts = attempts;
+    std::map<std::uint64_t, waiter> done;
+    {
+        std::lock_guard lock(mutex_);
+        cache_.on_refresh_failed(ec, diag, clock::now());
+        publish(cache_.closed() ? access_token{} : cache_.current()); // stale again: the locked path decides
+        done.swap(waiters_);
+    }
+    token_failures_.fetch_add(1, std::memory_order_relaxed);
+    for (auto& [id, w] : done) complete(std::move(w), ec, {}, &diag);
+    emit(token_event::kind::refresh_failed, attempts, cause, ec, &diag);
+}
+
+} // namespace detail
 
 token_source::token_source(executor_type ex, credentials creds, token_source_options options)
     : impl_(std::make_shared<detail::token_source_impl>(std::move(ex), std::move(creds), std::move(options))) {}
@@ -10,8 +368,8 @@ token_source::token_source(executor_type ex, credentials creds, token_source_opt
 token_source::~token_source() { impl_->close(); }
 
 void token_source::start(const std::shared_ptr<detail::token_source_impl>& impl, handler_type handler,
-                         diagnostics* diag, std::optional<std::uint64_t> after) {
-    impl->start(std::move(handler), diag, after);
+                         diagnostics* diag, std::uint64_t newer_than) {
+    impl->start(std::move(handler), diag, newer_than);
 }
 
 access_token token_source::try_get_token() { return impl_->try_get(); }

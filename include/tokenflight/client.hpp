@@ -12,8 +12,10 @@
 #include <boost/asio/async_result.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <type_traits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -23,6 +25,22 @@
 /// Authorized requests: default headers, the Authorization header, and one resend after a 401.
 
 namespace tokenflight {
+
+/// What the client did about a 401, for logs and metrics. Never carries a token or a header.
+struct client_event {
+    /// What happened.
+    enum class kind {
+        resend_after_401,           ///< a request got 401 and is sent again with a newer token
+        unauthorized_after_resend,  ///< a resent request got 401 again: returned to the caller
+        refresh_held_back,          ///< a 401 returned without a token request (futility backoff)
+        token_failed,               ///< a request failed because no token could be had (`error`)
+    };
+    kind what = kind::resend_after_401; ///< what happened
+    std::uint64_t generation = 0;       ///< the generation of the token the request was sent with
+                                        ///< (0: none yet)
+    std::uint64_t new_generation = 0;   ///< resend_after_401: the generation it is sent again with
+    error_code error;                   ///< token_failed: why
+};
 
 /// Options of a client.
 struct client_options {
@@ -34,10 +52,12 @@ struct client_options {
     /// `Authorization: <scheme> <token>`. Unset: the token's token_type ("Bearer"). Empty
     /// string: the raw token with no scheme, as the provider guide sends it.
     std::optional<std::string> auth_scheme;
-    /// Send the token over plain http:// to a non-loopback host.
-    bool allow_insecure_http = false;
     /// Used when the client creates its own connection pool.
     http::pool_options pool;
+    /// Called for every client_event, on the thread that handles the request; must not block.
+    /// Optional. Exceptions it throws are caught and ignored. Connection-level events are the
+    /// pool's (http::pool_options).
+    std::function<void(const client_event&)> on_event;
 };
 
 /// Counters of a client.
@@ -70,66 +90,117 @@ class client_impl;
 ///
 /// The Authorization scheme is `Bearer` unless client_options::auth_scheme is set; a token
 /// whose token_type is not Bearer (case-insensitively) is then errc::unsupported_token_type.
+/// Plain http to a host other than loopback is refused (errc::insecure_transport) unless the
+/// source's credentials::allow_insecure_http says otherwise: one switch for the secret and the
+/// tokens made from it.
 ///
-/// Thread safety: all member functions may be called concurrently from any thread; requests run
-/// concurrently and never wait on each other except for connections (see http::pool_options).
+/// @par Thread safety
+/// All member functions may be called concurrently from any thread; requests run concurrently
+/// and never wait on each other except for connections (see http::pool_options).
 ///
-/// Lifetime rules: operations hold the client's shared state, which holds the token source's
-/// and the pool's: the `client`, `token_source` and `connection_pool` objects may be destroyed
-/// while requests run or before a `deferred` request is launched (such requests then fail with
-/// errc::closed or `operation_aborted`). Arguments are taken by value (URLs copied at once).
+/// @par Lifetimes (every asynchronous operation of this class)
+/// Operations hold the client's shared state, which holds the token source's and the pool's:
+/// the `client`, `token_source` and `connection_pool` objects may be destroyed while requests
+/// run or before a `deferred` request is launched (such requests then fail with errc::closed or
+/// `operation_aborted`). Arguments are taken by value (URLs copied at once). A `diagnostics&`
+/// follows the token source's rules: written at completion, it must live until then.
+///
+/// @par Executors
+/// Handlers run on their associated executor; a plain callback (no associated executor) runs
+/// on the pool's executor. Never inside the initiating call.
+///
+/// @par What keeps `io_context::run()` busy
+/// Requests in flight, and the pool's idle connections until their idle timeout: close() (or
+/// destroying the client) closes a pool the client owns.
 class client {
 public:
+    /// The executor of the client's pool.
     using executor_type = boost::asio::any_io_executor;
+    /// The completion signature of async_send and async_request.
     using response_signature = void(error_code, http::response);
+    /// The completion signature of async_send_brief.
     using brief_signature = void(error_code, http::brief_response);
 
     /// A client with a connection pool of its own.
     client(executor_type ex, token_source& source, client_options options = {});
     /// A client sending through `pool`, which may be shared with other clients.
     client(token_source& source, http::connection_pool& pool, client_options options = {});
+    /// Closes the client (see close()).
     ~client();
     client(const client&) = delete;
     client& operator=(const client&) = delete;
 
     /// Sends `req` to the origin of `to` (its target is used when `req.target()` is empty).
     ///
-    /// Completion: `void(error_code, http::response)`. An HTTP status is not an error: 401 and
-    /// 403 come back as responses. Errors: the token source's (errc::invalid_client, ...), the
-    /// pool's (errc::request_timeout, ...), errc::insecure_transport.
+    /// @par Completion signature
+    /// `void(error_code, http::response)`. An HTTP status is not an error: 401 and 403 come
+    /// back as responses.
     ///
-    /// Per-operation cancellation: terminal and partial at any time; total until the request's
-    /// first byte is written (see connection_pool::async_send); completes with `operation_aborted`.
-    template <class CompletionToken>
-    auto async_send(http::location to, http::request req, CompletionToken&& token) {
-        return boost::asio::async_initiate<CompletionToken, response_signature>(
-            [impl = impl_](auto handler, http::location to, http::request req) {
-                start(impl, std::move(handler), std::move(to), std::move(req));
-            },
-            token, std::move(to), std::move(req));
+    /// @par Errors
+    /// The token source's (an oauth_errc, errc::server_unavailable, ...: see
+    /// token_source::async_get_token), the pool's (errc::request_timeout, ...: see
+    /// http::connection_pool::async_send), errc::insecure_transport, unsupported_token_type.
+    ///
+    /// @par Per-operation cancellation
+    /// Terminal and partial at any time; total until the request's first byte is written (see
+    /// http::connection_pool::async_send); completes with `operation_aborted`.
+    ///
+    /// @par Lifetimes and thread safety
+    /// See the class.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(http::location to, http::request req, CompletionToken&& token = CompletionToken{}) {
+        return async_send(std::move(to), std::move(req), http::send_options{}, std::forward<CompletionToken>(token));
+    }
+
+    /// As async_send(http::location, http::request, CompletionToken&&), with per-request
+    /// options (timeout, body limit, idempotence; see http::send_options).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(http::location to, http::request req, const http::send_options& opts,
+                    CompletionToken&& token = CompletionToken{}) {
+        return initiate_message(std::move(to), std::move(req), opts, nullptr, std::forward<CompletionToken>(token));
+    }
+
+    /// As async_send(http::location, http::request, const http::send_options&, CompletionToken&&);
+    /// when the request fails because no token could be had, `diag` holds what the token
+    /// endpoint said (it is cleared otherwise).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(http::location to, http::request req, const http::send_options& opts, diagnostics& diag,
+                    CompletionToken&& token = CompletionToken{}) {
+        return initiate_message(std::move(to), std::move(req), opts, &diag, std::forward<CompletionToken>(token));
     }
 
     /// `method url` with an optional body; the URL is parsed here (errc::invalid_url).
-    template <class CompletionToken>
-    auto async_request(http::verb method, std::string_view url, std::string body, CompletionToken&& token) {
+    /// Completion, errors, cancellation and lifetimes as
+    /// async_send(http::location, http::request, CompletionToken&&).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_request(http::verb method, std::string_view url, std::string body,
+                       CompletionToken&& token = CompletionToken{}) {
         // The URL is copied now: a deferred or stored operation may start after the caller's
         // string is gone.
         return boost::asio::async_initiate<CompletionToken, response_signature>(
             [impl = impl_](auto handler, http::verb method, std::string url, std::string body) {
-                start_url(impl, std::move(handler), method, url, std::move(body));
+                diagnostics* target = diagnostics_target(nullptr, handler);
+                start_url(impl, std::move(handler), method, url, std::move(body), target);
             },
             token, method, std::string(url), std::move(body));
     }
 
-    /// GET url.
-    template <class CompletionToken>
-    auto async_get(std::string_view url, CompletionToken&& token) {
+    /// GET url; as async_request.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_get(std::string_view url, CompletionToken&& token = CompletionToken{}) {
         return async_request(http::verb::get, url, {}, std::forward<CompletionToken>(token));
     }
 
-    /// POST url with a body (Content-Type from default headers or set it with async_send).
-    template <class CompletionToken>
-    auto async_post(std::string_view url, std::string body, CompletionToken&& token) {
+    /// POST url with a body (Content-Type from default headers or set it with async_send); as
+    /// async_request.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_post(std::string_view url, std::string body, CompletionToken&& token = CompletionToken{}) {
         return async_request(http::verb::post, url, std::move(body), std::forward<CompletionToken>(token));
     }
 
@@ -144,46 +215,124 @@ public:
     /// Sends a prepared request, with the same token handling as async_send: the Authorization
     /// line is built once per token generation and cached in `req`, and head and body go out in
     /// one gather write. `req` may be sent by any number of operations at once, through any
-    /// number of clients; each operation holds it. Completion, errors and cancellation as
-    /// async_send; also errc::invalid_header_name for a request that carries an Authorization
-    /// header of its own (made by http::make_prepared_request with one), and
-    /// `asio::error::invalid_argument` for an empty one.
-    template <class CompletionToken>
-    auto async_send(http::prepared_request req, CompletionToken&& token) {
-        return boost::asio::async_initiate<CompletionToken, response_signature>(
-            [impl = impl_](auto handler, http::prepared_request req) {
-                start_prepared(impl, std::move(handler), req);
-            },
-            token, std::move(req));
+    /// number of clients; each operation holds it.
+    ///
+    /// @par Completion signature
+    /// `void(error_code, http::response)`
+    ///
+    /// @par Errors
+    /// As async_send(http::location, http::request, CompletionToken&&); also
+    /// errc::invalid_header_name for a request that carries an Authorization header of its own
+    /// (made by http::make_prepared_request with one), and `asio::error::invalid_argument` for
+    /// an empty one.
+    ///
+    /// @par Per-operation cancellation, lifetimes, thread safety
+    /// As async_send(http::location, http::request, CompletionToken&&).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(http::prepared_request req, CompletionToken&& token = CompletionToken{}) {
+        return initiate_prepared<response_signature>(std::move(req), {}, nullptr, std::forward<CompletionToken>(token));
     }
 
-    /// As async_send(prepared_request), keeping only the brief form of the response (status,
-    /// body size, and the fields the 401 logic reads): nothing is stored or allocated for a 2xx.
-    /// What a load generator or a gateway that only forwards a status needs.
-    /// Completion: `void(error_code, http::brief_response)`.
-    template <class CompletionToken>
-    auto async_send_brief(http::prepared_request req, CompletionToken&& token) {
-        return boost::asio::async_initiate<CompletionToken, brief_signature>(
-            [impl = impl_](auto handler, http::prepared_request req) {
-                start_brief(impl, std::move(handler), req);
-            },
-            token, std::move(req));
+    /// As async_send(http::prepared_request, CompletionToken&&), with per-request options.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(http::prepared_request req, const http::send_options& opts,
+                    CompletionToken&& token = CompletionToken{}) {
+        return initiate_prepared<response_signature>(std::move(req), opts, nullptr, std::forward<CompletionToken>(token));
     }
 
+    /// As async_send(http::prepared_request, CompletionToken&&), with per-request options and,
+    /// as in async_send(http::location, http::request, const http::send_options&, diagnostics&,
+    /// CompletionToken&&), diagnostics.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(response_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(http::prepared_request req, const http::send_options& opts, diagnostics& diag,
+                    CompletionToken&& token = CompletionToken{}) {
+        return initiate_prepared<response_signature>(std::move(req), opts, &diag, std::forward<CompletionToken>(token));
+    }
+
+    /// As async_send(http::prepared_request, CompletionToken&&), keeping only the brief form of
+    /// the response (status, body size, and the fields the 401 logic reads): nothing is stored
+    /// or allocated for a 2xx. What a load generator or a gateway that only forwards a status
+    /// needs.
+    ///
+    /// @par Completion signature
+    /// `void(error_code, http::brief_response)`
+    ///
+    /// @par Errors, per-operation cancellation, lifetimes, thread safety
+    /// As async_send(http::prepared_request, CompletionToken&&).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(brief_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send_brief(http::prepared_request req, CompletionToken&& token = CompletionToken{}) {
+        return initiate_prepared<brief_signature>(std::move(req), {}, nullptr, std::forward<CompletionToken>(token));
+    }
+
+    /// As async_send_brief(http::prepared_request, CompletionToken&&), with per-request options.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(brief_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send_brief(http::prepared_request req, const http::send_options& opts,
+                          CompletionToken&& token = CompletionToken{}) {
+        return initiate_prepared<brief_signature>(std::move(req), opts, nullptr, std::forward<CompletionToken>(token));
+    }
+
+    /// As async_send_brief(http::prepared_request, CompletionToken&&), with per-request options
+    /// and diagnostics.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(brief_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send_brief(http::prepared_request req, const http::send_options& opts, diagnostics& diag,
+                          CompletionToken&& token = CompletionToken{}) {
+        return initiate_prepared<brief_signature>(std::move(req), opts, &diag, std::forward<CompletionToken>(token));
+    }
+
+    /// Closes the connection pool the client owns (made by the first constructor): idle
+    /// connections close at once, later requests fail with errc::closed. A shared pool is left
+    /// open: it is its owner's to close.
+    void close();
+
+    /// The counters.
     client_stats stats() const;
+    /// The executor of the client's pool.
     executor_type get_executor() const noexcept;
 
 private:
     using handler_type = boost::asio::any_completion_handler<response_signature>;
     using brief_handler_type = boost::asio::any_completion_handler<brief_signature>;
-    static void start_prepared(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
-                               const http::prepared_request& req);
-    static void start_brief(const std::shared_ptr<detail::client_impl>& impl, brief_handler_type handler,
-                            const http::prepared_request& req);
+
+    template <class CompletionToken>
+    auto initiate_message(http::location to, http::request req, const http::send_options& opts, diagnostics* diag,
+                          CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, response_signature>(
+            [impl = impl_](auto handler, http::location to, http::request req, http::send_options opts,
+                           diagnostics* diag) {
+                diagnostics* target = diagnostics_target(diag, handler);
+                start(impl, std::move(handler), std::move(to), std::move(req), opts, target);
+            },
+            token, std::move(to), std::move(req), opts, diag);
+    }
+
+    template <class Signature, class CompletionToken>
+    auto initiate_prepared(http::prepared_request req, const http::send_options& opts, diagnostics* diag,
+                           CompletionToken&& token) {
+        return boost::asio::async_initiate<CompletionToken, Signature>(
+            [impl = impl_](auto handler, http::prepared_request req, http::send_options opts, diagnostics* diag) {
+                diagnostics* target = diagnostics_target(diag, handler);
+                if constexpr (std::is_same_v<Signature, brief_signature>)
+                    start_brief(impl, std::move(handler), req, opts, target);
+                else
+                    start_prepared(impl, std::move(handler), req, opts, target);
+            },
+            token, std::move(req), opts, diag);
+    }
+
     static void start(const std::shared_ptr<detail::client_impl>& impl, handler_type handler, http::location to,
-                      http::request req);
+                      http::request req, const http::send_options& opts, diagnostics* diag);
+    static void start_prepared(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
+                               const http::prepared_request& req, const http::send_options& opts, diagnostics* diag);
+    static void start_brief(const std::shared_ptr<detail::client_impl>& impl, brief_handler_type handler,
+                            const http::prepared_request& req, const http::send_options& opts, diagnostics* diag);
     static void start_url(const std::shared_ptr<detail::client_impl>& impl, handler_type handler,
-                          http::verb method, std::string_view url, std::string body);
+                          http::verb method, std::string_view url, std::string body, diagnostics* diag);
 
     std::unique_ptr<http::connection_pool> owned_pool_;
     std::shared_ptr<detail::client_impl> impl_;

@@ -45,7 +45,7 @@ http::request make_token_request(const credentials& creds, client_auth method, s
 ///   or a numeric string; when absent, `expires_on` (epoch seconds), then a JWT access token's
 ///   `exp` claim, then `default_lifetime` is used.
 /// - A JSON object with an `error` member is an error whatever the status (RFC 6749 section 5.2),
-///   mapped to errc::invalid_client etc. (`temporarily_unavailable` and `server_error` to their
+///   mapped to oauth_errc::invalid_client etc. (`temporarily_unavailable` and `server_error` to their
 ///   own, transient codes); `error_description` / `error_uri` go to `diag`. Under a 5xx or 429
 ///   status the result is errc::server_unavailable (transient) whatever the body says, with the
 ///   OAuth error still in `diag`.

@@ -1,6 +1,7 @@
 #ifndef TOKENFLIGHT_TOKEN_SOURCE_HPP
 #define TOKENFLIGHT_TOKEN_SOURCE_HPP
 
+#include <tokenflight/completion_token.hpp>
 #include <tokenflight/credentials.hpp>
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/connection_pool.hpp>
@@ -63,7 +64,8 @@ struct token_source_stats {
 
 namespace detail {
 class token_source_impl;
-}
+struct access;
+} // namespace detail
 
 /// A cache of one access token for one set of credentials (and so one scope / audience set).
 ///
@@ -73,66 +75,104 @@ class token_source_impl;
 /// - Transient failures are retried with backoff inside the refresh; permanent ones are not.
 ///   After a failure, callers without a valid token fail fast during a cool-down.
 ///
-/// Thread safety: all member functions may be called concurrently from any thread.
+/// @par Thread safety
+/// All member functions may be called concurrently from any thread.
 ///
-/// Lifetime rules, for every asynchronous operation of this class:
+/// @par Lifetimes (every asynchronous operation of this class)
 /// - The operation holds the source's shared state, not the `token_source` object: destroying
-///   the object while operations run (or before a `deferred` operation is launched) is safe;
+///   the object while operations run, or before a `deferred` operation is launched, is safe;
 ///   they complete with `operation_aborted` or errc::closed.
 /// - A `diagnostics&` passed to an operation is written when the operation completes (just
 ///   before its handler is invoked), or when the source is closed or destroyed, whichever comes
 ///   first. It must outlive both: keep it in the handler's state (for example a shared_ptr the
 ///   handler captures), never on a stack frame that may return before completion, and declare
-///   it before the source when both are locals.
-/// - Completion handlers run on their associated executor, never inside the initiating call.
+///   it before the source when both are locals. In a coroutine that awaits the operation, a
+///   local is fine.
+///
+/// @par Executors
+/// Handlers run on their associated executor (a plain callback: the source's executor), never
+/// inside the initiating call.
+///
+/// @par What keeps `io_context::run()` busy
+/// A refresh in flight (token request, backoff pause) and the token pool's connections (see
+/// http::connection_pool). close() or destroying the source ends them.
 class token_source {
 public:
+    /// The executor given to the constructor.
     using executor_type = boost::asio::any_io_executor;
+    /// The completion signature of the token operations.
     using token_signature = void(error_code, access_token);
 
     /// Checks the credentials (token URL parsed, http only to loopback unless allowed).
     /// Throws boost::system::system_error (errc::invalid_url, insecure_transport,
     /// missing_credentials) on bad configuration, without naming the secret.
     token_source(executor_type ex, credentials creds, token_source_options options = {});
+    /// Closes the source (see close()).
     ~token_source();
     token_source(const token_source&) = delete;
     token_source& operator=(const token_source&) = delete;
 
     /// Gets a usable token: at once when one is cached, else after the (single) refresh.
     ///
-    /// Completion: `void(error_code, access_token)`; the handler runs on its associated executor,
-    /// never inside this call. Errors: the refresh's error (errc::invalid_client, ...; transport
-    /// errors), the same for every waiter of one refresh; errc::closed after close().
+    /// @par Completion signature
+    /// `void(error_code, access_token)`
     ///
-    /// Per-operation cancellation: all types. A cancelled wait completes with
-    /// `operation_aborted`; the refresh goes on for the others and its token is cached.
-    template <class CompletionToken>
-    auto async_get_token(CompletionToken&& token) {
-        return initiate(nullptr, std::nullopt, std::forward<CompletionToken>(token));
+    /// @par Errors
+    /// The refresh's error, the same for every waiter of one refresh: an oauth_errc the server
+    /// answered (`ec == condition::oauth_error`), errc::server_unavailable, malformed_response,
+    /// ...; transport errors (`condition::transient`); errc::closed after close().
+    ///
+    /// @par Per-operation cancellation
+    /// All types. A cancelled wait completes with `operation_aborted`; the refresh goes on for
+    /// the others and its token is cached.
+    ///
+    /// @par Lifetimes and thread safety
+    /// See the class.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_get_token(CompletionToken&& token = CompletionToken{}) {
+        return initiate(nullptr, 0, std::forward<CompletionToken>(token));
     }
-    /// As above; on error `diag` holds what the server said. It must live until completion.
-    template <class CompletionToken>
-    auto async_get_token(diagnostics& diag, CompletionToken&& token) {
-        return initiate(&diag, std::nullopt, std::forward<CompletionToken>(token));
+
+    /// As async_get_token(CompletionToken&&); on error `diag` holds what the server said (it is
+    /// cleared on success). It must live until completion (see the class).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_get_token(diagnostics& diag, CompletionToken&& token = CompletionToken{}) {
+        return initiate(&diag, 0, std::forward<CompletionToken>(token));
     }
 
     /// Gets a token whose generation is greater than `generation`: what a request that got a 401
     /// with token generation g asks for. Completes at once when the cache already holds a newer
     /// token (another 401 refreshed it); otherwise joins the refresh in flight or starts one.
-    /// Any number of concurrent callers with the same g cause exactly one token request. On a
-    /// source that never held a token it behaves as async_get_token.
+    /// Any number of concurrent callers with the same g cause exactly one token request.
+    /// Generations count from 1; 0 asks for any token (as async_get_token). On a source that
+    /// never held a token it behaves as async_get_token.
     ///
     /// Futility backoff: after a client reported that a freshly fetched token was rejected too
     /// (see client), a call that would start a refresh while the current token is still usable
     /// completes at once with errc::refresh_backoff until the backoff (1 s doubling to 60 s,
     /// ended by the first 2xx) passes.
-    /// Completion, errors and cancellation as async_get_token.
-    template <class CompletionToken>
-    auto async_get_token_after(std::uint64_t generation, CompletionToken&& token) {
+    ///
+    /// @par Completion signature
+    /// `void(error_code, access_token)`
+    ///
+    /// @par Errors
+    /// As async_get_token, and errc::refresh_backoff.
+    ///
+    /// @par Per-operation cancellation
+    /// As async_get_token.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_get_token_after(std::uint64_t generation, CompletionToken&& token = CompletionToken{}) {
         return initiate(nullptr, generation, std::forward<CompletionToken>(token));
     }
-    template <class CompletionToken>
-    auto async_get_token_after(std::uint64_t generation, diagnostics& diag, CompletionToken&& token) {
+
+    /// As async_get_token_after(std::uint64_t, CompletionToken&&), with diagnostics as in
+    /// async_get_token(diagnostics&, CompletionToken&&).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(token_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_get_token_after(std::uint64_t generation, diagnostics& diag, CompletionToken&& token = CompletionToken{}) {
         return initiate(&diag, generation, std::forward<CompletionToken>(token));
     }
 
@@ -140,32 +180,34 @@ public:
     /// (starting a background refresh when it is stale), else an empty token.
     access_token try_get_token();
 
-    /// Aborts every waiter with `operation_aborted` and every later request with errc::closed.
+    /// Aborts every waiter with `operation_aborted`, every later request with errc::closed, the
+    /// refresh in flight, and closes the token pool's connections.
     void close();
 
+    /// The counters.
     token_source_stats stats() const;
+    /// The executor given to the constructor.
     executor_type get_executor() const noexcept;
     /// The last failure's diagnostics (empty after a success).
     diagnostics last_diagnostics() const;
 
-    /// For tokenflight's client, which waits on the source from inside its own coroutines.
-    const std::shared_ptr<detail::token_source_impl>& impl() const noexcept { return impl_; }
-
 private:
+    friend struct detail::access;
     using handler_type = boost::asio::any_completion_handler<token_signature>;
 
     template <class CompletionToken>
-    auto initiate(diagnostics* diag, std::optional<std::uint64_t> after, CompletionToken&& token) {
+    auto initiate(diagnostics* diag, std::uint64_t newer_than, CompletionToken&& token) {
         return boost::asio::async_initiate<CompletionToken, token_signature>(
             // The shared state, not `this`: a deferred operation may be launched after the source
             // is gone (it then completes with errc::closed).
-            [impl = impl_](auto handler, diagnostics* diag, std::optional<std::uint64_t> after) {
-                start(impl, handler_type(std::move(handler)), diag, after);
+            [impl = impl_](auto handler, diagnostics* diag, std::uint64_t newer_than) {
+                diagnostics* target = diagnostics_target(diag, handler);
+                start(impl, handler_type(std::move(handler)), target, newer_than);
             },
-            token, diag, after);
+            token, diag, newer_than);
     }
     static void start(const std::shared_ptr<detail::token_source_impl>& impl, handler_type handler,
-                      diagnostics* diag, std::optional<std::uint64_t> after);
+                      diagnostics* diag, std::uint64_t newer_than);
 
     std::shared_ptr<detail::token_source_impl> impl_;
 };

@@ -631,8 +631,8 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
     auto [cec, ep] = co_await asio::async_connect(tcp, endpoints, tuple_awaitable);
     if (c.fired) co_return errc::connect_timeout;
     if (cec) co_return map_transport_error(cec, true);
-    error_code nd;
-    tcp.set_option(asio::ip::tcp::no_delay(true), nd); // best effort
+    error_code no_delay_error;
+    tcp.set_option(asio::ip::tcp::no_delay(true), no_delay_error); // best effort
     opened_.fetch_add(1, std::memory_order_relaxed);
 
     if (c.tls) {
@@ -863,8 +863,7 @@ void pool_impl::start_message(asio::any_completion_handler<void(error_code, resp
     op->message = std::move(req);
     op->sensitive = opts.sensitive;
     auto& m = op->message;
-    if (m.find(field::host) == m.end()) m.set(field::host, op->to_storage.authority());
-    if (m.find(field::user_agent) == m.end() && !options_.user_agent.empty()) m.set(field::user_agent, options_.user_agent);
+    set_default_fields(m, op->to_storage, options_.user_agent);
     m.prepare_payload();
     // The head is checked and serialised once, before any connection is taken: a header that
     // could inject a line fails here and nothing is sent.

@@ -16,6 +16,10 @@
 
 namespace tokenflight::http::detail {
 
+/// Sets Host (the origin's authority, the default port left out) and User-Agent (unless empty)
+/// where `req` has none: what every request path sends.
+void set_default_fields(request& req, const origin& to, std::string_view user_agent);
+
 /// A request as it goes on the wire: head and body in up to four buffers, one gather write.
 struct wire_request {
     std::array<boost::asio::const_buffer, 4> parts{};

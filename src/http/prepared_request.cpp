@@ -9,6 +9,11 @@
 
 namespace tokenflight::http {
 
+void detail::set_default_fields(request& req, const origin& to, std::string_view user_agent) {
+    if (req.find(field::host) == req.end()) req.set(field::host, to.authority());
+    if (req.find(field::user_agent) == req.end() && !user_agent.empty()) req.set(field::user_agent, user_agent);
+}
+
 namespace detail {
 
 boost::system::result<std::shared_ptr<const authorization_line>>
@@ -83,8 +88,7 @@ boost::system::result<prepared_request> make_prepared_request(verb method, std::
         has_authorization = has_authorization || boost::beast::iequals(name, "authorization");
         req.insert(name, value);
     }
-    if (req.find(field::host) == req.end()) req.set(field::host, loc->origin.authority());
-    if (req.find(field::user_agent) == req.end() && !user_agent.empty()) req.set(field::user_agent, user_agent);
+    detail::set_default_fields(req, loc->origin, user_agent);
     req.body() = std::move(body);
     try {
         req.prepare_payload();

@@ -95,4 +95,17 @@ bool is_loopback_host(std::string_view host) noexcept {
     return !ec && addr.is_loopback();
 }
 
+bool is_insecure(const origin& o, bool allow_insecure_http) {
+    if (o.tls || allow_insecure_http) return false;
+    // is_loopback_host parses an address; the requests of a client ask about one host again and
+    // again.
+    thread_local std::string last_host;
+    thread_local bool last_loopback = false;
+    if (o.host != last_host) {
+        last_loopback = is_loopback_host(o.host);
+        last_host = o.host;
+    }
+    return !last_loopback;
+}
+
 } // namespace tokenflight::http

@@ -113,7 +113,7 @@ TEST_CASE("token endpoint faults: typed errors for every request, bounded retrie
         {"stall forever", testing::malformation::stall, errc::request_timeout, true},
         {"200 with HTML", testing::malformation::html, errc::malformed_response, false},
         {"200 with a 10 MiB body", testing::malformation::huge_body, errc::body_too_large, false},
-        {"echoes the secret back", testing::malformation::echo_request, errc::invalid_request, false},
+        {"echoes the secret back", testing::malformation::echo_request, oauth_errc::invalid_request, false},
     };
     for (const auto& f : faults) {
         INFO(f.name);

@@ -105,7 +105,7 @@ TEST_CASE("oidc-provider: a wrong secret gives invalid_client with the server's 
     token_source src(io.executor(), creds("tf-basic", "WRONG-oidc-secret", client_auth::basic));
     diagnostics diag;
     auto [ec, t] = get_token(io, src, diag);
-    CHECK(ec == errc::invalid_client);
+    CHECK(ec == oauth_errc::invalid_client);
     CHECK(diag.http_status == 401);
     CHECK(diag.error_description == "client authentication failed");
     CHECK(diag.to_string().find("WRONG-oidc-secret") == std::string::npos);
@@ -118,7 +118,7 @@ TEST_CASE("oidc-provider: a scope the client may not have gives invalid_scope") 
     token_source src(io.executor(), creds("tf-basic", "tf-basic-secret", client_auth::basic, "admin"));
     diagnostics diag;
     auto [ec, t] = get_token(io, src, diag);
-    CHECK(ec == errc::invalid_scope);
+    CHECK(ec == oauth_errc::invalid_scope);
     CHECK(diag.http_status == 400);
     CHECK_FALSE(diag.error_description.empty());
 }

@@ -230,7 +230,7 @@ TEST_CASE("invalid_client is not retried and its description reaches the caller"
     token_source src(io.executor(), creds_for(server, "wrong-secret"), fast_retries());
     diagnostics diag;
     auto [ec, t] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
-    CHECK(ec == errc::invalid_client);
+    CHECK(ec == oauth_errc::invalid_client);
     CHECK(diag.http_status == 401);
     CHECK(diag.oauth_error == "invalid_client");
     CHECK(diag.error_description == "client authentication failed");
@@ -238,10 +238,10 @@ TEST_CASE("invalid_client is not retried and its description reaches the caller"
     CHECK(src.last_diagnostics().oauth_error == "invalid_client");
 
     // the cool-down keeps new callers off the endpoint
-    for (int i = 0; i < 20; ++i) CHECK(std::get<0>(get(io, src)) == errc::invalid_client);
+    for (int i = 0; i < 20; ++i) CHECK(std::get<0>(get(io, src)) == oauth_errc::invalid_client);
     CHECK(server.token_requests() == 1);
     std::this_thread::sleep_for(600ms);
-    CHECK(std::get<0>(get(io, src)) == errc::invalid_client);
+    CHECK(std::get<0>(get(io, src)) == oauth_errc::invalid_client);
     CHECK(server.token_requests() == 2);
 }
 
@@ -252,7 +252,7 @@ TEST_CASE("OAuth errors in section 5.2 form keep error and description") {
     token_source src(io.executor(), creds_for(server), fast_retries());
     diagnostics diag;
     auto [ec, t] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
-    CHECK(ec == errc::invalid_scope);
+    CHECK(ec == oauth_errc::invalid_scope);
     CHECK(diag.error_description == "scope 'admin' is not allowed");
     CHECK(server.token_requests() == 1);
 }
@@ -323,7 +323,7 @@ TEST_CASE("malformed token responses give clear errors and never leak the secret
         {testing::malformation::truncated_json, errc::malformed_response},
         {testing::malformation::no_access_token, errc::missing_access_token},
         {testing::malformation::bad_expires_in, errc::bad_expires_in},
-        {testing::malformation::error_with_200, errc::invalid_request},
+        {testing::malformation::error_with_200, oauth_errc::invalid_request},
         {testing::malformation::huge_body, errc::body_too_large},
     };
     auto so = server_options();

@@ -17,46 +17,8 @@ namespace tokenflight::load {
 namespace asio = boost::asio;
 
 std::string error_kind(const error_code& ec) {
-    if (ec.category() == error_category()) {
-        switch (static_cast<errc>(ec.value())) {
-        case errc::invalid_request: return "invalid_request";
-        case errc::invalid_client: return "invalid_client";
-        case errc::invalid_grant: return "invalid_grant";
-        case errc::unauthorized_client: return "unauthorized_client";
-        case errc::unsupported_grant_type: return "unsupported_grant_type";
-        case errc::invalid_scope: return "invalid_scope";
-        case errc::oauth_error: return "oauth_error";
-        case errc::token_endpoint_status: return "token_endpoint_status";
-        case errc::server_unavailable: return "token_endpoint_unavailable";
-        case errc::malformed_response: return "malformed_token_response";
-        case errc::missing_access_token: return "missing_access_token";
-        case errc::bad_expires_in: return "bad_expires_in";
-        case errc::unsupported_token_type: return "unsupported_token_type";
-        case errc::missing_credentials: return "missing_credentials";
-        case errc::invalid_url: return "invalid_url";
-        case errc::unsupported_scheme: return "unsupported_scheme";
-        case errc::insecure_transport: return "insecure_transport";
-        case errc::connect_timeout: return "connect_timeout";
-        case errc::request_timeout: return "request_timeout";
-        case errc::queue_timeout: return "queue_timeout";
-        case errc::header_too_large: return "header_too_large";
-        case errc::body_too_large: return "body_too_large";
-        case errc::connection_closed: return "connection_closed";
-        case errc::closed: return "closed";
-        case errc::temporarily_unavailable: return "temporarily_unavailable";
-        case errc::server_error: return "server_error";
-        case errc::invalid_token_response: return "invalid_token_response";
-        case errc::invalid_header_name: return "invalid_header_name";
-        case errc::invalid_header_value: return "invalid_header_value";
-        case errc::invalid_request_target: return "invalid_request_target";
-        case errc::invalid_method: return "invalid_method";
-        case errc::refresh_backoff: return "refresh_backoff";
-        case errc::tls_untrusted_certificate: return "tls_untrusted_certificate";
-        case errc::tls_name_mismatch: return "tls_name_mismatch";
-        case errc::tls_certificate_expired: return "tls_certificate_expired";
-        case errc::tls_verification_failed: return "tls_verification_failed";
-        }
-    }
+    if (ec.category() == error_category()) return std::string(to_string(static_cast<errc>(ec.value())));
+    if (ec.category() == oauth_category()) return std::string(to_string(static_cast<oauth_errc>(ec.value())));
     if (ec == asio::error::connection_refused) return "connection_refused";
     if (ec == asio::error::connection_reset) return "connection_reset";
     if (ec == asio::error::host_not_found || ec == asio::error::host_not_found_try_again) return "host_not_found";

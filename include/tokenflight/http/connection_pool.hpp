@@ -1,6 +1,7 @@
 #ifndef TOKENFLIGHT_HTTP_CONNECTION_POOL_HPP
 #define TOKENFLIGHT_HTTP_CONNECTION_POOL_HPP
 
+#include <tokenflight/completion_token.hpp>
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/message.hpp>
 #include <tokenflight/http/prepared_request.hpp>
@@ -19,6 +20,10 @@
 
 /// @file
 /// Per-origin keep-alive HTTP/1.1 connection pools over TCP and TLS.
+
+namespace tokenflight::detail {
+struct access;
+}
 
 namespace tokenflight::http {
 
@@ -73,17 +78,35 @@ class pool_impl;
 /// Sends HTTP/1.1 requests over pooled keep-alive connections, one pool per origin
 /// (scheme, host, port).
 ///
-/// Thread safety: every member function may be called from any thread, concurrently; requests
-/// run concurrently on the executor's threads and are never serialised behind one lock.
-/// Lifetime: requests in flight keep the pool's state alive; destroying the pool closes it.
+/// @par Thread safety
+/// Every member function may be called from any thread, concurrently; requests run
+/// concurrently on the executor's threads and are never serialised behind one lock.
+///
+/// @par Lifetimes
+/// Requests in flight hold the pool's shared state, not the `connection_pool` object: the pool
+/// may be destroyed while they run or before a `deferred` send is launched (destroying it
+/// closes it; see close()). Every argument is taken by value.
+///
+/// @par Executors
+/// Handlers run on their associated executor (a plain callback: the pool's executor), never
+/// inside the initiating call.
+///
+/// @par What keeps `io_context::run()` busy
+/// Requests in flight or queued, and idle keep-alive connections with the timer that closes
+/// them after pool_options::idle_timeout. close() (or destroying the pool) closes idle
+/// connections at once.
 class connection_pool {
 public:
+    /// The executor given to the constructor.
     using executor_type = boost::asio::any_io_executor;
+    /// The completion signature of async_send.
     using send_signature = void(error_code, response);
+    /// The completion signature of async_send_brief.
     using brief_signature = void(error_code, brief_response);
 
     /// Throws boost::system::system_error when `options.tls.ca_file` cannot be loaded.
     explicit connection_pool(executor_type ex, pool_options options = {});
+    /// Closes the pool (see close()).
     ~connection_pool();
     connection_pool(const connection_pool&) = delete;
     connection_pool& operator=(const connection_pool&) = delete;
@@ -104,21 +127,26 @@ public:
     /// connect_timeout. A response's heads, chunk extensions and trailers share header_limit;
     /// its body is bounded by body_limit; a connection buffers at most header_limit + 16 KiB.
     ///
-    /// Completion: `void(error_code, http::response)`. Errors: errc::connect_timeout,
-    /// request_timeout, queue_timeout, header_too_large, body_too_large, connection_closed,
-    /// closed, the header errors above; resolver, socket and TLS errors as Asio reports them
-    /// (a host that does not resolve: `asio::error::host_not_found`).
+    /// @par Completion signature
+    /// `void(error_code, http::response)`
     ///
-    /// Lifetime: `to`, `req` and `opts` are taken by value; the pool may be destroyed while the
-    /// operation runs (it then completes with errc::closed or its own result).
+    /// @par Errors
+    /// errc::connect_timeout, request_timeout, queue_timeout, header_too_large, body_too_large,
+    /// connection_closed, closed, the header errors above; resolver, socket and TLS errors as
+    /// Asio reports them (a host that does not resolve: `asio::error::host_not_found`).
+    /// `ec == condition::transient` tells which are worth retrying.
     ///
-    /// Per-operation cancellation: terminal and partial at any time; total only until the
-    /// request's first byte is written (from then on it may have had an effect on the server,
-    /// which total cancellation promises it has not, so the operation runs on). A cancelled
-    /// request completes with `operation_aborted`; a connection it was using is closed, never
-    /// reused half-read.
-    template <class CompletionToken>
-    auto async_send(origin to, request req, send_options opts, CompletionToken&& token) {
+    /// @par Per-operation cancellation
+    /// Terminal and partial at any time; total only until the request's first byte is written
+    /// (from then on it may have had an effect on the server, which total cancellation promises
+    /// it has not, so the operation runs on). A cancelled request completes with
+    /// `operation_aborted`; a connection it was using is closed, never reused half-read.
+    ///
+    /// @par Lifetimes and thread safety
+    /// See the class.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(send_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(origin to, request req, send_options opts, CompletionToken&& token = CompletionToken{}) {
         return boost::asio::async_initiate<CompletionToken, send_signature>(
             [impl = impl_](auto handler, origin to, request req, send_options opts) {
                 initiate_send(impl, std::move(handler), std::move(to), std::move(req), opts);
@@ -126,17 +154,25 @@ public:
             token, std::move(to), std::move(req), opts);
     }
 
-    /// async_send with default send_options.
-    template <class CompletionToken>
-    auto async_send(origin to, request req, CompletionToken&& token) {
+    /// async_send(origin, request, send_options, CompletionToken&&) with default send_options.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(send_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(origin to, request req, CompletionToken&& token = CompletionToken{}) {
         return async_send(std::move(to), std::move(req), send_options{}, std::forward<CompletionToken>(token));
     }
 
     /// Sends a prepared request as it is (the pool adds no Authorization: see client for tokens)
     /// to its origin: head and body in one gather write, nothing serialised or copied per send.
-    /// Bounds, completion, errors, lifetime and cancellation as above.
-    template <class CompletionToken>
-    auto async_send(prepared_request req, send_options opts, CompletionToken&& token) {
+    ///
+    /// @par Completion signature
+    /// `void(error_code, http::response)`
+    ///
+    /// @par Errors, per-operation cancellation, lifetimes, thread safety
+    /// As async_send(origin, request, send_options, CompletionToken&&); also
+    /// `asio::error::invalid_argument` for an empty prepared_request.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(send_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send(prepared_request req, send_options opts, CompletionToken&& token = CompletionToken{}) {
         return boost::asio::async_initiate<CompletionToken, send_signature>(
             [impl = impl_](auto handler, prepared_request req, send_options opts) {
                 initiate_prepared(impl, std::move(handler), req, opts);
@@ -144,10 +180,17 @@ public:
             token, std::move(req), opts);
     }
 
-    /// As above, keeping only the brief form of the response: nothing is stored or allocated for
-    /// a 2xx. Completion: `void(error_code, http::brief_response)`.
-    template <class CompletionToken>
-    auto async_send_brief(prepared_request req, send_options opts, CompletionToken&& token) {
+    /// As async_send(prepared_request, send_options, CompletionToken&&), keeping only the brief
+    /// form of the response: nothing is stored or allocated for a 2xx.
+    ///
+    /// @par Completion signature
+    /// `void(error_code, http::brief_response)`
+    ///
+    /// @par Errors, per-operation cancellation, lifetimes, thread safety
+    /// As async_send(prepared_request, send_options, CompletionToken&&).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(brief_signature) CompletionToken =
+                  default_completion_token_t<executor_type>>
+    auto async_send_brief(prepared_request req, send_options opts, CompletionToken&& token = CompletionToken{}) {
         return boost::asio::async_initiate<CompletionToken, brief_signature>(
             [impl = impl_](auto handler, prepared_request req, send_options opts) {
                 initiate_brief(impl, std::move(handler), req, opts);
@@ -159,14 +202,15 @@ public:
     /// in flight finish and their connections are then closed.
     void close();
 
+    /// The counters.
     pool_stats stats() const;
+    /// The executor given to the constructor.
     executor_type get_executor() const noexcept;
+    /// The options given to the constructor.
     const pool_options& options() const noexcept;
 
-    /// For tokenflight's own layers (the client submits its requests to the pool's loops).
-    const std::shared_ptr<detail::pool_impl>& impl() const noexcept { return impl_; }
-
 private:
+    friend struct tokenflight::detail::access;
     static void initiate_send(const std::shared_ptr<detail::pool_impl>& impl,
                               boost::asio::any_completion_handler<send_signature> handler, origin to, request req,
                               send_options opts);

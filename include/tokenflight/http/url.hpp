@@ -45,6 +45,10 @@ std::string redact_url(std::string_view url);
 /// Other names under .localhost are not trusted: resolvers may look them up in DNS.
 bool is_loopback_host(std::string_view host) noexcept;
 
+/// True when a secret or a token sent to `o` would cross a network in clear text: plain http
+/// to a host that is not loopback, unless `allow_insecure_http` (credentials::allow_insecure_http).
+bool is_insecure(const origin& o, bool allow_insecure_http);
+
 } // namespace tokenflight::http
 
 #endif

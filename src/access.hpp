@@ -1,0 +1,24 @@
+// Private to tokenflight: how its layers reach each other's shared state without a public
+// accessor (the public classes befriend detail::access, as Boost.MySQL's do).
+#ifndef TOKENFLIGHT_SRC_ACCESS_HPP
+#define TOKENFLIGHT_SRC_ACCESS_HPP
+
+#include <tokenflight/http/connection_pool.hpp>
+#include <tokenflight/token.hpp>
+#include <tokenflight/token_source.hpp>
+
+#include <memory>
+
+namespace tokenflight::detail {
+
+struct access {
+    static const std::shared_ptr<token_source_impl>& impl(const token_source& s) noexcept { return s.impl_; }
+    static const std::shared_ptr<http::detail::pool_impl>& impl(const http::connection_pool& p) noexcept {
+        return p.impl_;
+    }
+    static const access_token::data& data(const access_token& t) noexcept { return *t.d_; }
+};
+
+} // namespace tokenflight::detail
+
+#endif
