@@ -155,8 +155,8 @@ public:
         }
         static void complete(http::detail::exchange_op& base) {
             auto& self = static_cast<request_op&>(base);
-            auto hex = asio::get_associated_executor(self.handler, self.client->pool_->completion_executor());
-            asio::dispatch(hex, [op = &self] { op->finish(); });
+            auto handler_ex = asio::get_associated_executor(self.handler, self.client->pool_->completion_executor());
+            asio::dispatch(handler_ex, [op = &self] { op->finish(); });
         }
         // On the handler's executor, where its cancellation signal is emitted.
         void finish() {
@@ -253,8 +253,8 @@ public:
     template <class Form>
     void fail(handler_for<Form> handler, error_code ec, const request_params& params) {
         if (params.diag) params.diag->clear();
-        auto hex = asio::get_associated_executor(handler, executor());
-        asio::post(executor(), asio::bind_executor(std::move(hex), [h = std::move(handler), ec]() mutable {
+        auto handler_ex = asio::get_associated_executor(handler, executor());
+        asio::post(executor(), asio::bind_executor(std::move(handler_ex), [h = std::move(handler), ec]() mutable {
                        std::move(h)(ec, result_of<Form>{});
                    }));
     }

@@ -17,7 +17,7 @@ namespace json = boost::json;
 using std::chrono::seconds;
 
 std::string form_urlencode(std::string_view s) {
-    static constexpr char hex[] = "0123456789ABCDEF";
+    static constexpr char hex_digits[] = "0123456789ABCDEF";
     std::string out;
     out.reserve(s.size() + s.size() / 2);
     for (unsigned char c : s) {
@@ -28,8 +28,8 @@ std::string form_urlencode(std::string_view s) {
             out += '+';
         } else {
             out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
+            out += hex_digits[c >> 4];
+            out += hex_digits[c & 15];
         }
     }
     return out;
