@@ -34,9 +34,12 @@ public:
         std::uint64_t max_bytes = std::uint64_t(4) << 30; ///< stop (and close) after this many
     };
 
-    explicit hostile_server(script s, bool ipv6 = false)
+    /// The loopback address it listens on.
+    enum class loopback { ipv4, ipv6 };
+
+    explicit hostile_server(script s, loopback address = loopback::ipv4)
         : script_(std::move(s)),
-          acceptor_(ioc_, {ipv6 ? boost::asio::ip::make_address("::1") : boost::asio::ip::make_address("127.0.0.1"), 0}) {
+          acceptor_(ioc_, {boost::asio::ip::make_address(address == loopback::ipv6 ? "::1" : "127.0.0.1"), 0}) {
         boost::asio::co_spawn(ioc_, accept(), boost::asio::detached);
         thread_ = std::thread([this] { ioc_.run(); });
     }

@@ -721,7 +721,7 @@ TEST_CASE("IPv6 literals get brackets in the Host header") {
         }
     }
     test::io_threads io(1);
-    test::hostile_server server({"HTTP/1.1 204 No Content\r\n\r\n", ""}, true);
+    test::hostile_server server({"HTTP/1.1 204 No Content\r\n\r\n", ""}, test::hostile_server::loopback::ipv6);
     http::connection_pool pool(io.executor());
     auto [ec, res] = pool_send(io, pool, server.url("/x"), get_request());
     CHECK_FALSE(ec);
