@@ -218,8 +218,8 @@ TEST_CASE("body and header limits give limit errors; the pool stays usable") {
     const auto to = origin_of(server);
     auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/big"), asio::as_tuple(asio::use_awaitable)));
     CHECK(ec == errc::body_too_large);
-    auto [hec, hres] = test::run(io.executor(), pool.async_send(to, get("/bighdr"), asio::as_tuple(asio::use_awaitable)));
-    CHECK(hec == errc::header_too_large);
+    auto [header_ec, header_res] = test::run(io.executor(), pool.async_send(to, get("/bighdr"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(header_ec == errc::header_too_large);
     auto [ec2, res2] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
     CHECK_FALSE(ec2);
     CHECK(res2.body() == "hello");
@@ -423,8 +423,8 @@ TEST_CASE("TLS: a trusted CA succeeds, an untrusted CA fails as untrusted, verif
 }
 
 TEST_CASE("TLS: an expired or not yet valid certificate fails as expired") {
-    for (const auto& [from, to_s] : {std::pair{-7200L, -3600L}, std::pair{3600L, 7200L}}) {
-        tls_fixture f("DNS:localhost,IP:127.0.0.1", from, to_s);
+    for (const auto& [not_before, not_after] : {std::pair{-7200L, -3600L}, std::pair{3600L, 7200L}}) {
+        tls_fixture f("DNS:localhost,IP:127.0.0.1", not_before, not_after);
         testing::http_server server(routes, {.tls = &f.server_ctx});
         test::io_threads io(1);
         CHECK(tls_get(io, origin_of(server), trust(f.ca_file)) == errc::tls_certificate_expired);
