@@ -73,12 +73,12 @@ asio::awaitable<int> co_main(int argc, char** argv) {
             co_return 1;
         }
     }
-    const auto s = client.stats();
+    const auto stats = client.stats();
     const auto token_requests = source.stats().token_requests;
-    std::cout << "requests " << s.requests << ", resent after 401: " << s.resends_after_401
+    std::cout << "requests " << stats.requests << ", resent after 401: " << stats.resends_after_401
               << ", token requests: " << token_requests << '\n';
     // The demo knows what must have happened: one token, one revocation, one refresh, one resend.
-    if (demo && (token_requests != 2 || auth->token_requests() != 2 || s.resends_after_401 != 1 ||
+    if (demo && (token_requests != 2 || auth->token_requests() != 2 || stats.resends_after_401 != 1 ||
                  api->count_status(401) != 1 || api->count_status(200) != 3)) {
         std::cerr << "demo: unexpected counts (expected 2 token requests, 1 resend, one 401, three 200s)\n";
         co_return 1;

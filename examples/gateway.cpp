@@ -15,9 +15,11 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -28,9 +30,11 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
@@ -47,8 +51,8 @@ asio::awaitable<void> serve(tcp::socket socket, tf::client& upstream, tf::http::
     for (;;) {
         tf::http::request in;
         stream.expires_after(std::chrono::seconds(30)); // idle downstream connections go away
-        auto [rec, rn] = co_await beast::http::async_read(stream, buffer, in, tuple_awaitable);
-        if (rec) co_return;
+        auto [read_ec, bytes_read] = co_await beast::http::async_read(stream, buffer, in, tuple_awaitable);
+        if (read_ec) co_return;
         stream.expires_never();
 
         tf::http::request out{in.method(), in.target(), 11};
@@ -72,8 +76,8 @@ asio::awaitable<void> serve(tcp::socket socket, tf::client& upstream, tf::http::
         }
         reply.keep_alive(in.keep_alive());
         reply.prepare_payload();
-        auto [wec, wn] = co_await beast::http::async_write(stream, reply, tuple_awaitable);
-        if (wec || !reply.keep_alive()) co_return;
+        auto [write_ec, bytes_written] = co_await beast::http::async_write(stream, reply, tuple_awaitable);
+        if (write_ec || !reply.keep_alive()) co_return;
     }
 }
 
@@ -86,32 +90,43 @@ asio::awaitable<void> accept_loop(tcp::acceptor& acceptor, tf::client& upstream,
     }
 }
 
+// One of the demo's downstream clients: `count` requests one after the other, counting the 200s.
+asio::awaitable<void> send_requests(tf::http::connection_pool& downstream, tf::http::origin gateway, int count,
+                                    std::atomic<int>& ok) {
+    for (int i = 0; i < count; ++i) {
+        tf::http::request req{tf::http::verb::get, "/orders", 11};
+        auto [ec, res] = co_await downstream.async_send(gateway, std::move(req), tuple_awaitable);
+        if (!ec && res.result() == tf::http::status::ok) ++ok;
+    }
+}
+
 // --demo: drive 2,000 requests at 50 in flight through the gateway, with a plain pool (no token).
 asio::awaitable<int> drive(std::uint16_t port, tf::testing::fake_auth_server& auth, tf::testing::fake_api_server& api) {
+    constexpr int clients = 50, requests_each = 40, requests = clients * requests_each;
     auto ex = co_await asio::this_coro::executor;
     tf::http::pool_options po;
-    po.max_connections_per_origin = 50;
+    po.max_connections_per_origin = clients;
     tf::http::connection_pool downstream(ex, po);
-    const tf::http::origin gateway{false, "127.0.0.1", port};
+    const tf::http::origin gateway{.tls = false, .host = "127.0.0.1", .port = port};
     std::atomic<int> ok{0};
-    auto one_worker = [&](int n) -> asio::awaitable<void> {
-        for (int i = 0; i < n; ++i) {
-            tf::http::request req{tf::http::verb::get, "/orders", 11};
-            auto [ec, res] = co_await downstream.async_send(gateway, std::move(req), tuple_awaitable);
-            if (!ec && res.result() == tf::http::status::ok) ++ok;
-        }
+
+    // The clients run side by side, and one wait ends when the last is done: a parallel group
+    // of deferred co_spawns, nothing polled.
+    auto client = [&] {
+        return asio::co_spawn(ex, send_requests(downstream, gateway, requests_each, ok), asio::deferred);
     };
-    std::vector<std::future<void>> workers;
-    for (int w = 0; w < 50; ++w) workers.push_back(asio::co_spawn(ex, one_worker(40), asio::use_future));
-    asio::steady_timer poll(ex);
-    for (auto& w : workers)
-        while (w.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
-            poll.expires_after(std::chrono::milliseconds(5));
-            co_await poll.async_wait(tuple_awaitable);
-        }
-    std::cout << "gateway forwarded " << ok << " of 2000 requests with 200; upstream saw " << api.requests()
-              << " requests; the authorization server issued " << auth.tokens_issued() << " token(s)\n";
-    co_return ok == 2000 && auth.token_requests() == 1 ? 0 : 1;
+    std::vector<decltype(client())> group;
+    for (int c = 0; c < clients; ++c) group.push_back(client());
+    auto all_done = asio::experimental::make_parallel_group(std::move(group))
+                        .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    auto [completion_order, failures] = co_await std::move(all_done);
+    for (const auto& failure : failures)
+        if (failure) std::rethrow_exception(failure);
+
+    std::cout << "gateway forwarded " << ok << " of " << requests << " requests with 200; upstream saw "
+              << api.requests() << " requests; the authorization server issued " << auth.tokens_issued()
+              << " token(s)\n";
+    co_return ok == requests && auth.token_requests() == 1 ? 0 : 1;
 }
 
 } // namespace

@@ -47,17 +47,23 @@ struct spawn_completion {
     }
 };
 
-/// Runs a request coroutine on `ex` (it touches no I/O object of its own: no strand is needed)
-/// and completes `handler` with its result, on the handler's associated executor, or on `ex`
-/// when it has none. For the slow paths only (a token to wait for, a 401 to answer): the steady
-/// state of a request spawns nothing (see client.cpp and http/pool_impl.hpp).
+/// Runs a request coroutine on `ex` and completes `handler` with its result, on the handler's
+/// associated executor, or on `ex` when it has none. For the slow paths only (a token to wait
+/// for, a 401 to answer): the steady state of a request spawns nothing (see client.cpp and
+/// http/pool_impl.hpp).
+///
+/// `ex` must serialise the coroutine: co_spawn emits a cancellation of `handler`'s slot by
+/// dispatching to `ex`, and that emission must not race the coroutine or the completions it
+/// awaits. When the io_context may run on several threads, pass a strand of the coroutine's own
+/// (client.cpp makes a fresh one for every slow-path request).
 template <class Result>
 void spawn_request(const boost::asio::any_io_executor& ex, boost::asio::awaitable<std::tuple<error_code, Result>> op,
                    boost::asio::any_completion_handler<void(error_code, Result)> handler) {
     namespace asio = boost::asio;
     auto slot = asio::get_associated_cancellation_slot(handler);
-    auto hex = asio::get_associated_executor(handler, ex);
-    asio::co_spawn(ex, std::move(op), spawn_completion<Result>{std::move(handler), std::move(hex), slot});
+    auto completion_ex = asio::get_associated_executor(handler, ex);
+    asio::co_spawn(ex, std::move(op),
+                   spawn_completion<Result>{std::move(handler), std::move(completion_ex), slot});
 }
 
 } // namespace tokenflight::detail

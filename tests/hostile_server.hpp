@@ -34,9 +34,12 @@ public:
         std::uint64_t max_bytes = std::uint64_t(4) << 30; ///< stop (and close) after this many
     };
 
-    explicit hostile_server(script s, bool ipv6 = false)
+    /// The loopback address it listens on.
+    enum class loopback { ipv4, ipv6 };
+
+    explicit hostile_server(script s, loopback address = loopback::ipv4)
         : script_(std::move(s)),
-          acceptor_(ioc_, {ipv6 ? boost::asio::ip::make_address("::1") : boost::asio::ip::make_address("127.0.0.1"), 0}) {
+          acceptor_(ioc_, {boost::asio::ip::make_address(address == loopback::ipv6 ? "::1" : "127.0.0.1"), 0}) {
         boost::asio::co_spawn(ioc_, accept(), boost::asio::detached);
         thread_ = std::thread([this] { ioc_.run(); });
     }
@@ -72,25 +75,25 @@ private:
         namespace asio = boost::asio;
         constexpr auto tuple = asio::as_tuple(asio::use_awaitable);
         asio::streambuf in(64 * 1024);
-        auto [rec, n] = co_await asio::async_read_until(socket, in, "\r\n\r\n", tuple);
-        if (rec) co_return;
+        auto [read_ec, head_size] = co_await asio::async_read_until(socket, in, "\r\n\r\n", tuple);
+        if (read_ec) co_return;
         {
             std::lock_guard l(mutex_);
-            requests_.emplace_back(static_cast<const char*>(in.data().data()), n);
+            requests_.emplace_back(static_cast<const char*>(in.data().data()), head_size);
         }
-        auto [pec, pn] = co_await asio::async_write(socket, asio::buffer(script_.prefix), tuple);
-        sent_ += pn;
-        if (pec || script_.repeat.empty()) co_return;
+        auto [prefix_ec, prefix_bytes] = co_await asio::async_write(socket, asio::buffer(script_.prefix), tuple);
+        sent_ += prefix_bytes;
+        if (prefix_ec || script_.repeat.empty()) co_return;
         // Writes in blocks of at least 64 KiB so that a fast client is fed at loopback speed.
         std::string block;
         while (block.size() < 64 * 1024) block += script_.repeat;
         if (script_.pause.count() > 0) block = script_.repeat;
         asio::steady_timer timer(ioc_);
-        for (std::uint64_t total = pn; total < script_.max_bytes;) {
-            auto [wec, wn] = co_await asio::async_write(socket, asio::buffer(block), tuple);
-            sent_ += wn;
-            total += wn;
-            if (wec) co_return; // the client gave up: what the tests want to see
+        for (std::uint64_t total = prefix_bytes; total < script_.max_bytes;) {
+            auto [block_ec, block_bytes] = co_await asio::async_write(socket, asio::buffer(block), tuple);
+            sent_ += block_bytes;
+            total += block_bytes;
+            if (block_ec) co_return; // the client gave up: what the tests want to see
             if (script_.pause.count() > 0) {
                 timer.expires_after(script_.pause);
                 co_await timer.async_wait(tuple);

@@ -29,10 +29,13 @@ struct tls_fixture {
         server_ctx.use_private_key(boost::asio::buffer(served.key_pem), boost::asio::ssl::context::pem);
     }
 
+    /// Whether verification trusts the system's CA store too.
+    enum class system_cas { ignored, trusted };
+
     /// Verification against `ca_file` only (plus the system store when asked).
-    static tokenflight::http::tls_options trust(const std::string& ca_file, bool system_store = false) {
+    static tokenflight::http::tls_options trust(const std::string& ca_file, system_cas system = system_cas::ignored) {
         tokenflight::http::tls_options t;
-        t.use_system_store = system_store;
+        t.use_system_store = system == system_cas::trusted;
         t.ca_file = ca_file;
         return t;
     }

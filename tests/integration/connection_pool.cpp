@@ -218,8 +218,8 @@ TEST_CASE("body and header limits give limit errors; the pool stays usable") {
     const auto to = origin_of(server);
     auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/big"), asio::as_tuple(asio::use_awaitable)));
     CHECK(ec == errc::body_too_large);
-    auto [hec, hres] = test::run(io.executor(), pool.async_send(to, get("/bighdr"), asio::as_tuple(asio::use_awaitable)));
-    CHECK(hec == errc::header_too_large);
+    auto [header_ec, header_res] = test::run(io.executor(), pool.async_send(to, get("/bighdr"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(header_ec == errc::header_too_large);
     auto [ec2, res2] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
     CHECK_FALSE(ec2);
     CHECK(res2.body() == "hello");
@@ -377,7 +377,7 @@ TEST_CASE("unreachable hosts fail with a connect error, not a hang") {
         asio::ip::tcp::acceptor a(tmp, {asio::ip::make_address("127.0.0.1"), 0});
         port = a.local_endpoint().port();
     }
-    auto [ec, res] = test::run(io.executor(), pool.async_send(http::origin{false, "127.0.0.1", port}, get("/"),
+    auto [ec, res] = test::run(io.executor(), pool.async_send(http::origin{.tls = false, .host = "127.0.0.1", .port = port}, get("/"),
                                                               asio::as_tuple(asio::use_awaitable)));
     CHECK(ec == asio::error::connection_refused);
     CHECK(is_transient(ec));
@@ -388,10 +388,10 @@ TEST_CASE("unreachable hosts fail with a connect error, not a hang") {
 namespace {
 using test::tls_fixture;
 
-http::tls_options trust(const test::temp_file& ca_file, bool system_store = false) {
-    return tls_fixture::trust(ca_file.path(), system_store);
+http::tls_options trust(const test::temp_file& ca_file, tls_fixture::system_cas system = tls_fixture::system_cas::ignored) {
+    return tls_fixture::trust(ca_file.path(), system);
 }
-http::tls_options system_store_only() { return tls_fixture::trust("", true); }
+http::tls_options system_store_only() { return tls_fixture::trust("", tls_fixture::system_cas::trusted); }
 http::tls_options no_verification() {
     http::tls_options t;
     t.verify_peer = false;
@@ -415,16 +415,16 @@ TEST_CASE("TLS: a trusted CA succeeds, an untrusted CA fails as untrusted, verif
     const auto to = origin_of(server);
     CHECK(to.tls);
     CHECK_FALSE(tls_get(io, to, trust(f.ca_file)));
-    CHECK(tls_get(io, to, trust(f.other_ca_file, true)) == errc::tls_untrusted_certificate);
+    CHECK(tls_get(io, to, trust(f.other_ca_file, tls_fixture::system_cas::trusted)) == errc::tls_untrusted_certificate);
     CHECK(tls_get(io, to, system_store_only()) == errc::tls_untrusted_certificate);
     CHECK_FALSE(tls_get(io, to, no_verification()));
     // "localhost" is in the certificate too
-    CHECK_FALSE(tls_get(io, http::origin{true, "localhost", to.port}, trust(f.ca_file)));
+    CHECK_FALSE(tls_get(io, http::origin{.tls = true, .host = "localhost", .port = to.port}, trust(f.ca_file)));
 }
 
 TEST_CASE("TLS: an expired or not yet valid certificate fails as expired") {
-    for (const auto& [from, to_s] : {std::pair{-7200L, -3600L}, std::pair{3600L, 7200L}}) {
-        tls_fixture f("DNS:localhost,IP:127.0.0.1", from, to_s);
+    for (const auto& [not_before, not_after] : {std::pair{-7200L, -3600L}, std::pair{3600L, 7200L}}) {
+        tls_fixture f("DNS:localhost,IP:127.0.0.1", not_before, not_after);
         testing::http_server server(routes, {.tls = &f.server_ctx});
         test::io_threads io(1);
         CHECK(tls_get(io, origin_of(server), trust(f.ca_file)) == errc::tls_certificate_expired);
@@ -454,7 +454,7 @@ TEST_CASE("TLS: host names are sent as SNI, IP literals never are (RFC 6066)") {
         sni_seen.clear();
     }
     CHECK_FALSE(tls_get(io, to, trust(f.ca_file)));                                   // 127.0.0.1
-    CHECK_FALSE(tls_get(io, http::origin{true, "localhost", to.port}, trust(f.ca_file))); // a name
+    CHECK_FALSE(tls_get(io, http::origin{.tls = true, .host = "localhost", .port = to.port}, trust(f.ca_file))); // a name
     std::lock_guard l(sni_mutex);
     REQUIRE(sni_seen.size() == 2);
     CHECK(sni_seen[0].empty());
@@ -467,13 +467,13 @@ TEST_CASE("TLS: a certificate for another host name or address fails as a name m
     test::io_threads io(1);
     const auto to = origin_of(server);
     CHECK(tls_get(io, to, trust(f.ca_file)) == errc::tls_name_mismatch); // 127.0.0.1
-    CHECK(tls_get(io, http::origin{true, "localhost", to.port}, trust(f.ca_file)) == errc::tls_name_mismatch);
+    CHECK(tls_get(io, http::origin{.tls = true, .host = "localhost", .port = to.port}, trust(f.ca_file)) == errc::tls_name_mismatch);
     CHECK_FALSE(tls_get(io, to, no_verification()));
     // a wildcard stands for one whole label: *.localhost does not cover localhost
     tls_fixture wild("DNS:*.localhost");
     testing::http_server wild_server(routes, {.tls = &wild.server_ctx});
     const auto wt = origin_of(wild_server);
-    CHECK(tls_get(io, http::origin{true, "localhost", wt.port}, trust(wild.ca_file)) == errc::tls_name_mismatch);
+    CHECK(tls_get(io, http::origin{.tls = true, .host = "localhost", .port = wt.port}, trust(wild.ca_file)) == errc::tls_name_mismatch);
 }
 
 TEST_CASE("TLS: many requests reuse the TLS connection") {
@@ -519,7 +519,7 @@ TEST_CASE("interim 1xx responses are skipped; a body ended by EOF ends the conne
     });
     test::io_threads io(1);
     http::connection_pool pool(io.executor());
-    const http::origin to{false, "127.0.0.1", port};
+    const http::origin to{.tls = false, .host = "127.0.0.1", .port = port};
     for (int i = 0; i < 2; ++i) {
         auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
         REQUIRE_FALSE(ec);
@@ -550,7 +550,7 @@ TEST_CASE("a connection with bytes left after the response is not reused") {
     });
     test::io_threads io(1);
     http::connection_pool pool(io.executor());
-    const http::origin to{false, "127.0.0.1", port};
+    const http::origin to{.tls = false, .host = "127.0.0.1", .port = port};
     auto [e1, r1] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
     CHECK_FALSE(e1);
     CHECK(r1.result() == http::status::no_content);

@@ -125,13 +125,13 @@ TEST_CASE("a host that does not resolve is a typed error, not a crash") {
 
     // Through a token source and a client too: both reach the same connect path.
     token_source source(io.executor(), creds_for("http://localhost:1/token"), quick_source());
-    auto [tec, t] = get_token(source);
-    CHECK(tec == asio::error::connection_refused); // retried within the deadline, then typed
+    auto [refused_ec, refused_token] = get_token(source);
+    CHECK(refused_ec == asio::error::connection_refused); // retried within the deadline, then typed
     credentials bad = creds_for("https://" + unresolvable_host + "/token");
     token_source unresolvable(io.executor(), std::move(bad), quick_source());
-    auto [uec, ut] = get_token(unresolvable);
-    CHECK(uec == asio::error::host_not_found);
-    CHECK_FALSE(ut);
+    auto [unresolved_ec, unresolved_token] = get_token(unresolvable);
+    CHECK(unresolved_ec == asio::error::host_not_found);
+    CHECK_FALSE(unresolved_token);
 }
 
 TEST_CASE("connect refused and connect timeouts complete with typed errors") {
@@ -147,8 +147,8 @@ TEST_CASE("connect refused and connect timeouts complete with typed errors") {
         asio::ip::tcp::acceptor a(tmp, {asio::ip::make_address("127.0.0.1"), 0});
         free_port = a.local_endpoint().port();
     }
-    auto [rec, rres] = pool_send(io, pool, "http://127.0.0.1:" + std::to_string(free_port) + "/", get_request());
-    CHECK(rec == asio::error::connection_refused);
+    auto [refused_ec, refused_res] = pool_send(io, pool, "http://127.0.0.1:" + std::to_string(free_port) + "/", get_request());
+    CHECK(refused_ec == asio::error::connection_refused);
 
     // Cancelling or timing out a resolve that hangs: tests/integration/slow_resolve.cpp.
 
@@ -157,12 +157,12 @@ TEST_CASE("connect refused and connect timeouts complete with typed errors") {
     // loopback without changing the firewall.)
     test::hostile_server silent({"", ""});
     const auto silent_url = "https://127.0.0.1:" + std::to_string(silent.port()) + "/";
-    auto [tec, tres] = pool_send(io, pool, silent_url, get_request());
-    CHECK(tec == errc::connect_timeout);
+    auto [silent_ec, silent_res] = pool_send(io, pool, silent_url, get_request());
+    CHECK(silent_ec == errc::connect_timeout);
     http::send_options short_request;
     short_request.timeout = 200ms; // shorter than connect_timeout: the request's deadline wins
-    auto [qec, qres] = pool_send(io, pool, silent_url, get_request(), short_request);
-    CHECK(qec == errc::request_timeout);
+    auto [short_ec, short_res] = pool_send(io, pool, silent_url, get_request(), short_request);
+    CHECK(short_ec == errc::request_timeout);
 }
 
 // --- 2. header injection and request smuggling, from every source ------------------------------
@@ -239,21 +239,21 @@ TEST_CASE("header names and values that would inject a line are refused where th
         CHECK(ec == c.expected);
     }
     auto target = get_request();
-    auto [tec, tres] = test::run(io.executor(), [&]() -> asio::awaitable<std::pair<error_code, http::response>> {
+    auto [target_ec, target_res] = test::run(io.executor(), [&]() -> asio::awaitable<std::pair<error_code, http::response>> {
         auto loc = http::parse_url(api.base_url()).value();
         http::request req{http::verb::get, "/a b\r\nX-Evil: 1", 11};
         auto [ec, res] = co_await pool.async_send(loc.origin, std::move(req), tuple_awaitable);
         co_return std::pair<error_code, http::response>{ec, std::move(res)};
     }());
-    CHECK(tec == errc::invalid_request_target);
+    CHECK(target_ec == errc::invalid_request_target);
     CHECK(hits == 0);          // nothing was sent
     CHECK(pool.stats().connections_opened == 0); // not even a connection: the check comes first
 
     // Tabs and obs-text are legal in a value.
     auto ok = get_request();
     ok.set("x-note", "a\tb \xc3\xa9");
-    auto [oec, ores] = pool_send(io, pool, api.base_url() + "/", std::move(ok));
-    CHECK_FALSE(oec);
+    auto [legal_ec, legal_res] = pool_send(io, pool, api.base_url() + "/", std::move(ok));
+    CHECK_FALSE(legal_ec);
     CHECK(hits == 1);
 }
 
@@ -721,7 +721,7 @@ TEST_CASE("IPv6 literals get brackets in the Host header") {
         }
     }
     test::io_threads io(1);
-    test::hostile_server server({"HTTP/1.1 204 No Content\r\n\r\n", ""}, true);
+    test::hostile_server server({"HTTP/1.1 204 No Content\r\n\r\n", ""}, test::hostile_server::loopback::ipv6);
     http::connection_pool pool(io.executor());
     auto [ec, res] = pool_send(io, pool, server.url("/x"), get_request());
     CHECK_FALSE(ec);

@@ -46,7 +46,7 @@ constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 error_code get(http::connection_pool& pool, test::io_threads& io, http::send_options so = {},
                std::chrono::milliseconds cancel_after = 0ms) {
     return test::run(io.executor(), [&]() -> asio::awaitable<error_code> {
-        http::origin to{false, "api.slow.invalid", 80};
+        http::origin to{.tls = false, .host = "api.slow.invalid", .port = 80};
         http::request req{http::verb::get, "/", 11};
         if (cancel_after == 0ms) {
             auto [ec, res] = co_await pool.async_send(to, std::move(req), so, tuple_awaitable);
@@ -71,7 +71,7 @@ TEST_CASE("a resolve that hangs ends at connect_timeout, the request deadline, o
     // The stand-in forwards other names: localhost resolves (and is refused on port 1). First:
     // Asio has one resolver thread per io_context, so lookups queue behind a stalled one.
     auto refused = test::run(io.executor(), [&]() -> asio::awaitable<error_code> {
-        http::origin to{false, "localhost", 1}; // named: no braced temporary inside a co_await (GCC 12)
+        http::origin to{.tls = false, .host = "localhost", .port = 1}; // named: no braced temporary inside a co_await (GCC 12)
         http::request req{http::verb::get, "/", 11};
         auto [ec, res] = co_await pool.async_send(to, std::move(req), tuple_awaitable);
         co_return ec;

@@ -458,8 +458,8 @@ TEST_CASE("an https token endpoint: its CA is trusted through token_source_optio
         opts.tls = test::tls_fixture::trust(c.trust_ca ? g.ca_file.path() : g.other_ca_file.path());
         token_source src(io.executor(), creds_for(bad), opts);
         diagnostics diag;
-        auto [bec, bt] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
-        CHECK(bec == c.expected);
+        auto [refused_ec, refused_token] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
+        CHECK(refused_ec == c.expected);
         CHECK(src.stats().token_requests == 1);
         CHECK(bad.token_requests() == 0);
         CHECK(diag.http_status == 0);

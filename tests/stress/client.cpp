@@ -26,7 +26,10 @@ testing::fake_api_server::options two_threads() {
     return o;
 }
 
-void revocation_storm(int threads, bool revoke_mid_flight) {
+// When the storm's token is revoked: before the requests go out, or while 10,000 are in flight.
+enum class revoked { before_the_storm, mid_flight };
+
+void revocation_storm(int threads, revoked when) {
     testing::fake_auth_server auth;
     testing::fake_api_server api(auth, two_threads());
     test::io_threads io(threads);
@@ -39,7 +42,7 @@ void revocation_storm(int threads, bool revoke_mid_flight) {
     auto warm = cl.async_get(api.url("/warm"), asio::use_future);
     REQUIRE(warm.wait_for(10s) == std::future_status::ready);
     REQUIRE(warm.get().result() == http::status::ok);
-    if (!revoke_mid_flight) api.revoke_all();
+    if (when == revoked::before_the_storm) api.revoke_all();
 
     const int n = 10'000;
     std::atomic<int> done{0}, ok{0};
@@ -50,7 +53,7 @@ void revocation_storm(int threads, bool revoke_mid_flight) {
             ++done;
         });
     }
-    if (revoke_mid_flight) {
+    if (when == revoked::mid_flight) {
         REQUIRE(test::eventually([&] { return done >= 500; }, 60s));
         api.revoke_all();
     }
@@ -68,15 +71,15 @@ void revocation_storm(int threads, bool revoke_mid_flight) {
 } // namespace
 
 TEST_CASE("401 storm: 10,000 requests meet one revocation and cause exactly one token request") {
-    revocation_storm(1, false);
+    revocation_storm(1, revoked::before_the_storm);
 }
 
 TEST_CASE("401 storm with 4 io_context threads") {
-    revocation_storm(4, false);
+    revocation_storm(4, revoked::before_the_storm);
 }
 
 TEST_CASE("401 storm: revocation while 10,000 requests are in flight") {
-    revocation_storm(2, true);
+    revocation_storm(2, revoked::mid_flight);
 }
 
 TEST_CASE("1 s tokens, 20,000 requests over 5 s at concurrency 256: no failure, no expired token") {

@@ -45,11 +45,11 @@ TEST_CASE("loopback hosts are recognised") {
 }
 
 TEST_CASE("the Host authority brackets IPv6 and omits default ports") {
-    CHECK(http::origin{false, "::1", 8080}.authority() == "[::1]:8080");
-    CHECK(http::origin{true, "2001:db8::1", 443}.authority() == "[2001:db8::1]");
-    CHECK(http::origin{false, "api.example", 80}.authority() == "api.example");
-    CHECK(http::origin{true, "api.example", 80}.authority() == "api.example:80");
-    CHECK(http::origin{false, "127.0.0.1", 9}.authority() == "127.0.0.1:9");
+    CHECK(http::origin{.tls = false, .host = "::1", .port = 8080}.authority() == "[::1]:8080");
+    CHECK(http::origin{.tls = true, .host = "2001:db8::1", .port = 443}.authority() == "[2001:db8::1]");
+    CHECK(http::origin{.tls = false, .host = "api.example", .port = 80}.authority() == "api.example");
+    CHECK(http::origin{.tls = true, .host = "api.example", .port = 80}.authority() == "api.example:80");
+    CHECK(http::origin{.tls = false, .host = "127.0.0.1", .port = 9}.authority() == "127.0.0.1:9");
 }
 
 TEST_CASE("URLs in messages lose user info, query and controls") {

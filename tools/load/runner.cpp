@@ -38,11 +38,12 @@ namespace {
 
 struct shared_run {
     shared_run(send_function send, const plan& p, tally& t, std::function<void()> on_done)
-        : send(std::move(send)), p(p), t(t), on_done(std::move(on_done)), start(p.start.value_or(clock::now())) {}
+        : send(std::move(send)), slice(p), results(t), on_done(std::move(on_done)),
+          start(p.start.value_or(clock::now())) {}
 
     send_function send;
-    plan p;
-    tally& t;
+    plan slice; ///< this loop's part of the run
+    tally& results;
     std::function<void()> on_done;
     clock::time_point start;
     std::optional<clock::time_point> deadline;
@@ -56,11 +57,11 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     for (;;) {
         // The global index of this loop's next request: loops share no counter on the way.
-        const std::uint64_t i = static_cast<std::uint64_t>(r.p.loop) +
-                                r.next.fetch_add(1, std::memory_order_relaxed) * static_cast<std::uint64_t>(r.p.loops);
-        if (r.p.requests && i >= *r.p.requests) break;
+        const std::uint64_t i = static_cast<std::uint64_t>(r.slice.loop) +
+                                r.next.fetch_add(1, std::memory_order_relaxed) * static_cast<std::uint64_t>(r.slice.loops);
+        if (r.slice.requests && i >= *r.slice.requests) break;
         clock::time_point scheduled = clock::now();
-        if (r.p.rate) {
+        if (r.slice.rate) {
             // Open model: request i is due at start + i/rate whether or not earlier ones are
             // done, and its latency counts from then (no coordinated omission).
             scheduled = r.start + r.period * static_cast<clock::rep>(i);
@@ -74,15 +75,15 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
         }
         auto op = r.send();
         auto [ec, res] = co_await std::move(op);
-        r.t.latency.record(clock::now() - scheduled);
+        r.results.latency.record(clock::now() - scheduled);
         if (ec) {
-            r.t.count_error(ec);
+            r.results.count_error(ec);
         } else {
-            const unsigned s = res.result_int();
-            if (s < r.t.status.size()) r.t.status[s].fetch_add(1, std::memory_order_relaxed);
-            if (s >= 200 && s < 300) r.t.ok.fetch_add(1, std::memory_order_relaxed);
+            const unsigned status = res.result_int();
+            if (status < r.results.status.size()) r.results.status[status].fetch_add(1, std::memory_order_relaxed);
+            if (status >= 200 && status < 300) r.results.ok.fetch_add(1, std::memory_order_relaxed);
         }
-        r.t.done.fetch_add(1, std::memory_order_relaxed);
+        r.results.done.fetch_add(1, std::memory_order_relaxed);
     }
     if (r.running.fetch_sub(1) == 1) r.on_done();
 }

@@ -33,6 +33,13 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
+// Closes with a TCP reset (RST) rather than a FIN: lingering on, with a zero timeout.
+void reset_connection(tcp::socket& socket) {
+    error_code ec;
+    socket.set_option(tcp::socket::linger(/*enabled=*/true, /*timeout=*/0), ec);
+    socket.close(ec);
+}
+
 struct session_state {
     tcp::socket* socket = nullptr;
     asio::any_io_executor strand;
@@ -55,28 +62,27 @@ struct http_server::impl {
     std::vector<std::thread> threads;
 
     template <class Stream>
-    asio::awaitable<void> serve(Stream& stream, beast::tcp_stream& tcp, session_state& st) {
+    asio::awaitable<void> serve(Stream& stream, beast::tcp_stream& transport, session_state& state) {
         beast::flat_buffer buffer;
         for (;;) {
-            st.idle = true;
+            state.idle = true;
             beast::http::request_parser<beast::http::string_body> parser;
             parser.body_limit(opts.body_limit);
-            if (opts.idle_close.count() > 0) tcp.expires_after(opts.idle_close);
-            auto [rec, rn] = co_await beast::http::async_read(stream, buffer, parser, tuple_awaitable);
-            if (rec) co_return;
-            tcp.expires_never();
-            st.idle = false;
+            if (opts.idle_close.count() > 0) transport.expires_after(opts.idle_close);
+            auto [read_ec, bytes_read] = co_await beast::http::async_read(stream, buffer, parser, tuple_awaitable);
+            if (read_ec) co_return;
+            transport.expires_never();
+            state.idle = false;
             requests.fetch_add(1, std::memory_order_relaxed);
             http::request req = parser.release();
             http::response res{http::status::ok, req.version()};
             res.keep_alive(req.keep_alive());
-            const reply r = co_await handler(req, res);
+            const reply action = co_await handler(req, res);
             error_code ec;
-            switch (r) {
-            case reply::close: tcp.socket().shutdown(tcp::socket::shutdown_both, ec); co_return;
+            switch (action) {
+            case reply::close: transport.socket().shutdown(tcp::socket::shutdown_both, ec); co_return;
             case reply::reset:
-                tcp.socket().set_option(tcp::socket::linger(true, 0), ec);
-                tcp.socket().close(ec);
+                reset_connection(transport.socket());
                 co_return;
             case reply::stall: {
                 asio::steady_timer forever(co_await asio::this_coro::executor, asio::steady_timer::time_point::max());
@@ -85,21 +91,20 @@ struct http_server::impl {
             }
             case reply::reset_mid_body: {
                 res.prepare_payload();
-                beast::http::response_serializer<beast::http::string_body> sr(res);
-                auto [hec, hn] = co_await beast::http::async_write_header(stream, sr, tuple_awaitable);
-                if (hec) co_return;
+                beast::http::response_serializer<beast::http::string_body> serializer(res);
+                auto [header_ec, header_bytes] = co_await beast::http::async_write_header(stream, serializer, tuple_awaitable);
+                if (header_ec) co_return;
                 const auto half = res.body().substr(0, res.body().size() / 2);
                 co_await asio::async_write(stream, asio::buffer(half), tuple_awaitable); // then reset, whatever happened
-                tcp.socket().set_option(tcp::socket::linger(true, 0), ec);
-                tcp.socket().close(ec);
+                reset_connection(transport.socket());
                 co_return;
             }
             case reply::send_and_close: res.keep_alive(false); [[fallthrough]];
             case reply::send: {
                 res.prepare_payload();
-                auto [wec, wn] = co_await beast::http::async_write(stream, res, tuple_awaitable);
-                if (wec || !res.keep_alive() || st.close_requested) {
-                    tcp.socket().shutdown(tcp::socket::shutdown_send, ec);
+                auto [write_ec, bytes_written] = co_await beast::http::async_write(stream, res, tuple_awaitable);
+                if (write_ec || !res.keep_alive() || state.close_requested) {
+                    transport.socket().shutdown(tcp::socket::shutdown_send, ec);
                     co_return;
                 }
             }
@@ -116,28 +121,28 @@ struct http_server::impl {
             ~decrement() { n.fetch_sub(1); }
         } guard{open};
 
-        auto st = std::make_shared<session_state>();
-        st->strand = co_await asio::this_coro::executor;
+        auto state = std::make_shared<session_state>();
+        state->strand = co_await asio::this_coro::executor;
         std::uint64_t id;
-        beast::tcp_stream tcp(std::move(socket));
-        st->socket = &tcp.socket();
+        beast::tcp_stream transport(std::move(socket));
+        state->socket = &transport.socket();
         {
             std::lock_guard lock(sessions_mutex);
             id = next_session++;
-            sessions.emplace(id, st);
+            sessions.emplace(id, state);
         }
         if (opts.tls) {
-            asio::ssl::stream<beast::tcp_stream&> tls(tcp, *opts.tls);
-            auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
-            if (!hec) {
-                auto op = serve(tls, tcp, *st);
+            asio::ssl::stream<beast::tcp_stream&> tls(transport, *opts.tls);
+            auto [handshake_ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
+            if (!handshake_ec) {
+                auto op = serve(tls, transport, *state);
                 co_await std::move(op);
             }
         } else {
-            auto op = serve(tcp, tcp, *st);
+            auto op = serve(transport, transport, *state);
             co_await std::move(op);
         }
-        st->socket = nullptr; // on the strand, so close_idle_connections never sees a dead socket
+        state->socket = nullptr; // on the strand, so close_idle_connections never sees a dead socket
         std::lock_guard lock(sessions_mutex);
         sessions.erase(id);
     }
@@ -199,13 +204,13 @@ std::uint64_t http_server::requests() const noexcept { return impl_->requests.lo
 
 void http_server::close_idle_connections() {
     std::lock_guard lock(impl_->sessions_mutex);
-    for (auto& [id, st] : impl_->sessions) {
-        asio::post(st->strand, [st] {
-            st->close_requested = true; // a busy session closes after its response
-            if (!st->socket || !st->idle) return;
+    for (auto& [id, state] : impl_->sessions) {
+        asio::post(state->strand, [state] {
+            state->close_requested = true; // a busy session closes after its response
+            if (!state->socket || !state->idle) return;
             error_code ec;
-            st->socket->shutdown(tcp::socket::shutdown_both, ec);
-            st->socket->close(ec);
+            state->socket->shutdown(tcp::socket::shutdown_both, ec);
+            state->socket->close(ec);
         });
     }
 }

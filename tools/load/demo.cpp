@@ -1,0 +1,82 @@
+#include "demo.hpp"
+
+#include <iostream>
+#include <string>
+#include <utility>
+
+namespace tokenflight::load {
+
+namespace {
+
+constexpr const char* demo_api_key = "demo-api-key";
+
+testing::fake_auth_server::options auth_options(std::chrono::seconds token_lifetime) {
+    testing::fake_auth_server::options o;
+    o.lifetime = token_lifetime;
+    o.client_id = "demo-client";
+    o.client_secret = "demo-secret";
+    return o;
+}
+
+testing::fake_api_server::options api_options() {
+    testing::fake_api_server::options o;
+    o.api_key = demo_api_key;
+    o.threads = 2;
+    return o;
+}
+
+// The server's client, keeping --scope and --auth-method from the command line.
+void use_server_client(credentials& creds, const testing::fake_auth_server& server) {
+    auto c = server.client_credentials();
+    creds.token_url = std::move(c.token_url);
+    creds.client_id = std::move(c.client_id);
+    creds.client_secret = std::move(c.client_secret);
+}
+
+} // namespace
+
+demo_servers::demo_servers(std::chrono::seconds token_lifetime)
+    : auth(auth_options(token_lifetime)), api(auth, api_options()) {}
+
+std::unique_ptr<demo_servers> start_demo(config& cfg) {
+    auto demo = std::make_unique<demo_servers>(cfg.demo_token_lifetime);
+    cfg.url = demo->api.url("/demo");
+    use_server_client(cfg.creds, demo->auth);
+    cfg.headers.emplace_back("x-api-key", demo_api_key);
+    if (!cfg.json) {
+        const std::string revocations =
+            cfg.demo_revoke_every
+                ? "every " + std::to_string(cfg.demo_revoke_every->count()) + " ms"
+                : std::string("half-way");
+        std::cout << "demo: authorization server " << cfg.creds.token_url << ", API " << cfg.url
+                  << " (" << cfg.demo_token_lifetime.count() << " s tokens, every token revoked "
+                  << revocations << ")\n";
+    }
+    return demo;
+}
+
+std::unique_ptr<testing::fake_auth_server> start_token_server(credentials& creds) {
+    auto server = std::make_unique<testing::fake_auth_server>();
+    use_server_client(creds, *server);
+    return server;
+}
+
+demo_revocations::demo_revocations(demo_servers& servers, const config& cfg,
+                                   clock::time_point start)
+    : servers_(servers), every_(cfg.demo_revoke_every), requests_(cfg.requests),
+      next_(cfg.demo_revoke_every ? start + *cfg.demo_revoke_every
+            : cfg.duration        ? start + *cfg.duration / 2
+                                  : clock::time_point::max()) {}
+
+void demo_revocations::tick(std::uint64_t requests_done, clock::time_point now) {
+    // A run of -n requests revokes when half of them are done, unless told a period.
+    const bool due =
+        every_ || !requests_ ? now >= next_ : revocations_ == 0 && requests_done >= *requests_ / 2;
+    if (!due)
+        return;
+    servers_.api.revoke_all();
+    ++revocations_;
+    next_ = every_ ? next_ + *every_ : clock::time_point::max();
+}
+
+} // namespace tokenflight::load

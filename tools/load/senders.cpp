@@ -1,0 +1,146 @@
+#include "senders.hpp"
+
+#include <tokenflight/http/prepared_request.hpp>
+#include <tokenflight/http/url.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <future>
+#include <optional>
+#include <utility>
+
+namespace tokenflight::load {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+std::uint64_t senders::token_fetches() const {
+    return source ? source->stats().token_requests : 0;
+}
+
+std::uint64_t senders::resends_after_401() const {
+    std::uint64_t resends = 0;
+    for (const auto& l : loops)
+        if (l.client)
+            resends += l.client->stats().resends_after_401;
+    return resends;
+}
+
+namespace {
+
+// The workers' completion token: awaited, as a tuple, with the loop's io_context executor bound
+// to the handler. The coroutine's own executor is an any_io_executor, which the library's
+// type-erased handler would convert to an any_completion_executor on every request (a heap
+// allocation); the io_context's executor fits in it as it is.
+auto completion_token(event_loops::executor_type ex) {
+    return asio::bind_executor(ex, asio::as_tuple(asio::use_awaitable));
+}
+
+http::tls_options tls_for(const config& cfg) {
+    http::tls_options tls;
+    tls.verify_peer = !cfg.insecure;
+    tls.ca_file = cfg.cacert;
+    return tls;
+}
+
+// Loop k's pool: --max-connections is for the whole run, so each loop gets its share, as with -c.
+http::pool_options pool_options_for(const config& cfg, int k, int loop_count) {
+    http::pool_options o;
+    o.request_timeout = cfg.timeout;
+    o.queue_timeout = cfg.timeout;
+    o.tls = tls_for(cfg);
+    const int max_connections = cfg.max_connections.value_or(cfg.concurrency);
+    o.max_connections_per_origin = static_cast<std::size_t>(share(max_connections, k, loop_count));
+    return o;
+}
+
+// The first token, or why there is none. The diagnostics and the outcome live in state the
+// completion handler shares: if the wait gives up, the operation still completes later and
+// writes into them.
+std::optional<std::string> first_token_failure(token_source& source, const config& cfg,
+                                               const std::string& token_url) {
+    struct first_token {
+        diagnostics diag;
+        std::promise<error_code> done;
+    };
+    auto first = std::make_shared<first_token>();
+    auto outcome = first->done.get_future();
+    source.async_get_token(
+        first->diag, [first](error_code ec, const access_token&) { first->done.set_value(ec); });
+    if (outcome.wait_for(cfg.timeout + 2s) != std::future_status::ready)
+        return "no first token from " + token_url + ": no answer within --timeout";
+    if (const auto ec = outcome.get()) {
+        std::string detail = first->diag.to_string();
+        return "no first token from " + token_url + ": " + ec.message() +
+               (detail.empty() ? "" : " (" + detail + ")");
+    }
+    return std::nullopt;
+}
+
+std::variant<senders, setup_error> bare_pools(const config& cfg, event_loops& loops) {
+    senders s;
+    s.loops.resize(static_cast<std::size_t>(loops.size()));
+    for (int k = 0; k < loops.size(); ++k) {
+        auto& l = s.loops[static_cast<std::size_t>(k)];
+        const auto po = pool_options_for(cfg, k, loops.size());
+        l.bare_pool = std::make_unique<http::connection_pool>(loops.executor(k), po);
+        // Prepared once per loop: every send writes the same head and body, nothing serialised
+        // again.
+        auto prepared =
+            http::make_prepared_request(cfg.method, cfg.url, cfg.headers, cfg.body, po.user_agent);
+        if (!prepared)
+            return setup_error{"cannot prepare the request: " + prepared.error().message()};
+        l.send = [pool = l.bare_pool.get(), req = std::move(*prepared), ex = loops.executor(k)] {
+            return pool->async_send_brief(req, http::send_options{}, completion_token(ex));
+        };
+    }
+    return s;
+}
+
+std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
+                                           event_loops& loops) {
+    senders s;
+    token_source_options so;
+    so.request_timeout = cfg.timeout;
+    so.backoff.deadline = cfg.timeout;
+    so.tls = tls_for(cfg);
+    const std::string token_url = http::redact_url(creds.token_url);
+    try {
+        s.source = std::make_unique<token_source>(loops.executor(0), std::move(creds), so);
+    } catch (const boost::system::system_error& e) {
+        return setup_error{"cannot use token URL '" + token_url + "': " + e.code().message()};
+    }
+    if (auto failure = first_token_failure(*s.source, cfg, token_url))
+        return setup_error{std::move(*failure)};
+
+    s.loops.resize(static_cast<std::size_t>(loops.size()));
+    for (int k = 0; k < loops.size(); ++k) {
+        auto& l = s.loops[static_cast<std::size_t>(k)];
+        client_options co;
+        co.auth_scheme = cfg.auth_scheme;
+        co.pool = pool_options_for(cfg, k, loops.size());
+        l.client = std::make_unique<client>(loops.executor(k), *s.source, co);
+        // Prepared once per loop: the Authorization line is rebuilt only when the token changes.
+        auto prepared = l.client->prepare(cfg.method, cfg.url, cfg.headers, cfg.body);
+        if (!prepared)
+            return setup_error{"cannot prepare the request: " + prepared.error().message()};
+        l.send = [c = l.client.get(), req = std::move(*prepared), ex = loops.executor(k)] {
+            return c->async_send_brief(req, completion_token(ex));
+        };
+    }
+    return s;
+}
+
+} // namespace
+
+std::variant<senders, setup_error> make_senders(const config& cfg, credentials creds,
+                                                event_loops& loops) {
+    if (cfg.no_token)
+        return bare_pools(cfg, loops);
+    return clients(cfg, std::move(creds), loops);
+}
+
+} // namespace tokenflight::load

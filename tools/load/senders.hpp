@@ -1,0 +1,57 @@
+// What sends tokenflight-load's requests on each event loop: a tokenflight::client per loop, all
+// sharing one token source, or (--no-token) a bare connection pool per loop.
+#ifndef TOKENFLIGHT_LOAD_SENDERS_HPP
+#define TOKENFLIGHT_LOAD_SENDERS_HPP
+
+#include "config.hpp"
+#include "event_loops.hpp"
+#include "runner.hpp"
+
+#include <tokenflight/client.hpp>
+#include <tokenflight/http/connection_pool.hpp>
+#include <tokenflight/token_source.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace tokenflight::load {
+
+/// The run's senders. Each loop's send function calls into that loop's client or pool, on that
+/// loop's executor; the token source runs on loop 0's. Destroy the senders before the loops.
+struct senders {
+    struct per_loop {
+        std::unique_ptr<tokenflight::client> client;      ///< null with --no-token
+        std::unique_ptr<http::connection_pool> bare_pool; ///< --no-token only
+        send_function send;
+    };
+
+    std::unique_ptr<token_source> source; ///< null with --no-token
+    std::vector<per_loop> loops;          ///< one for each event loop, in order
+
+    /// Requests sent to the token endpoint so far.
+    std::uint64_t token_fetches() const;
+    /// Requests sent again with a new token after a 401, over every loop's client.
+    std::uint64_t resends_after_401() const;
+};
+
+/// Why tokenflight-load cannot start: the one line it prints before exiting with status 2.
+struct setup_error {
+    std::string message;
+};
+
+/// Builds a sender for every loop of `loops`: each loop's share of --max-connections, the request
+/// prepared once per loop (with the token layer: the Authorization line is rebuilt only when the
+/// token changes).
+///
+/// With the token layer, the token source gets `creds`, and this waits for the first token
+/// (up to --timeout and two seconds) before any load: a run against refused credentials would
+/// only measure errors. Fails with a message naming the cause (never a secret).
+std::variant<senders, setup_error> make_senders(const config& cfg, credentials creds,
+                                                event_loops& loops);
+
+} // namespace tokenflight::load
+
+#endif
