@@ -67,8 +67,10 @@ void mask(std::string& text, std::string_view v) {
 }
 // As the secret travels in a form body, and as a server may echo it: percent-encoded (in either
 // case of hex digits) or JSON-escaped.
-std::string percent_encoded(std::string_view v, bool upper) {
-    const char* hex = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+enum class hex_case { upper, lower };
+
+std::string percent_encoded(std::string_view v, hex_case letters) {
+    const char* hex_digits = letters == hex_case::upper ? "0123456789ABCDEF" : "0123456789abcdef";
     std::string out;
     for (unsigned char c : v) {
         if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
@@ -78,8 +80,8 @@ std::string percent_encoded(std::string_view v, bool upper) {
             out += '+';
         else {
             out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
+            out += hex_digits[c >> 4];
+            out += hex_digits[c & 15];
         }
     }
     return out;
@@ -104,7 +106,7 @@ std::string unpadded_base64(std::string_view v) {
 
 // `v` as it is and as a server may echo it: form-urlencoded (either hex case) and JSON-escaped.
 void add_echo_forms(std::vector<secret>& forms, std::string_view v) {
-    std::array<std::string, 4> variants{std::string(v), percent_encoded(v, true), percent_encoded(v, false),
+    std::array<std::string, 4> variants{std::string(v), percent_encoded(v, hex_case::upper), percent_encoded(v, hex_case::lower),
                                         json_escaped(v)};
     for (auto& variant : variants) {
         if (!variant.empty() && std::find(forms.begin(), forms.end(), secret(variant)) == forms.end())

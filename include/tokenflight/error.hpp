@@ -147,6 +147,7 @@ struct diagnostics {
 
     /// One line for logs: status, OAuth error and description, control characters stripped.
     std::string to_string() const;
+    /// Empties every field.
     void clear() { *this = diagnostics{}; }
 };
 
@@ -167,11 +168,15 @@ private:
 
 } // namespace tokenflight
 
+/// @cond
+namespace boost::system {
 template <>
-struct boost::system::is_error_code_enum<tokenflight::errc> : std::true_type {};
+struct is_error_code_enum<tokenflight::errc> : std::true_type {};
 template <>
-struct boost::system::is_error_code_enum<tokenflight::oauth_errc> : std::true_type {};
+struct is_error_code_enum<tokenflight::oauth_errc> : std::true_type {};
 template <>
-struct boost::system::is_error_condition_enum<tokenflight::condition> : std::true_type {};
+struct is_error_condition_enum<tokenflight::condition> : std::true_type {};
+} // namespace boost::system
+/// @endcond
 
 #endif

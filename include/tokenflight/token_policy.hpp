@@ -22,17 +22,17 @@ namespace tokenflight {
 struct refresh_policy {
     std::optional<clock::duration> refresh_ahead; ///< override of min(L/5, max_refresh_ahead)
     std::optional<clock::duration> expiry_margin; ///< override of min(L/20, max_expiry_margin)
-    clock::duration max_refresh_ahead = std::chrono::minutes(5);
-    clock::duration max_expiry_margin = std::chrono::seconds(30);
+    clock::duration max_refresh_ahead = std::chrono::minutes(5);  ///< cap of the default refresh-ahead
+    clock::duration max_expiry_margin = std::chrono::seconds(30); ///< cap of the default expiry margin
     /// Lifetime assumed when the server says nothing (no expires_in, expires_on or JWT exp).
     std::chrono::seconds default_lifetime{300};
 };
 
 /// The three instants of a token's life in the cache.
 struct token_times {
-    clock::time_point refresh_at;
-    clock::time_point usable_until;
-    clock::time_point expires_at;
+    clock::time_point refresh_at;   ///< from here on the token is stale: refresh in the background
+    clock::time_point usable_until; ///< from here on the token is not served
+    clock::time_point expires_at;   ///< when the server said it expires
 };
 
 /// Computes the instants for a token whose request was sent at `sent` and that lives `lifetime`.
@@ -42,9 +42,9 @@ token_times compute_token_times(clock::time_point sent, clock::duration lifetime
 
 /// Retries inside one refresh, and the cool-down after a failed one.
 struct backoff_policy {
-    clock::duration initial = std::chrono::milliseconds(100);
-    clock::duration max = std::chrono::seconds(5);
-    double multiplier = 2.0;
+    clock::duration initial = std::chrono::milliseconds(100); ///< delay after the first failure (before jitter)
+    clock::duration max = std::chrono::seconds(5);            ///< cap of the delay (before jitter)
+    double multiplier = 2.0;                                  ///< growth of the delay per failure
     int max_attempts = 4;                                 ///< token requests per refresh, at most
     clock::duration deadline = std::chrono::seconds(30);  ///< a refresh gives up after this long
     clock::duration cooldown = std::chrono::seconds(1);   ///< after a failure, callers fail fast this long

@@ -24,25 +24,26 @@ namespace tokenflight {
 
 /// What happened inside a token source, for logs and metrics. Never carries a secret or a token value.
 struct token_event {
+    /// What happened.
     enum class kind {
         request_sent,     ///< a token request is going out (attempt numbers from 1)
         token_received,   ///< a refresh succeeded (generation set)
         attempt_failed,   ///< one attempt failed; `retry_in` says whether and when it is retried
         refresh_failed,   ///< the refresh gave up; every waiter gets `error`
     };
-    kind what = kind::request_sent;
-    int attempt = 0;
+    kind what = kind::request_sent;       ///< what happened
+    int attempt = 0;                      ///< the token request's number within its refresh (from 1)
     bool background = false;              ///< a proactive (stale-but-valid) refresh
-    std::uint64_t generation = 0;
-    error_code error;
+    std::uint64_t generation = 0;         ///< token_received: the new token's generation
+    error_code error;                     ///< attempt_failed, refresh_failed: why
     const diagnostics* diag = nullptr;    ///< for attempt_failed / refresh_failed
-    std::optional<clock::duration> retry_in;
+    std::optional<clock::duration> retry_in; ///< attempt_failed: the pause before the next attempt
 };
 
 /// Options of a token source.
 struct token_source_options {
-    refresh_policy refresh;
-    backoff_policy backoff;
+    refresh_policy refresh; ///< when tokens are refreshed
+    backoff_policy backoff; ///< how a failed refresh is retried, and the cool-down after it
     clock::duration request_timeout = std::chrono::seconds(10); ///< one token request
     std::size_t body_limit = 64 * 1024;                         ///< token response body
     http::tls_options tls;                                      ///< for an https token URL

@@ -46,7 +46,7 @@ struct pool_options {
     std::size_t header_limit = 16 * 1024;       ///< response header bytes
     std::size_t body_limit = 8 * 1024 * 1024;   ///< response body bytes
     std::string user_agent = "tokenflight/0.1"; ///< sent when the request has none
-    tls_options tls;
+    tls_options tls;                            ///< for https origins
 };
 
 /// Per-request overrides.
