@@ -663,6 +663,13 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
 
 // ---- idle connections and closing -----------------------------------------------------------
 
+namespace {
+// t + d, or time_point::max() where that would overflow (an idle_timeout of duration::max()).
+clock::time_point later(clock::time_point t, clock::duration d) noexcept {
+    return d < clock::time_point::max() - t ? t + d : clock::time_point::max();
+}
+} // namespace
+
 void pool_impl::start_sweeper() {
     if (sweeping_.load(std::memory_order_relaxed)) return; // every park asks: keep the usual answer cheap
     bool expected = false;
@@ -670,13 +677,13 @@ void pool_impl::start_sweeper() {
     asio::co_spawn(sweep_timer_.get_executor(), sweep(weak_from_this()), asio::detached);
 }
 
-bool pool_impl::close_expired_idle() {
+clock::time_point pool_impl::close_expired_idle() {
     std::vector<origin_pool*> pools;
     {
         std::lock_guard lock(origins_mutex_);
         for (auto& [o, p] : origins_) pools.push_back(p.get());
     }
-    bool remaining = false;
+    auto next = clock::time_point::max();
     const auto now = clock::now();
     for (auto* p : pools) {
         std::lock_guard lock(p->mutex);
@@ -686,30 +693,45 @@ bool pool_impl::close_expired_idle() {
             wake(**it); // woken with nothing to do: it closes
         p->open -= static_cast<std::size_t>(it - p->idle.begin());
         p->idle.erase(p->idle.begin(), it);
-        remaining = remaining || !p->idle.empty();
+        if (!p->idle.empty()) // the oldest left expires first
+            next = std::min(next, later(p->idle.front()->idle_since, options_.idle_timeout));
     }
-    return remaining;
+    return next;
 }
 
 asio::awaitable<void> pool_impl::sweep(std::weak_ptr<pool_impl> weak) {
+    // Started by a connection that went idle just now (no other was idle): none expires sooner.
+    // Not a look at once: a busy pool's connections are rarely all idle, and a sweeper that
+    // found none would end, to be spawned again (a coroutine frame) by the next one to park.
+    clock::time_point next{};
+    {
+        auto self = weak.lock();
+        if (!self) co_return;
+        next = later(clock::now(), self->options_.idle_timeout);
+    }
     for (;;) {
         asio::steady_timer* timer = nullptr;
         {
             auto self = weak.lock();
             if (!self || self->closed_) co_return;
+            // For the oldest idle connection's expiry: a program that leaves its pool open returns
+            // from run() idle_timeout after its last request.
             timer = &self->sweep_timer_;
-            timer->expires_after(std::max<clock::duration>(self->options_.idle_timeout / 2, std::chrono::milliseconds(10)));
+            timer->expires_at(next);
         }
         // Waits holding no reference: destroying the pool destroys the timer, which ends the wait;
-        // `timer` is not touched again unless the pool is still there.
+        // `timer` is not touched again unless the pool is still there. close() cancels it.
         co_await timer->async_wait(tuple_awaitable); // fired or cancelled: look again
         auto self = weak.lock();
         if (!self || self->closed_) co_return;
-        if (!self->close_expired_idle()) {
+        next = self->close_expired_idle();
+        if (next == clock::time_point::max()) {
             self->sweeping_ = false;
-            // A connection that went idle just now found the flag still set: look once more.
-            if (self->close_expired_idle()) self->start_sweeper();
-            co_return;
+            // A connection that went idle just now found the flag still set: look once more, and
+            // go on sweeping for it unless it started a sweeper of its own meanwhile.
+            next = self->close_expired_idle();
+            bool expected = false;
+            if (next == clock::time_point::max() || !self->sweeping_.compare_exchange_strong(expected, true)) co_return;
         }
     }
 }

@@ -343,7 +343,9 @@ private:
     static void on_timer(const std::shared_ptr<connection>& c, unsigned id, error_code ec);
 
     static asio::awaitable<void> sweep(std::weak_ptr<pool_impl> weak);
-    bool close_expired_idle(); // true while idle connections remain
+    /// Closes idle connections past idle_timeout; returns when the next of those left expires
+    /// (time_point::max() when none is left).
+    clock::time_point close_expired_idle();
     void start_sweeper();
 
     asio::any_io_executor ex_;

@@ -35,8 +35,10 @@ struct pool_options {
     clock::duration connect_timeout = std::chrono::seconds(10); ///< TCP connect + TLS handshake
     clock::duration request_timeout = std::chrono::seconds(30); ///< whole request, queueing included
     clock::duration queue_timeout = std::chrono::seconds(30);   ///< waiting for a free connection
-    /// Idle connections older than this are closed, by a timer while idle connections exist
-    /// (so `io_context::run()` returns once they expire or the pool is closed).
+    /// Idle connections older than this are closed, by a timer that runs while idle connections
+    /// exist, armed for the oldest one's expiry: until then the timer and the idle connections
+    /// keep `io_context::run()` from returning, unless the pool is closed or destroyed first
+    /// (see connection_pool, "What keeps run() busy").
     clock::duration idle_timeout = std::chrono::seconds(60);
     std::size_t header_limit = 16 * 1024;       ///< response header bytes
     std::size_t body_limit = 8 * 1024 * 1024;   ///< response body bytes
