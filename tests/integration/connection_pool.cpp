@@ -20,8 +20,10 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <optional>
+#include <thread>
 
 using namespace tokenflight;
 using namespace std::chrono_literals;
@@ -610,4 +612,121 @@ TEST_CASE("requests in flight or queued when the io_context is destroyed are des
     CHECK(completions == 0);
     CHECK(in_flight_seen.expired());
     CHECK(queued_seen.expired());
+}
+
+// --- closing releases io_context::run() ------------------------------------------------------
+
+namespace {
+// Runs `ioc` on this thread until run() returns by itself, and says whether it did. A watchdog
+// thread, far away in time (`bound`), stops the context if it still runs then: a regression fails
+// the test instead of hanging it. Nothing here depends on how fast run() returns.
+bool run_returns_by_itself(asio::io_context& ioc, std::chrono::seconds bound = 30s) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool returned = false, stopped = false;
+    std::thread watchdog([&] {
+        std::unique_lock l(m);
+        if (!cv.wait_for(l, bound, [&] { return returned; })) {
+            stopped = true;
+            ioc.stop();
+        }
+    });
+    ioc.run();
+    {
+        std::lock_guard l(m);
+        returned = true;
+    }
+    cv.notify_one();
+    watchdog.join();
+    return !stopped;
+}
+
+// Sends `n` GET `target` at once (each opens a connection) and runs `ioc` until they completed
+// (bounded), then runs every handler that is ready: the connections are parked and the idle
+// sweeper waits on its timer. The first error, if any.
+error_code send_and_settle(asio::io_context& ioc, http::connection_pool& pool, const http::origin& to,
+                           const std::string& target, int n = 1) {
+    int done = 0;
+    error_code first;
+    for (int i = 0; i < n; ++i)
+        pool.async_send(to, get(target), [&](error_code ec, http::response) {
+            if (ec && !first) first = ec;
+            ++done;
+        });
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (done < n && std::chrono::steady_clock::now() < give_up) ioc.run_one_for(10ms);
+    ioc.poll();
+    REQUIRE(done == n);
+    return first;
+}
+
+http::pool_options idle_for_an_hour() {
+    http::pool_options o;
+    o.idle_timeout = 1h; // the sweeper's next look is half an hour away
+    return o;
+}
+} // namespace
+
+TEST_CASE("close() lets io_context::run() return with an idle keep-alive connection and a 1 h idle timeout") {
+    testing::http_server server(routes);
+    asio::io_context ioc;
+    http::connection_pool pool(ioc.get_executor(), idle_for_an_hour());
+    CHECK_FALSE(send_and_settle(ioc, pool, origin_of(server), "/"));
+    REQUIRE(pool.stats().open_connections == 1); // idle, kept alive
+    pool.close();
+    CHECK(run_returns_by_itself(ioc));
+    CHECK(pool.stats().open_connections == 0);
+    CHECK(test::eventually([&] { return server.open_connections() == 0; })); // really closed
+}
+
+TEST_CASE("destroying the pool lets io_context::run() return with an idle keep-alive connection") {
+    testing::http_server server(routes);
+    asio::io_context ioc;
+    auto pool = std::make_unique<http::connection_pool>(ioc.get_executor(), idle_for_an_hour());
+    CHECK_FALSE(send_and_settle(ioc, *pool, origin_of(server), "/"));
+    REQUIRE(pool->stats().open_connections == 1);
+    pool.reset();
+    CHECK(run_returns_by_itself(ioc));
+    CHECK(test::eventually([&] { return server.open_connections() == 0; }));
+}
+
+TEST_CASE("after close(), a request in flight finishes, then io_context::run() returns") {
+    // "/gate" answers only once the test opens the gate: in flight for as long as the test says.
+    std::atomic<bool> gate_open{false};
+    testing::http_server server([&](const http::request& req, http::response& res) -> asio::awaitable<reply> {
+        if (req.target() == "/gate") {
+            asio::steady_timer t(co_await asio::this_coro::executor);
+            while (!gate_open) {
+                t.expires_after(5ms);
+                co_await t.async_wait(tuple_awaitable);
+            }
+        }
+        res.body() = "hello";
+        co_return reply::send;
+    });
+    asio::io_context ioc;
+    http::connection_pool pool(ioc.get_executor(), idle_for_an_hour());
+    const auto to = origin_of(server);
+    CHECK_FALSE(send_and_settle(ioc, pool, to, "/", 2)); // two idle connections: one stays idle
+    REQUIRE(pool.stats().open_connections == 2);
+    std::optional<error_code> gated;
+    std::string body;
+    pool.async_send(to, get("/gate"), [&](error_code ec, http::response res) {
+        gated = ec;
+        body = res.body();
+    });
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (server.requests() < 3 && std::chrono::steady_clock::now() < give_up) ioc.run_one_for(10ms);
+    REQUIRE(server.requests() == 3); // at the server: in flight until the gate opens
+    REQUIRE_FALSE(gated.has_value());
+    pool.close();
+    ioc.poll(); // the idle connection closes; the request in flight goes on
+    CHECK_FALSE(gated.has_value());
+    CHECK(pool.stats().open_connections == 1);
+    gate_open = true;
+    CHECK(run_returns_by_itself(ioc));
+    REQUIRE(gated.has_value());
+    CHECK_FALSE(*gated); // finished normally, not aborted by close()
+    CHECK(body == "hello");
+    CHECK(pool.stats().open_connections == 0);
 }

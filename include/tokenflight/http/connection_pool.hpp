@@ -78,6 +78,15 @@ class pool_impl;
 /// Thread safety: every member function may be called from any thread, concurrently; requests
 /// run concurrently on the executor's threads and are never serialised behind one lock.
 /// Lifetime: requests in flight keep the pool's state alive; destroying the pool closes it.
+///
+/// What keeps run() busy: the pool's pending work on its executor is requests in flight,
+/// requests queued for a connection, and idle keep-alive connections together with the timer
+/// that sweeps them, which wait until the last idle connection has been idle for idle_timeout.
+/// close() and the destructor end the idle part at once: the sweeper's timer is cancelled and
+/// idle connections are closed, queued requests fail with errc::closed, and requests in flight
+/// run to their own end, after which their connections close. So `io_context::run()` returns as
+/// soon as those requests are done and nothing else is pending; a program that keeps its pool
+/// (or the client or token source holding it) open waits idle_timeout after its last request.
 class connection_pool {
 public:
     using executor_type = boost::asio::any_io_executor;
