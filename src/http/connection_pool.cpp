@@ -179,6 +179,9 @@ pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
     } else {
         ssl_->set_verify_mode(asio::ssl::verify_none);
     }
+    // The user's additions (client certificate, versions, ciphers, ...) come last, so that they
+    // can refine what is above; what it throws leaves the constructor.
+    if (options_.tls.configure_context) options_.tls.configure_context(*ssl_);
 }
 
 origin_pool& pool_impl::pool_for(const origin& o) {

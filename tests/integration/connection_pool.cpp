@@ -3,6 +3,7 @@
 #include "support.hpp"
 #include "tls_fixture.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <mutex>
@@ -497,6 +498,77 @@ TEST_CASE("TLS: many requests reuse the TLS connection") {
     }());
     CHECK(ok == 100);
     CHECK(server.connections_accepted() == 1);
+}
+
+namespace {
+// A client certificate (extended key usage clientAuth) signed by the fixture's CA, and a server
+// that requires one signed by that CA.
+struct mutual_tls : tls_fixture {
+    test::key_and_cert client = test::make_cert("client", "DNS:client.test", &ca, -3600, 24 * 3600, "clientAuth");
+    mutual_tls() {
+        server_ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+        server_ctx.add_certificate_authority(asio::buffer(ca.cert_pem));
+    }
+    /// The hook that presents `client`.
+    std::function<void(asio::ssl::context&)> present_certificate() const {
+        return [cert = client](asio::ssl::context& ctx) {
+            ctx.use_certificate_chain(asio::buffer(cert.cert_pem));
+            ctx.use_private_key(asio::buffer(cert.key_pem), asio::ssl::context::pem);
+        };
+    }
+};
+} // namespace
+
+TEST_CASE("TLS: configure_context sets a client certificate, which a server requiring one accepts") {
+    mutual_tls f;
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    const auto to = origin_of(server);
+    auto with_cert = trust(f.ca_file);
+    with_cert.configure_context = f.present_certificate();
+    CHECK_FALSE(tls_get(io, to, with_cert));
+    CHECK(server.requests() == 1);
+    // A pool without the hook presents no certificate: the server refuses it.
+    const error_code without = tls_get(io, to, trust(f.ca_file));
+    CHECK(without);
+    CHECK(server.requests() == 1); // nothing got through
+}
+
+TEST_CASE("TLS: configure_context runs once per pool, after the simple options, and can restrict versions") {
+    tls_fixture f;
+    SSL_CTX_set_max_proto_version(f.server_ctx.native_handle(), TLS1_2_VERSION); // a TLS 1.2 server
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    const auto to = origin_of(server);
+    CHECK_FALSE(tls_get(io, to, trust(f.ca_file))); // TLS 1.2 is fine by default
+    int calls = 0;
+    long verify_mode_seen = -1;
+    auto tls13_only = trust(f.ca_file);
+    tls13_only.configure_context = [&](asio::ssl::context& ctx) {
+        ++calls;
+        verify_mode_seen = SSL_CTX_get_verify_mode(ctx.native_handle()); // applied before the hook
+        SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
+    };
+    http::pool_options o;
+    o.tls = tls13_only;
+    http::connection_pool pool(io.executor(), o);
+    CHECK(calls == 1);
+    CHECK(verify_mode_seen == SSL_VERIFY_PEER);
+    for (int i = 0; i < 2; ++i) { // each on a new connection: the handshake fails every time
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+        CHECK(ec.category() == asio::error::get_ssl_category());
+        CHECK(ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+    }
+    CHECK(calls == 1);
+}
+
+TEST_CASE("TLS: an exception from configure_context propagates from the pool's constructor") {
+    test::io_threads io(1);
+    http::pool_options o;
+    o.tls.configure_context = [](asio::ssl::context& ctx) { ctx.use_certificate_chain_file("/nonexistent/client.pem"); };
+    CHECK_THROWS_AS(http::connection_pool(io.executor(), o), boost::system::system_error);
+    o.tls.configure_context = [](asio::ssl::context&) { throw std::runtime_error("no key"); };
+    CHECK_THROWS_WITH_AS(http::connection_pool(io.executor(), o), "no key", std::runtime_error);
 }
 
 // Found by fuzz/http_response (inputs kept under fuzz/regressions/http_response).

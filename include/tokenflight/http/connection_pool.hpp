@@ -13,12 +13,17 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
 /// @file
 /// Per-origin keep-alive HTTP/1.1 connection pools over TCP and TLS.
+
+namespace boost::asio::ssl {
+class context; // <boost/asio/ssl/context.hpp>, for tls_options::configure_context
+}
 
 namespace tokenflight::http {
 
@@ -27,6 +32,18 @@ struct tls_options {
     bool verify_peer = true;      ///< verify the certificate chain and the host name
     bool use_system_store = true; ///< trust the system CA store
     std::string ca_file;          ///< also trust the CAs in this PEM file
+    /// Called once, in the pool's constructor, with the TLS client context every https
+    /// connection of the pool shares, after the options above were applied to it (TLS >= 1.2,
+    /// verify mode, ca_file): the place for what they do not cover, such as a client
+    /// certificate and key (mutual TLS), a verify callback, protocol versions or cipher lists.
+    /// Include <boost/asio/ssl/context.hpp> to use the context; `native_handle()` gives
+    /// OpenSSL's SSL_CTX. An exception it throws propagates from the pool's constructor.
+    ///
+    /// The pool still adds, per connection, SNI and (with verify_peer) the host name or address
+    /// check, and loads the system store (use_system_store) at the first https connection,
+    /// after this hook. Turning verification off here (verify_none) skips the chain and the name
+    /// checks alike; prefer verify_peer = false, which says so where it is read.
+    std::function<void(boost::asio::ssl::context&)> configure_context;
 };
 
 /// Limits and timeouts of a connection pool.
