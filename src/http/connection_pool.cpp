@@ -18,6 +18,11 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -194,9 +199,11 @@ origin_pool& pool_impl::pool_for(const origin& o) {
 }
 
 void pool_impl::configure(exchange_op& op, const origin& to, const wire_request& w, const send_options& opts) const {
+    const auto now = clock::now();
     op.to = &to;
     op.wire = w;
-    op.deadline = clock::now() + opts.timeout.value_or(options_.request_timeout);
+    op.started = now;
+    op.deadline = now + opts.timeout.value_or(options_.request_timeout);
     op.body_limit = opts.body_limit.value_or(options_.body_limit);
     op.idempotent = opts.idempotent.value_or(is_idempotent(w.method));
 }
@@ -254,7 +261,7 @@ void pool_impl::submit(exchange_op& op) {
         if (failed) op.st = exchange_op::state::done;
     }
     if (failed) {
-        failures_.fetch_add(1, std::memory_order_relaxed);
+        failed_off_loop(op);
         complete_later(op);
     } else if (spawned) {
         const auto strand = spawned->strand;
@@ -319,7 +326,7 @@ void pool_impl::expire_queue(origin_pool& p, unsigned id) {
         exchange_op* op = expired;
         expired = op->next;
         op->next = nullptr;
-        failures_.fetch_add(1, std::memory_order_relaxed);
+        failed_off_loop(*op);
         op->on_complete(*op);
     }
 }
@@ -347,6 +354,11 @@ private:
 
 void pool_impl::complete_later(exchange_op& op) { asio::post(ex_, posted_completion(op)); }
 
+void pool_impl::failed_off_loop(exchange_op& op) noexcept {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    latency_.record(clock::now() - op.started);
+}
+
 void pool_impl::cancel(exchange_op& op, asio::cancellation_type t) {
     if (t == asio::cancellation_type::none) return;
     op.cancel.fetch_or(bits(t), std::memory_order_relaxed);
@@ -372,7 +384,7 @@ void pool_impl::cancel(exchange_op& op, asio::cancellation_type t) {
     if (c) {
         asio::post(c->strand, [self = shared_from_this(), c, ticket] { self->on_cancel(c, ticket); });
     } else {
-        failures_.fetch_add(1, std::memory_order_relaxed);
+        failed_off_loop(op);
         complete_later(op); // not inside the signal's emission
     }
 }
@@ -519,6 +531,9 @@ void pool_impl::on_exchanged(const std::shared_ptr<connection>& c, const exchang
 void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool reusable) {
     exchange_op& op = *c->current;
     c->running = 0;
+    // One clock read for the latency and, when the connection parks, its idle time.
+    const auto now = clock::now();
+    latency_.record(now - op.started);
     if (ec) {
         op.ec = ec;
         failures_.fetch_add(1, std::memory_order_relaxed);
@@ -530,7 +545,7 @@ void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool
     bool park = false;
     {
         std::lock_guard lock(c->home.mutex);
-        park = settle(*c, op, reusable);
+        park = settle(*c, op, reusable, now);
         if (park) {
             try {
                 c->parking.async_wait(woken_handler{{c}}); // a waker cancels it
@@ -558,7 +573,7 @@ void pool_impl::end(const std::shared_ptr<connection>& c) {
     auto last = std::move(c->owner); // may be the pool's last reference: nothing touches it after
 }
 
-bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
+bool pool_impl::settle(connection& c, exchange_op& op, bool reusable, clock::time_point now) {
     origin_pool& p = c.home;
     op.st = exchange_op::state::done;
     c.current = nullptr;
@@ -574,7 +589,7 @@ bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
         --p.open;
         return false;
     }
-    c.idle_since = clock::now();
+    c.idle_since = now;
     return true; // the caller parks it and adds it to the idle list
 }
 
@@ -767,10 +782,22 @@ void pool_impl::close() {
             exchange_op* op = dropped;
             dropped = op->next;
             op->next = nullptr;
-            failures_.fetch_add(1, std::memory_order_relaxed);
+            failed_off_loop(*op);
             complete_later(*op);
         }
     }
+}
+
+// ---- latency ------------------------------------------------------------------------------------
+
+void latency_recorder::record(clock::duration d) noexcept {
+    counts_[latency_histogram::bucket_of(d)].fetch_add(1, std::memory_order_relaxed);
+}
+
+latency_histogram latency_recorder::snapshot() const noexcept {
+    latency_histogram h;
+    for (std::size_t i = 0; i < h.counts.size(); ++i) h.counts[i] = counts_[i].load(std::memory_order_relaxed);
+    return h;
 }
 
 pool_stats pool_impl::stats() const {
@@ -780,6 +807,7 @@ pool_stats pool_impl::stats() const {
     s.connections_reused = reused_.load(std::memory_order_relaxed);
     s.resends = resends_.load(std::memory_order_relaxed);
     s.failures = failures_.load(std::memory_order_relaxed);
+    s.latency = latency_.snapshot();
     std::lock_guard lock(origins_mutex_);
     for (auto& [o, p] : origins_) {
         std::lock_guard plock(p->mutex);
@@ -912,6 +940,56 @@ template void pool_impl::fail<full_reader>(asio::any_completion_handler<void(err
 template void pool_impl::fail<brief_reader>(asio::any_completion_handler<void(error_code, brief_response)>, error_code);
 
 } // namespace detail
+
+// ---- latency_histogram --------------------------------------------------------------------------
+
+namespace {
+constexpr std::size_t first_octave = 3; // log2(latency_histogram::sub_buckets): 8 us
+static_assert(std::size_t{1} << first_octave == latency_histogram::sub_buckets);
+} // namespace
+
+std::size_t latency_histogram::bucket_of(clock::duration d) noexcept {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    if (us < static_cast<std::int64_t>(sub_buckets)) return us < 0 ? 0 : static_cast<std::size_t>(us);
+    const auto v = static_cast<std::uint64_t>(us);
+    const auto e = static_cast<std::size_t>(std::bit_width(v)) - 1; // v in [2^e, 2^(e+1)), e >= 3
+    if (e >= first_octave + octaves) return bucket_count - 1;
+    const auto sub = static_cast<std::size_t>(v >> (e - first_octave)) & (sub_buckets - 1);
+    return sub_buckets + (e - first_octave) * sub_buckets + sub;
+}
+
+clock::duration latency_histogram::upper_bound(std::size_t i) noexcept {
+    using us = std::chrono::microseconds;
+    if (i < sub_buckets) return us(static_cast<us::rep>(i + 1));
+    if (i >= bucket_count - 1) return clock::duration::max();
+    const std::size_t k = i - sub_buckets;
+    return us(static_cast<us::rep>((sub_buckets + k % sub_buckets + 1) << (k / sub_buckets)));
+}
+
+std::uint64_t latency_histogram::total() const noexcept {
+    std::uint64_t n = 0;
+    for (auto c : counts) n += c;
+    return n;
+}
+
+clock::duration latency_histogram::percentile(double q) const noexcept {
+    const std::uint64_t n = total();
+    if (n == 0) return clock::duration::zero();
+    if (!(q > 0)) q = 0; // NaN too
+    if (q > 1) q = 1;
+    const auto rank = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(n))), 1, n);
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+        seen += counts[i];
+        if (seen >= rank) return upper_bound(i);
+    }
+    return clock::duration::max(); // not reached: seen ends at n
+}
+
+latency_histogram& latency_histogram::operator+=(const latency_histogram& other) noexcept {
+    for (std::size_t i = 0; i < bucket_count; ++i) counts[i] += other.counts[i];
+    return *this;
+}
 
 connection_pool::connection_pool(executor_type ex, pool_options options)
     : impl_(std::make_shared<detail::pool_impl>(std::move(ex), std::move(options))) {}

@@ -31,6 +31,7 @@
 #include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -69,6 +70,7 @@ struct exchange_op {
     // What to send, set by the sender before submit().
     const origin* to = nullptr;
     wire_request wire;
+    clock::time_point started{}; // when it was sent through the pool (configure()): its latency's start
     clock::time_point deadline{};
     std::size_t body_limit = 0;
     bool idempotent = false;
@@ -239,6 +241,16 @@ struct origin_pool {
     void unlink(exchange_op& op) noexcept;
 };
 
+/// The live form of latency_histogram: one relaxed atomic per bucket, written by the loops.
+class latency_recorder {
+public:
+    void record(clock::duration d) noexcept;
+    latency_histogram snapshot() const noexcept;
+
+private:
+    std::array<std::atomic<std::uint64_t>, latency_histogram::bucket_count> counts_{};
+};
+
 class pool_impl : public std::enable_shared_from_this<pool_impl> {
 public:
     pool_impl(asio::any_io_executor ex, pool_options options);
@@ -337,10 +349,14 @@ private:
     asio::awaitable<error_code> connect(connection& c, const origin& to);
     /// Under the origin's mutex: the request is done; the connection takes the next queued one
     /// (c.current), parks (true: it joined the idle list), or leaves (c.current null).
-    bool settle(connection& c, exchange_op& op, bool reusable);
+    bool settle(connection& c, exchange_op& op, bool reusable, clock::time_point now);
     void on_cancel(const std::shared_ptr<connection>& c, std::uint64_t ticket);
     static void arm(const std::shared_ptr<connection>& c, clock::time_point at);
     static void on_timer(const std::shared_ptr<connection>& c, unsigned id, error_code ec);
+
+    /// A request that completes without a connection's loop (queue timeout, cancelled while
+    /// queued, dropped by close(), refused by a closed pool): counted as failed, its latency kept.
+    void failed_off_loop(exchange_op& op) noexcept;
 
     static asio::awaitable<void> sweep(std::weak_ptr<pool_impl> weak);
     /// Closes idle connections past idle_timeout; returns when the next of those left expires
@@ -365,6 +381,7 @@ private:
     std::atomic<bool> sweeping_{false};
 
     std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
+    latency_recorder latency_;
     test_transport test_transport_;
 };
 

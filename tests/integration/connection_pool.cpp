@@ -802,3 +802,68 @@ TEST_CASE("after close(), a request in flight finishes, then io_context::run() r
     CHECK(body == "hello");
     CHECK(pool.stats().open_connections == 0);
 }
+
+// --- latency ---------------------------------------------------------------------------------
+
+TEST_CASE("latency: one value per completed request, failures included") {
+    test::io_threads io(2);
+    testing::http_server server(routes, {.threads = 2});
+    http::pool_options o;
+    o.max_connections_per_origin = 4; // some requests queue
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    CHECK(pool.stats().latency.total() == 0);
+    CHECK(pool.stats().latency.percentile(0.5) == clock::duration::zero());
+    std::atomic<int> done{0}, ok{0};
+    for (int i = 0; i < 200; ++i)
+        pool.async_send(to, get("/"), [&](error_code ec, http::response) {
+            if (!ec) ++ok;
+            ++done;
+        });
+    REQUIRE(test::eventually([&] { return done == 200; }, 60s));
+    CHECK(ok == 200);
+    auto s = pool.stats();
+    CHECK(s.latency.total() == 200);
+    CHECK(s.latency.total() == s.requests);
+    CHECK(s.latency.percentile(0.5) > clock::duration::zero());
+    CHECK(s.latency.percentile(0.5) <= s.latency.percentile(0.99));
+    // A request that times out is recorded too, with at least its timeout.
+    http::send_options so;
+    so.timeout = 250ms;
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/stall"), so, asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::request_timeout);
+    s = pool.stats();
+    CHECK(s.latency.total() == 201);
+    CHECK(s.latency.percentile(1.0) > 250ms);
+}
+
+TEST_CASE("latency: requests that fail without a connection are recorded too") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::pool_options o;
+    o.max_connections_per_origin = 1;
+    o.queue_timeout = 100ms;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    std::atomic<int> done{0};
+    error_code stalled, queued;
+    http::send_options so;
+    so.timeout = 20s;
+    pool.async_send(to, get("/stall"), so, [&](error_code ec, http::response) { stalled = ec; ++done; });
+    REQUIRE(test::eventually([&] { return server.requests() == 1; })); // the only connection is busy
+    pool.async_send(to, get("/"), [&](error_code ec, http::response) { queued = ec; ++done; });
+    REQUIRE(test::eventually([&] { return done == 1; }));
+    CHECK(queued == errc::queue_timeout);
+    CHECK(pool.stats().latency.total() == 1);
+    CHECK(pool.stats().latency.percentile(1.0) > 100ms);
+    pool.close(); // the stalled request stays in flight until its deadline, or the server stops
+    server.stop();
+    REQUIRE(test::eventually([&] { return done == 2; }, 30s));
+    CHECK(stalled);
+    CHECK(pool.stats().latency.total() == 2);
+    // refused by a closed pool: recorded as well
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::closed);
+    CHECK(pool.stats().latency.total() == 3);
+    CHECK(pool.stats().requests == 3);
+}

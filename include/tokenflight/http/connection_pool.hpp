@@ -11,6 +11,7 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -75,6 +76,34 @@ struct send_options {
     bool sensitive = false;
 };
 
+/// A histogram of durations with fixed log-linear buckets: below 8 us, one bucket per
+/// microsecond; from there, 8 buckets per power of two (each at most 1/8 of its lower bound
+/// wide, so a bucket's bounds are within 12.5% of any value in it) up to 2^26 us (about 67 s);
+/// one last bucket for everything longer. Bucket i holds values v with
+/// upper_bound(i - 1) <= v < upper_bound(i).
+struct latency_histogram {
+    static constexpr std::size_t sub_buckets = 8;       ///< per power of two
+    static constexpr std::size_t octaves = 23;          ///< 8 us (2^3) to 2^26 us
+    static constexpr std::size_t bucket_count = sub_buckets + octaves * sub_buckets + 1;
+
+    std::array<std::uint64_t, bucket_count> counts{};
+
+    /// The bucket that `d` falls in (a negative duration in the first).
+    static std::size_t bucket_of(clock::duration d) noexcept;
+    /// The exclusive upper bound of bucket `i`; clock::duration::max() for the last one.
+    static clock::duration upper_bound(std::size_t i) noexcept;
+
+    /// The number of values recorded.
+    std::uint64_t total() const noexcept;
+    /// An upper bound of the `q`-quantile (q in [0, 1]; 0.99 for the 99th percentile): the upper
+    /// bound of the bucket holding the ceil(q * total())-th smallest value (the smallest for
+    /// q = 0). Zero when the histogram is empty; clock::duration::max() when that value is in
+    /// the last bucket.
+    clock::duration percentile(double q) const noexcept;
+    /// Adds the counts of `other` (for example another pool's).
+    latency_histogram& operator+=(const latency_histogram& other) noexcept;
+};
+
 /// Counters of a pool; a consistent-enough snapshot, read without stopping traffic.
 struct pool_stats {
     std::uint64_t requests = 0;           ///< sends started
@@ -83,6 +112,11 @@ struct pool_stats {
     std::uint64_t resends = 0;            ///< requests resent after a stale keep-alive connection failed
     std::uint64_t failures = 0;           ///< sends completed with an error
     std::size_t open_connections = 0;     ///< open or opening right now
+    /// How long requests took, from the send to the completion (queueing, connecting, resends
+    /// included): one value per request that reached the pool, recorded when it completes,
+    /// with a response or an error. Requests refused before (a request head that fails its
+    /// checks, an empty prepared_request) are counted in `requests` and `failures` only.
+    latency_histogram latency;
 };
 
 namespace detail {
