@@ -85,6 +85,11 @@ struct begin_handler : loop_handler {
 };
 struct exchanged_handler : loop_handler {
     void operator()(const exchange_status& r) { pool_impl::on_exchanged(c, r); }
+    // Called by the exchange when the request's last byte is written.
+    void on_written() const {
+        if (c->events) [[unlikely]]
+            pool_impl::on_written(c);
+    }
 };
 struct woken_handler : loop_handler {
     void operator()(error_code) { pool_impl::on_woken(c); } // cancelled by a waker: expected
@@ -209,7 +214,7 @@ void pool_impl::configure(exchange_op& op, const origin& to, const wire_request&
 }
 
 std::shared_ptr<connection> pool_impl::make_connection(origin_pool& p) {
-    return std::make_shared<connection>(make_loop_strand(ex_), p, shared_from_this());
+    return std::make_shared<connection>(make_loop_strand(ex_), p, shared_from_this(), static_cast<bool>(options_.on_event));
 }
 
 void pool_impl::assign(origin_pool&, exchange_op& op, connection& c) noexcept {
@@ -327,32 +332,38 @@ void pool_impl::expire_queue(origin_pool& p, unsigned id) {
         expired = op->next;
         op->next = nullptr;
         failed_off_loop(*op);
+        if (options_.on_event) report_failure(*op, clock::now());
         op->on_complete(*op);
     }
 }
 
 namespace {
 // A completion posted for an op: runs it, or destroys the op if it is dropped unrun (the
-// io_context destroyed with it queued).
+// io_context destroyed with it queued). With a reporter, the op's request_failed event first
+// (the op's sender keeps the pool alive until the op completes or is destroyed).
 class posted_completion {
 public:
-    explicit posted_completion(exchange_op& op) noexcept : op_(&op) {}
-    posted_completion(posted_completion&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+    posted_completion(exchange_op& op, const pool_impl* reporter) noexcept : op_(&op), reporter_(reporter) {}
+    posted_completion(posted_completion&& o) noexcept : op_(std::exchange(o.op_, nullptr)), reporter_(o.reporter_) {}
     posted_completion& operator=(posted_completion&&) = delete;
     ~posted_completion() {
         if (op_) op_->on_destroy(*op_);
     }
     void operator()() {
         exchange_op* op = std::exchange(op_, nullptr);
+        if (reporter_) reporter_->report_failure(*op, clock::now());
         op->on_complete(*op);
     }
 
 private:
     exchange_op* op_;
+    const pool_impl* reporter_;
 };
 } // namespace
 
-void pool_impl::complete_later(exchange_op& op) { asio::post(ex_, posted_completion(op)); }
+void pool_impl::complete_later(exchange_op& op) {
+    asio::post(ex_, posted_completion(op, options_.on_event ? this : nullptr));
+}
 
 void pool_impl::failed_off_loop(exchange_op& op) noexcept {
     failures_.fetch_add(1, std::memory_order_relaxed);
@@ -452,12 +463,17 @@ void pool_impl::attempt(const std::shared_ptr<connection>& c) {
         return finish(c, asio::error::operation_aborted, c->open); // nothing sent: the connection is as good as before
     if (!c->open) {
         c->reset();
+        c->id = 0; // a new stream: numbered once it is open
         arm(c, std::min(op.deadline, clock::now() + options_.connect_timeout));
         const auto strand = c->strand; // own statement: co_spawn takes the executor by reference
         asio::co_spawn(strand, connect(*c, c->home.where), connected_handler{{c}});
         return;
     }
-    if (c->attempt == 0) reused_.fetch_add(1, std::memory_order_relaxed);
+    if (c->attempt == 0) {
+        reused_.fetch_add(1, std::memory_order_relaxed);
+        if (c->events) [[unlikely]]
+            emit({.kind = pool_event_kind::connection_reused, .to = &c->home.where, .connection = c->id});
+    }
     send(c);
 }
 
@@ -473,6 +489,11 @@ void pool_impl::on_connected(const std::shared_ptr<connection>& c, error_code ec
         return self.finish(c, ec, false);
     }
     c->open = true;
+    if (c->events) [[unlikely]] {
+        c->id = self.connections_made_.fetch_add(1, std::memory_order_relaxed) + 1;
+        c->announced = true;
+        self.emit({.kind = pool_event_kind::connection_opened, .to = &c->home.where, .connection = c->id});
+    }
     self.send(c);
 }
 
@@ -516,6 +537,8 @@ void pool_impl::on_exchanged(const std::shared_ptr<connection>& c, const exchang
         ec = asio::error::operation_aborted;
     if (!ec) return self.finish(c, {}, r.reusable);
     c->reset();
+    if (c->events) [[unlikely]]
+        self.report_closed(*c, ec);
     // A keep-alive connection the server already dropped fails before any response byte: resend
     // once on a fresh connection, if resending cannot do harm.
     const bool stale = c->reused && !r.got_bytes && ec != errc::request_timeout && ec != asio::error::operation_aborted;
@@ -538,6 +561,8 @@ void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool
         op.ec = ec;
         failures_.fetch_add(1, std::memory_order_relaxed);
     }
+    if (c->events) [[unlikely]]
+        report_outcome(*c, op, now, reusable);
     if (!reusable) c->reset();
     // The request is settled and the next one found, or the connection parks until submit()
     // hands it one. The completion runs only then, so a caller that sends again from its
@@ -567,6 +592,8 @@ void pool_impl::on_woken(const std::shared_ptr<connection>& c) { begin(c); }
 
 void pool_impl::end(const std::shared_ptr<connection>& c) {
     c->reset();
+    if (c->events) [[unlikely]] // idle past idle_timeout, or the pool closed
+        c->owner->report_closed(*c, c->owner->closed_ ? error_code(errc::closed) : error_code());
     ++c->timer_id;
     c->deadline = clock::time_point::max();
     c->timer.cancel();
@@ -788,6 +815,47 @@ void pool_impl::close() {
     }
 }
 
+// ---- events -------------------------------------------------------------------------------------
+
+void pool_impl::emit(const pool_event& e) const noexcept {
+    try {
+        options_.on_event(e);
+    } catch (...) { // the hook's failure is not the request's
+    }
+}
+
+void pool_impl::on_written(const std::shared_ptr<connection>& c) {
+    c->owner->emit({.kind = pool_event_kind::request_sent, .to = &c->home.where, .connection = c->id});
+}
+
+void pool_impl::report_outcome(connection& c, const exchange_op& op, clock::time_point now, bool reusable) const {
+    pool_event e{.to = &c.home.where, .connection = c.id, .elapsed = now - op.started};
+    if (op.ec) {
+        e.kind = pool_event_kind::request_failed;
+        e.ec = op.ec;
+    } else {
+        e.kind = pool_event_kind::response_received;
+        e.status = op.kind == reader_kind::brief ? static_cast<const typed_exchange_op<brief_reader>&>(op).res.status
+                                                 : static_cast<const typed_exchange_op<full_reader>&>(op).res.result_int();
+    }
+    emit(e);
+    if (!reusable) report_closed(c, op.ec); // after an error it was reported where the error came
+}
+
+void pool_impl::report_closed(connection& c, error_code why) const {
+    if (!c.announced) return; // never opened, or reported already
+    c.announced = false;
+    emit({.kind = pool_event_kind::connection_closed, .to = &c.home.where, .connection = c.id, .ec = why});
+}
+
+void pool_impl::report_failure(const exchange_op& op, clock::time_point now) const noexcept {
+    const bool reached_pool = op.started != clock::time_point{}; // else refused before configure()
+    emit({.kind = pool_event_kind::request_failed,
+          .to = op.to,
+          .ec = op.ec,
+          .elapsed = reached_pool ? now - op.started : clock::duration::zero()});
+}
+
 // ---- latency ------------------------------------------------------------------------------------
 
 void latency_recorder::record(clock::duration d) noexcept {
@@ -922,6 +990,7 @@ void pool_impl::start_message(asio::any_completion_handler<void(error_code, resp
     // The head is checked and serialised once, before any connection is taken: a header that
     // could inject a line fails here and nothing is sent.
     if (auto ec = serialize_request_head(m, op->head)) {
+        op->to = &op->to_storage; // for its request_failed event
         op->ec = ec;
         count_rejected();
         complete_later(*op);

@@ -165,14 +165,15 @@ struct arena_allocator {
 
 /// One keep-alive connection and its loop's state.
 struct connection : std::enable_shared_from_this<connection> {
-    connection(asio::any_io_executor strand, origin_pool& home, std::shared_ptr<pool_impl> owner)
-        : strand(std::move(strand)), home(home), owner(std::move(owner)),
+    connection(asio::any_io_executor strand, origin_pool& home, std::shared_ptr<pool_impl> owner, bool events)
+        : strand(std::move(strand)), home(home), owner(std::move(owner)), events(events),
           parking(this->strand, clock::time_point::max()), timer(this->strand) {}
 
     const asio::any_io_executor strand; // the loop, its timer and every close run here
     origin_pool& home;
     std::shared_ptr<pool_impl> owner; // while the loop runs: cleared when it ends
     handler_arena arena;
+    const bool events; // the pool has an event hook: the loop reports (read here, not in the pool)
     ~connection();
 
     // The loop's state for the current request, on the strand only.
@@ -191,6 +192,10 @@ struct connection : std::enable_shared_from_this<connection> {
     std::unique_ptr<beast::test::stream> mem;                   // an in-memory test transport
     beast::flat_buffer buffer;
     bool open = false; // connected (and TLS handshaken): an exchange may be written
+    // Events only: the stream's number (pool_event::connection; 0 while connecting), and whether
+    // connection_opened was reported and connection_closed not yet.
+    std::uint64_t id = 0;
+    bool announced = false;
 
     // Under the origin's mutex.
     exchange_op* current = nullptr; // handed over by submit() or taken from the queue
@@ -303,7 +308,8 @@ public:
     /// See test_transport. Set before the first request.
     void set_test_transport(test_transport t) { test_transport_ = std::move(t); }
 
-    /// A request failed before reaching a connection (a bad head): counted as sent and failed.
+    /// A request failed before reaching the pool (a bad head): counted as sent and failed (its
+    /// request_failed event comes with its completion, complete_later()).
     void count_rejected() noexcept {
         requests_.fetch_add(1, std::memory_order_relaxed);
         failures_.fetch_add(1, std::memory_order_relaxed);
@@ -321,8 +327,13 @@ private:
     void expire_queue(origin_pool& p, unsigned id);
 public:
     /// Calls op.on_complete from the pool's executor, never inside the caller's frame; if the
-    /// io_context is destroyed first, op.on_destroy.
+    /// io_context is destroyed first, op.on_destroy. The op failed (op.ec): its request_failed
+    /// event is reported there, first.
     void complete_later(exchange_op& op);
+    /// Reports `op`'s request_failed event (only when there is an event hook).
+    void report_failure(const exchange_op& op, clock::time_point now) const noexcept;
+    /// Reports request_sent: the loop's request is written (only when c->events).
+    static void on_written(const std::shared_ptr<connection>& c);
 
 private:
     std::shared_ptr<connection> make_connection(origin_pool& p);
@@ -358,6 +369,13 @@ private:
     /// queued, dropped by close(), refused by a closed pool): counted as failed, its latency kept.
     void failed_off_loop(exchange_op& op) noexcept;
 
+    // Events (pool_options::on_event); the loop's, on the connection's strand and only when c.events.
+    void emit(const pool_event& e) const noexcept; // calls the hook; what it throws is dropped
+    /// response_received or request_failed, then connection_closed if the connection will not be reused.
+    void report_outcome(connection& c, const exchange_op& op, clock::time_point now, bool reusable) const;
+    /// connection_closed, once per connection announced open.
+    void report_closed(connection& c, error_code why) const;
+
     static asio::awaitable<void> sweep(std::weak_ptr<pool_impl> weak);
     /// Closes idle connections past idle_timeout; returns when the next of those left expires
     /// (time_point::max() when none is left).
@@ -381,6 +399,7 @@ private:
     std::atomic<bool> sweeping_{false};
 
     std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
+    std::atomic<std::uint64_t> connections_made_{0}; // numbers connections for pool_event::connection
     latency_recorder latency_;
     test_transport test_transport_;
 };

@@ -867,3 +867,182 @@ TEST_CASE("latency: requests that fail without a connection are recorded too") {
     CHECK(pool.stats().latency.total() == 3);
     CHECK(pool.stats().requests == 3);
 }
+
+// --- events ----------------------------------------------------------------------------------
+
+namespace {
+// What a test keeps of each pool_event (the event's pointers are valid during the call only).
+struct seen_event {
+    http::pool_event_kind kind;
+    std::optional<http::origin> to;
+    std::uint64_t connection;
+    error_code ec;
+    unsigned status;
+    clock::duration elapsed;
+};
+
+// Records the events of a pool, from any thread.
+class event_log {
+public:
+    std::function<void(const http::pool_event&)> hook() {
+        return [this](const http::pool_event& e) {
+            std::lock_guard l(mutex_);
+            events_.push_back({e.kind, e.to ? std::optional<http::origin>(*e.to) : std::nullopt, e.connection, e.ec,
+                               e.status, e.elapsed});
+        };
+    }
+    std::vector<seen_event> events() const {
+        std::lock_guard l(mutex_);
+        return events_;
+    }
+    std::vector<http::pool_event_kind> kinds() const {
+        std::vector<http::pool_event_kind> k;
+        for (const auto& e : events()) k.push_back(e.kind);
+        return k;
+    }
+    bool has(http::pool_event_kind kind, error_code ec) const {
+        for (const auto& e : events())
+            if (e.kind == kind && e.ec == ec) return true;
+        return false;
+    }
+    std::size_t count(http::pool_event_kind kind) const {
+        std::size_t n = 0;
+        for (const auto& e : events()) n += e.kind == kind;
+        return n;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<seen_event> events_;
+};
+
+using ev = http::pool_event_kind;
+} // namespace
+
+TEST_CASE("events: two requests on one keep-alive connection, then close()") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    event_log log;
+    http::pool_options o;
+    o.on_event = log.hook();
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    for (int i = 0; i < 2; ++i) {
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+        REQUIRE_FALSE(ec);
+    }
+    CHECK(log.kinds() == std::vector<ev>{ev::connection_opened, ev::request_sent, ev::response_received,
+                                         ev::connection_reused, ev::request_sent, ev::response_received});
+    CHECK(log.count(ev::connection_opened) == 1);
+    CHECK(log.count(ev::connection_reused) == 1);
+    CHECK(log.count(ev::request_sent) == 2);
+    CHECK(log.count(ev::response_received) == 2);
+    for (const auto& e : log.events()) {
+        CHECK(e.to == to);
+        CHECK(e.connection == 1);
+        CHECK_FALSE(e.ec);
+        if (e.kind == ev::response_received) {
+            CHECK(e.status == 200);
+            CHECK(e.elapsed > clock::duration::zero());
+        }
+    }
+    pool.close(); // the idle connection closes, because the pool did
+    REQUIRE(test::eventually([&] { return log.count(ev::connection_closed) == 1; }));
+    const auto closed = log.events().back();
+    CHECK(closed.kind == ev::connection_closed);
+    CHECK(closed.connection == 1);
+    CHECK(closed.ec == errc::closed);
+}
+
+TEST_CASE("events: a server's close, announced or not, is a connection_closed") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    event_log log;
+    http::pool_options o;
+    o.on_event = log.hook();
+    o.max_connections_per_origin = 1;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    const auto send = [&](const char* target) {
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get(target), asio::as_tuple(asio::use_awaitable)));
+        return ec;
+    };
+    // "Connection: close": the response arrives, then the connection closes without an error.
+    REQUIRE_FALSE(send("/close"));
+    CHECK(log.kinds() == std::vector<ev>{ev::connection_opened, ev::request_sent, ev::response_received,
+                                         ev::connection_closed});
+    CHECK_FALSE(log.events().back().ec);
+    CHECK(log.events().back().connection == 1);
+
+    // Closed by the server while idle: found out when reused, and the request is resent on a new one.
+    REQUIRE_FALSE(send("/"));
+    server.close_idle_connections();
+    REQUIRE(test::eventually([&] { return server.open_connections() == 0; }));
+    const auto before = log.events().size();
+    REQUIRE_FALSE(send("/"));
+    auto events = log.events();
+    events.erase(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(before));
+    std::vector<seen_event> closes;
+    for (const auto& e : events)
+        if (e.kind == ev::connection_closed) closes.push_back(e);
+    REQUIRE(closes.size() == 1);
+    CHECK(closes[0].connection == 2);
+    CHECK(closes[0].ec == errc::connection_closed);
+    REQUIRE(events.size() >= 5);
+    CHECK(events.front().kind == ev::connection_reused);
+    CHECK(events.front().connection == 2);
+    // then the resend: a third connection, one send, one response
+    const std::vector<ev> tail{ev::connection_opened, ev::request_sent, ev::response_received};
+    std::vector<ev> last;
+    for (auto it = events.end() - 3; it != events.end(); ++it) {
+        last.push_back(it->kind);
+        CHECK(it->connection == 3);
+    }
+    CHECK(last == tail);
+    CHECK(pool.stats().resends == 1);
+}
+
+TEST_CASE("events: failures are reported with their error; a throwing hook changes nothing") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    std::atomic<int> calls{0};
+    event_log log;
+    http::pool_options o;
+    o.on_event = [&, record = log.hook()](const http::pool_event& e) {
+        record(e);
+        ++calls;
+        throw std::runtime_error("a hook that fails");
+    };
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec);
+    CHECK(res.body() == "hello");
+    CHECK(calls == 3); // opened, sent, response: each threw
+    // A timeout on the connection: request_failed, and the connection it closed.
+    http::send_options so;
+    so.timeout = 200ms;
+    auto [tec, tres] = test::run(io.executor(), pool.async_send(to, get("/stall"), so, asio::as_tuple(asio::use_awaitable)));
+    CHECK(tec == errc::request_timeout);
+    auto events = log.events();
+    REQUIRE(events.size() >= 2);
+    CHECK(events[events.size() - 2].kind == ev::connection_closed);
+    CHECK(events[events.size() - 2].ec == errc::request_timeout);
+    CHECK(events.back().kind == ev::request_failed);
+    CHECK(events.back().ec == errc::request_timeout);
+    CHECK(events.back().elapsed >= 200ms);
+    // A bad header: refused before it reaches a connection, reported all the same.
+    auto bad = get("/");
+    bad.set("x-bad", "a\rb");
+    auto [bec, bres] = test::run(io.executor(), pool.async_send(to, bad, asio::as_tuple(asio::use_awaitable)));
+    CHECK(bec == errc::invalid_header_value);
+    REQUIRE(test::eventually([&] { return log.events().back().ec == errc::invalid_header_value; }));
+    CHECK(log.events().back().kind == ev::request_failed);
+    CHECK(log.events().back().to == to);
+    CHECK(log.events().back().connection == 0);
+    // A closed pool refuses at once.
+    pool.close();
+    auto [cec, cres] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(cec == errc::closed);
+    REQUIRE(test::eventually([&] { return log.has(ev::request_failed, errc::closed); }));
+}

@@ -47,6 +47,41 @@ struct tls_options {
     std::function<void(boost::asio::ssl::context&)> configure_context;
 };
 
+/// What a pool_event reports.
+enum class pool_event_kind : std::uint8_t {
+    connection_opened, ///< a connection is ready for requests: connected (and TLS handshaken)
+    connection_reused, ///< a request was given an already-open connection
+    /// An opened connection was closed. `ec`: the error that ended it (errc::connection_closed,
+    /// request_timeout, operation_aborted, a socket or TLS error), errc::closed when the pool was
+    /// closed, none when it was simply done: idle past idle_timeout, or its last response said
+    /// so (`Connection: close`, a body ended by the end of the stream, bytes after the response).
+    connection_closed,
+    /// Every byte of a request was written. Once per attempt: a request resent on a fresh
+    /// connection (see connection_pool::async_send) is sent twice.
+    request_sent,
+    response_received, ///< a whole response was read; `status` is its status code
+    /// A request completed with the error `ec`: on a connection, in the queue (queue_timeout, a
+    /// cancellation, close()), or refused (a closed pool, a request head that fails its checks).
+    request_failed,
+};
+
+/// One event of a pool, for pool_options::on_event. It never carries a header value, a body or a
+/// request target: they may hold credentials.
+struct pool_event {
+    pool_event_kind kind{};
+    /// The request's or connection's origin; valid during the call only. Null only for a
+    /// request_failed of an empty prepared_request.
+    const origin* to = nullptr;
+    /// Which connection, numbered from 1 in the order the pool opened them (a resend's fresh
+    /// connection has a new number); 0 for a request that failed without an open one.
+    std::uint64_t connection = 0;
+    error_code ec{};     ///< connection_closed: the reason, if any; request_failed: the error
+    unsigned status = 0; ///< response_received: the HTTP status code
+    /// response_received, request_failed: the request's time in the pool, from the send to its
+    /// completion, queueing included (zero for a request refused before it reached the pool).
+    clock::duration elapsed{};
+};
+
 /// Limits and timeouts of a connection pool.
 struct pool_options {
     std::size_t max_connections_per_origin = 64; ///< requests beyond it wait in FIFO order
@@ -62,6 +97,13 @@ struct pool_options {
     std::size_t body_limit = 8 * 1024 * 1024;   ///< response body bytes
     std::string user_agent = "tokenflight/0.1"; ///< sent when the request has none
     tls_options tls;
+    /// Called for every pool_event, for logging and metrics. Runs on the pool's executor (on
+    /// the connection's strand for connection and exchange events), or for a request refused at
+    /// once, in a handler posted to it; on several threads at once when the io_context has
+    /// several, never under the pool's locks. Keep it short and non-blocking: it runs in the
+    /// request path. An exception it throws is caught and ignored. Empty (the default): the
+    /// request path pays one predictable branch per event site, nothing else.
+    std::function<void(const pool_event&)> on_event;
 };
 
 /// Per-request overrides.
