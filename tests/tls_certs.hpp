@@ -53,9 +53,10 @@ inline std::unique_ptr<X509, decltype(&X509_free)> read_cert(const std::string& 
 } // namespace detail
 
 /// A certificate for `cn` with the given subjectAltName, signed by `ca` (self-signed CA when null),
-/// valid from `not_before` to `not_after` seconds from now.
+/// valid from `not_before` to `not_after` seconds from now; `usage` is its extended key usage when
+/// signed by `ca` ("clientAuth" for a client certificate).
 inline key_and_cert make_cert(const std::string& cn, const std::string& san, const key_and_cert* ca,
-                              long not_before = -3600, long not_after = 24 * 3600) {
+                              long not_before = -3600, long not_after = 24 * 3600, const char* usage = "serverAuth") {
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
     std::unique_ptr<X509, decltype(&X509_free)> cert(X509_new(), X509_free);
     X509_set_version(cert.get(), 2);
@@ -74,7 +75,7 @@ inline key_and_cert make_cert(const std::string& cn, const std::string& san, con
     if (ca) {
         detail::add_ext(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE");
         detail::add_ext(cert.get(), issuer, NID_subject_alt_name, san.c_str());
-        detail::add_ext(cert.get(), issuer, NID_ext_key_usage, "serverAuth");
+        detail::add_ext(cert.get(), issuer, NID_ext_key_usage, usage);
     } else {
         detail::add_ext(cert.get(), issuer, NID_basic_constraints, "critical,CA:TRUE");
         detail::add_ext(cert.get(), issuer, NID_key_usage, "critical,keyCertSign,cRLSign");

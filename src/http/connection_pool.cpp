@@ -18,6 +18,11 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cmath>
+
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 #include <openssl/x509_vfy.h>
@@ -80,6 +85,11 @@ struct begin_handler : loop_handler {
 };
 struct exchanged_handler : loop_handler {
     void operator()(const exchange_status& r) { pool_impl::on_exchanged(c, r); }
+    // Called by the exchange when the request's last byte is written.
+    void on_written() const {
+        if (c->events) [[unlikely]]
+            pool_impl::on_written(c);
+    }
 };
 struct woken_handler : loop_handler {
     void operator()(error_code) { pool_impl::on_woken(c); } // cancelled by a waker: expected
@@ -179,6 +189,9 @@ pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
     } else {
         ssl_->set_verify_mode(asio::ssl::verify_none);
     }
+    // The user's additions (client certificate, versions, ciphers, ...) come last, so that they
+    // can refine what is above; what it throws leaves the constructor.
+    if (options_.tls.configure_context) options_.tls.configure_context(*ssl_);
 }
 
 origin_pool& pool_impl::pool_for(const origin& o) {
@@ -191,15 +204,17 @@ origin_pool& pool_impl::pool_for(const origin& o) {
 }
 
 void pool_impl::configure(exchange_op& op, const origin& to, const wire_request& w, const send_options& opts) const {
+    const auto now = clock::now();
     op.to = &to;
     op.wire = w;
-    op.deadline = clock::now() + opts.timeout.value_or(options_.request_timeout);
+    op.started = now;
+    op.deadline = now + opts.timeout.value_or(options_.request_timeout);
     op.body_limit = opts.body_limit.value_or(options_.body_limit);
     op.idempotent = opts.idempotent.value_or(is_idempotent(w.method));
 }
 
 std::shared_ptr<connection> pool_impl::make_connection(origin_pool& p) {
-    return std::make_shared<connection>(make_loop_strand(ex_), p, shared_from_this());
+    return std::make_shared<connection>(make_loop_strand(ex_), p, shared_from_this(), static_cast<bool>(options_.on_event));
 }
 
 void pool_impl::assign(origin_pool&, exchange_op& op, connection& c) noexcept {
@@ -251,7 +266,7 @@ void pool_impl::submit(exchange_op& op) {
         if (failed) op.st = exchange_op::state::done;
     }
     if (failed) {
-        failures_.fetch_add(1, std::memory_order_relaxed);
+        failed_off_loop(op);
         complete_later(op);
     } else if (spawned) {
         const auto strand = spawned->strand;
@@ -316,33 +331,44 @@ void pool_impl::expire_queue(origin_pool& p, unsigned id) {
         exchange_op* op = expired;
         expired = op->next;
         op->next = nullptr;
-        failures_.fetch_add(1, std::memory_order_relaxed);
+        failed_off_loop(*op);
+        if (options_.on_event) report_failure(*op, clock::now());
         op->on_complete(*op);
     }
 }
 
 namespace {
 // A completion posted for an op: runs it, or destroys the op if it is dropped unrun (the
-// io_context destroyed with it queued).
+// io_context destroyed with it queued). With a reporter, the op's request_failed event first
+// (the op's sender keeps the pool alive until the op completes or is destroyed).
 class posted_completion {
 public:
-    explicit posted_completion(exchange_op& op) noexcept : op_(&op) {}
-    posted_completion(posted_completion&& o) noexcept : op_(std::exchange(o.op_, nullptr)) {}
+    posted_completion(exchange_op& op, const pool_impl* reporter) noexcept : op_(&op), reporter_(reporter) {}
+    posted_completion(posted_completion&& o) noexcept : op_(std::exchange(o.op_, nullptr)), reporter_(o.reporter_) {}
     posted_completion& operator=(posted_completion&&) = delete;
     ~posted_completion() {
         if (op_) op_->on_destroy(*op_);
     }
     void operator()() {
         exchange_op* op = std::exchange(op_, nullptr);
+        if (reporter_) reporter_->report_failure(*op, clock::now());
         op->on_complete(*op);
     }
 
 private:
     exchange_op* op_;
+    const pool_impl* reporter_;
 };
 } // namespace
 
-void pool_impl::complete_later(exchange_op& op) { asio::post(ex_, posted_completion(op)); }
+void pool_impl::complete_later(exchange_op& op) {
+    asio::post(ex_, posted_completion(op, options_.on_event ? this : nullptr));
+}
+
+void pool_impl::failed_off_loop(exchange_op& op) noexcept {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    latency_.record(clock::now() - op.started);
+}
 
 void pool_impl::cancel(exchange_op& op, asio::cancellation_type t) {
     if (t == asio::cancellation_type::none) return;
@@ -369,7 +395,7 @@ void pool_impl::cancel(exchange_op& op, asio::cancellation_type t) {
     if (c) {
         asio::post(c->strand, [self = shared_from_this(), c, ticket] { self->on_cancel(c, ticket); });
     } else {
-        failures_.fetch_add(1, std::memory_order_relaxed);
+        failed_off_loop(op);
         complete_later(op); // not inside the signal's emission
     }
 }
@@ -437,12 +463,17 @@ void pool_impl::attempt(const std::shared_ptr<connection>& c) {
         return finish(c, asio::error::operation_aborted, c->open); // nothing sent: the connection is as good as before
     if (!c->open) {
         c->reset();
+        c->id = 0; // a new stream: numbered once it is open
         arm(c, std::min(op.deadline, clock::now() + options_.connect_timeout));
         const auto strand = c->strand; // own statement: co_spawn takes the executor by reference
         asio::co_spawn(strand, connect(*c, c->home.where), connected_handler{{c}});
         return;
     }
-    if (c->attempt == 0) reused_.fetch_add(1, std::memory_order_relaxed);
+    if (c->attempt == 0) {
+        reused_.fetch_add(1, std::memory_order_relaxed);
+        if (c->events) [[unlikely]]
+            emit({.kind = pool_event_kind::connection_reused, .to = &c->home.where, .connection = c->id});
+    }
     send(c);
 }
 
@@ -458,6 +489,11 @@ void pool_impl::on_connected(const std::shared_ptr<connection>& c, error_code ec
         return self.finish(c, ec, false);
     }
     c->open = true;
+    if (c->events) [[unlikely]] {
+        c->id = self.connections_made_.fetch_add(1, std::memory_order_relaxed) + 1;
+        c->announced = true;
+        self.emit({.kind = pool_event_kind::connection_opened, .to = &c->home.where, .connection = c->id});
+    }
     self.send(c);
 }
 
@@ -501,6 +537,8 @@ void pool_impl::on_exchanged(const std::shared_ptr<connection>& c, const exchang
         ec = asio::error::operation_aborted;
     if (!ec) return self.finish(c, {}, r.reusable);
     c->reset();
+    if (c->events) [[unlikely]]
+        self.report_closed(*c, ec);
     // A keep-alive connection the server already dropped fails before any response byte: resend
     // once on a fresh connection, if resending cannot do harm.
     const bool stale = c->reused && !r.got_bytes && ec != errc::request_timeout && ec != asio::error::operation_aborted;
@@ -516,10 +554,15 @@ void pool_impl::on_exchanged(const std::shared_ptr<connection>& c, const exchang
 void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool reusable) {
     exchange_op& op = *c->current;
     c->running = 0;
+    // One clock read for the latency and, when the connection parks, its idle time.
+    const auto now = clock::now();
+    latency_.record(now - op.started);
     if (ec) {
         op.ec = ec;
         failures_.fetch_add(1, std::memory_order_relaxed);
     }
+    if (c->events) [[unlikely]]
+        report_outcome(*c, op, now, reusable);
     if (!reusable) c->reset();
     // The request is settled and the next one found, or the connection parks until submit()
     // hands it one. The completion runs only then, so a caller that sends again from its
@@ -527,7 +570,7 @@ void pool_impl::finish(const std::shared_ptr<connection>& c, error_code ec, bool
     bool park = false;
     {
         std::lock_guard lock(c->home.mutex);
-        park = settle(*c, op, reusable);
+        park = settle(*c, op, reusable, now);
         if (park) {
             try {
                 c->parking.async_wait(woken_handler{{c}}); // a waker cancels it
@@ -549,13 +592,15 @@ void pool_impl::on_woken(const std::shared_ptr<connection>& c) { begin(c); }
 
 void pool_impl::end(const std::shared_ptr<connection>& c) {
     c->reset();
+    if (c->events) [[unlikely]] // idle past idle_timeout, or the pool closed
+        c->owner->report_closed(*c, c->owner->closed_ ? error_code(errc::closed) : error_code());
     ++c->timer_id;
     c->deadline = clock::time_point::max();
     c->timer.cancel();
     auto last = std::move(c->owner); // may be the pool's last reference: nothing touches it after
 }
 
-bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
+bool pool_impl::settle(connection& c, exchange_op& op, bool reusable, clock::time_point now) {
     origin_pool& p = c.home;
     op.st = exchange_op::state::done;
     c.current = nullptr;
@@ -571,7 +616,7 @@ bool pool_impl::settle(connection& c, exchange_op& op, bool reusable) {
         --p.open;
         return false;
     }
-    c.idle_since = clock::now();
+    c.idle_since = now;
     return true; // the caller parks it and adds it to the idle list
 }
 
@@ -631,8 +676,8 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
     auto [cec, ep] = co_await asio::async_connect(tcp, endpoints, tuple_awaitable);
     if (c.fired) co_return errc::connect_timeout;
     if (cec) co_return map_transport_error(cec, true);
-    error_code no_delay_error;
-    tcp.set_option(asio::ip::tcp::no_delay(true), no_delay_error); // best effort
+    error_code no_delay_failure; // best effort: without TCP_NODELAY the request is only slower
+    tcp.set_option(asio::ip::tcp::no_delay(true), no_delay_failure);
     opened_.fetch_add(1, std::memory_order_relaxed);
 
     if (c.tls) {
@@ -663,6 +708,13 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
 
 // ---- idle connections and closing -----------------------------------------------------------
 
+namespace {
+// t + d, or time_point::max() where that would overflow (an idle_timeout of duration::max()).
+clock::time_point later(clock::time_point t, clock::duration d) noexcept {
+    return d < clock::time_point::max() - t ? t + d : clock::time_point::max();
+}
+} // namespace
+
 void pool_impl::start_sweeper() {
     if (sweeping_.load(std::memory_order_relaxed)) return; // every park asks: keep the usual answer cheap
     bool expected = false;
@@ -670,13 +722,13 @@ void pool_impl::start_sweeper() {
     asio::co_spawn(sweep_timer_.get_executor(), sweep(weak_from_this()), asio::detached);
 }
 
-bool pool_impl::close_expired_idle() {
+clock::time_point pool_impl::close_expired_idle() {
     std::vector<origin_pool*> pools;
     {
         std::lock_guard lock(origins_mutex_);
         for (auto& [o, p] : origins_) pools.push_back(p.get());
     }
-    bool remaining = false;
+    auto next = clock::time_point::max();
     const auto now = clock::now();
     for (auto* p : pools) {
         std::lock_guard lock(p->mutex);
@@ -686,30 +738,45 @@ bool pool_impl::close_expired_idle() {
             wake(**it); // woken with nothing to do: it closes
         p->open -= static_cast<std::size_t>(it - p->idle.begin());
         p->idle.erase(p->idle.begin(), it);
-        remaining = remaining || !p->idle.empty();
+        if (!p->idle.empty()) // the oldest left expires first
+            next = std::min(next, later(p->idle.front()->idle_since, options_.idle_timeout));
     }
-    return remaining;
+    return next;
 }
 
 asio::awaitable<void> pool_impl::sweep(std::weak_ptr<pool_impl> weak) {
+    // Started by a connection that went idle just now (no other was idle): none expires sooner.
+    // Not a look at once: a busy pool's connections are rarely all idle, and a sweeper that
+    // found none would end, to be spawned again (a coroutine frame) by the next one to park.
+    clock::time_point next{};
+    {
+        auto self = weak.lock();
+        if (!self) co_return;
+        next = later(clock::now(), self->options_.idle_timeout);
+    }
     for (;;) {
         asio::steady_timer* timer = nullptr;
         {
             auto self = weak.lock();
             if (!self || self->closed_) co_return;
+            // For the oldest idle connection's expiry: a program that leaves its pool open returns
+            // from run() idle_timeout after its last request.
             timer = &self->sweep_timer_;
-            timer->expires_after(std::max<clock::duration>(self->options_.idle_timeout / 2, std::chrono::milliseconds(10)));
+            timer->expires_at(next);
         }
         // Waits holding no reference: destroying the pool destroys the timer, which ends the wait;
-        // `timer` is not touched again unless the pool is still there.
+        // `timer` is not touched again unless the pool is still there. close() cancels it.
         co_await timer->async_wait(tuple_awaitable); // fired or cancelled: look again
         auto self = weak.lock();
         if (!self || self->closed_) co_return;
-        if (!self->close_expired_idle()) {
+        next = self->close_expired_idle();
+        if (next == clock::time_point::max()) {
             self->sweeping_ = false;
-            // A connection that went idle just now found the flag still set: look once more.
-            if (self->close_expired_idle()) self->start_sweeper();
-            co_return;
+            // A connection that went idle just now found the flag still set: look once more, and
+            // go on sweeping for it unless it started a sweeper of its own meanwhile.
+            next = self->close_expired_idle();
+            bool expected = false;
+            if (next == clock::time_point::max() || !self->sweeping_.compare_exchange_strong(expected, true)) co_return;
         }
     }
 }
@@ -742,10 +809,63 @@ void pool_impl::close() {
             exchange_op* op = dropped;
             dropped = op->next;
             op->next = nullptr;
-            failures_.fetch_add(1, std::memory_order_relaxed);
+            failed_off_loop(*op);
             complete_later(*op);
         }
     }
+}
+
+// ---- events -------------------------------------------------------------------------------------
+
+void pool_impl::emit(const pool_event& e) const noexcept {
+    try {
+        options_.on_event(e);
+    } catch (...) { // the hook's failure is not the request's
+    }
+}
+
+void pool_impl::on_written(const std::shared_ptr<connection>& c) {
+    c->owner->emit({.kind = pool_event_kind::request_sent, .to = &c->home.where, .connection = c->id});
+}
+
+void pool_impl::report_outcome(connection& c, const exchange_op& op, clock::time_point now, bool reusable) const {
+    pool_event e{.to = &c.home.where, .connection = c.id, .elapsed = now - op.started};
+    if (op.ec) {
+        e.kind = pool_event_kind::request_failed;
+        e.ec = op.ec;
+    } else {
+        e.kind = pool_event_kind::response_received;
+        e.status = op.kind == reader_kind::brief ? static_cast<const typed_exchange_op<brief_reader>&>(op).res.status
+                                                 : static_cast<const typed_exchange_op<full_reader>&>(op).res.result_int();
+    }
+    emit(e);
+    if (!reusable) report_closed(c, op.ec); // after an error it was reported where the error came
+}
+
+void pool_impl::report_closed(connection& c, error_code why) const {
+    if (!c.announced) return; // never opened, or reported already
+    c.announced = false;
+    emit({.kind = pool_event_kind::connection_closed, .to = &c.home.where, .connection = c.id, .ec = why});
+}
+
+void pool_impl::report_failure(const exchange_op& op, clock::time_point now) const noexcept {
+    const bool reached_pool = op.started != clock::time_point{}; // else refused before configure()
+    emit({.kind = pool_event_kind::request_failed,
+          .to = op.to,
+          .ec = op.ec,
+          .elapsed = reached_pool ? now - op.started : clock::duration::zero()});
+}
+
+// ---- latency ------------------------------------------------------------------------------------
+
+void latency_recorder::record(clock::duration d) noexcept {
+    counts_[latency_histogram::bucket_of(d)].fetch_add(1, std::memory_order_relaxed);
+}
+
+latency_histogram latency_recorder::snapshot() const noexcept {
+    latency_histogram h;
+    for (std::size_t i = 0; i < h.counts.size(); ++i) h.counts[i] = counts_[i].load(std::memory_order_relaxed);
+    return h;
 }
 
 pool_stats pool_impl::stats() const {
@@ -755,6 +875,7 @@ pool_stats pool_impl::stats() const {
     s.connections_reused = reused_.load(std::memory_order_relaxed);
     s.resends = resends_.load(std::memory_order_relaxed);
     s.failures = failures_.load(std::memory_order_relaxed);
+    s.latency = latency_.snapshot();
     std::lock_guard lock(origins_mutex_);
     for (auto& [o, p] : origins_) {
         std::lock_guard plock(p->mutex);
@@ -868,6 +989,7 @@ void pool_impl::start_message(asio::any_completion_handler<void(error_code, resp
     // The head is checked and serialised once, before any connection is taken: a header that
     // could inject a line fails here and nothing is sent.
     if (auto ec = serialize_request_head(m, op->head)) {
+        op->to = &op->to_storage; // for its request_failed event
         op->ec = ec;
         count_rejected();
         complete_later(*op);
@@ -886,6 +1008,56 @@ template void pool_impl::fail<full_reader>(asio::any_completion_handler<void(err
 template void pool_impl::fail<brief_reader>(asio::any_completion_handler<void(error_code, brief_response)>, error_code);
 
 } // namespace detail
+
+// ---- latency_histogram --------------------------------------------------------------------------
+
+namespace {
+constexpr std::size_t first_octave = 3; // log2(latency_histogram::sub_buckets): 8 us
+static_assert(std::size_t{1} << first_octave == latency_histogram::sub_buckets);
+} // namespace
+
+std::size_t latency_histogram::bucket_of(clock::duration d) noexcept {
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+    if (us < static_cast<std::int64_t>(sub_buckets)) return us < 0 ? 0 : static_cast<std::size_t>(us);
+    const auto v = static_cast<std::uint64_t>(us);
+    const auto e = static_cast<std::size_t>(std::bit_width(v)) - 1; // v in [2^e, 2^(e+1)), e >= 3
+    if (e >= first_octave + octaves) return bucket_count - 1;
+    const auto sub = static_cast<std::size_t>(v >> (e - first_octave)) & (sub_buckets - 1);
+    return sub_buckets + (e - first_octave) * sub_buckets + sub;
+}
+
+clock::duration latency_histogram::upper_bound(std::size_t i) noexcept {
+    using us = std::chrono::microseconds;
+    if (i < sub_buckets) return us(static_cast<us::rep>(i + 1));
+    if (i >= bucket_count - 1) return clock::duration::max();
+    const std::size_t k = i - sub_buckets;
+    return us(static_cast<us::rep>((sub_buckets + k % sub_buckets + 1) << (k / sub_buckets)));
+}
+
+std::uint64_t latency_histogram::total() const noexcept {
+    std::uint64_t n = 0;
+    for (auto c : counts) n += c;
+    return n;
+}
+
+clock::duration latency_histogram::percentile(double q) const noexcept {
+    const std::uint64_t n = total();
+    if (n == 0) return clock::duration::zero();
+    if (!(q > 0)) q = 0; // NaN too
+    if (q > 1) q = 1;
+    const auto rank = std::clamp<std::uint64_t>(static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(n))), 1, n);
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < bucket_count; ++i) {
+        seen += counts[i];
+        if (seen >= rank) return upper_bound(i);
+    }
+    return clock::duration::max(); // not reached: seen ends at n
+}
+
+latency_histogram& latency_histogram::operator+=(const latency_histogram& other) noexcept {
+    for (std::size_t i = 0; i < bucket_count; ++i) counts[i] += other.counts[i];
+    return *this;
+}
 
 connection_pool::connection_pool(executor_type ex, pool_options options)
     : impl_(std::make_shared<detail::pool_impl>(std::move(ex), std::move(options))) {}

@@ -176,6 +176,8 @@ public:
         auto& st = *st_;
         if (!st.reading) {
             if (ec) return finish(map_transport_error(ec, false));
+            // A handler that wants to know (the pool's loop, for pool_event::request_sent).
+            if constexpr (requires(const Handler& h) { h.on_written(); }) handler_.on_written();
             st.reading = true;
             st.before = buffer_.size();
             buffer_.max_size(read_buffer_cap(limits_));

@@ -31,6 +31,7 @@
 #include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <array>
 #include <atomic>
 #include <functional>
 #include <map>
@@ -69,6 +70,7 @@ struct exchange_op {
     // What to send, set by the sender before submit().
     const origin* to = nullptr;
     wire_request wire;
+    clock::time_point started{}; // when it was sent through the pool (configure()): its latency's start
     clock::time_point deadline{};
     std::size_t body_limit = 0;
     bool idempotent = false;
@@ -163,14 +165,15 @@ struct arena_allocator {
 
 /// One keep-alive connection and its loop's state.
 struct connection : std::enable_shared_from_this<connection> {
-    connection(asio::any_io_executor strand, origin_pool& home, std::shared_ptr<pool_impl> owner)
-        : strand(std::move(strand)), home(home), owner(std::move(owner)),
+    connection(asio::any_io_executor strand, origin_pool& home, std::shared_ptr<pool_impl> owner, bool events)
+        : strand(std::move(strand)), home(home), owner(std::move(owner)), events(events),
           parking(this->strand, clock::time_point::max()), timer(this->strand) {}
 
     const asio::any_io_executor strand; // the loop, its timer and every close run here
     origin_pool& home;
     std::shared_ptr<pool_impl> owner; // while the loop runs: cleared when it ends
     handler_arena arena;
+    const bool events; // the pool has an event hook: the loop reports (read here, not in the pool)
     ~connection();
 
     // The loop's state for the current request, on the strand only.
@@ -189,6 +192,10 @@ struct connection : std::enable_shared_from_this<connection> {
     std::unique_ptr<beast::test::stream> mem;                   // an in-memory test transport
     beast::flat_buffer buffer;
     bool open = false; // connected (and TLS handshaken): an exchange may be written
+    // Events only: the stream's number (pool_event::connection; 0 while connecting), and whether
+    // connection_opened was reported and connection_closed not yet.
+    std::uint64_t id = 0;
+    bool announced = false;
 
     // Under the origin's mutex.
     exchange_op* current = nullptr; // handed over by submit() or taken from the queue
@@ -237,6 +244,16 @@ struct origin_pool {
     void push(exchange_op& op) noexcept;
     exchange_op* pop() noexcept;
     void unlink(exchange_op& op) noexcept;
+};
+
+/// The live form of latency_histogram: one relaxed atomic per bucket, written by the loops.
+class latency_recorder {
+public:
+    void record(clock::duration d) noexcept;
+    latency_histogram snapshot() const noexcept;
+
+private:
+    std::array<std::atomic<std::uint64_t>, latency_histogram::bucket_count> counts_{};
 };
 
 class pool_impl : public std::enable_shared_from_this<pool_impl> {
@@ -291,7 +308,8 @@ public:
     /// See test_transport. Set before the first request.
     void set_test_transport(test_transport t) { test_transport_ = std::move(t); }
 
-    /// A request failed before reaching a connection (a bad head): counted as sent and failed.
+    /// A request failed before reaching the pool (a bad head): counted as sent and failed (its
+    /// request_failed event comes with its completion, complete_later()).
     void count_rejected() noexcept {
         requests_.fetch_add(1, std::memory_order_relaxed);
         failures_.fetch_add(1, std::memory_order_relaxed);
@@ -309,8 +327,13 @@ private:
     void expire_queue(origin_pool& p, unsigned id);
 public:
     /// Calls op.on_complete from the pool's executor, never inside the caller's frame; if the
-    /// io_context is destroyed first, op.on_destroy.
+    /// io_context is destroyed first, op.on_destroy. The op failed (op.ec): its request_failed
+    /// event is reported there, first.
     void complete_later(exchange_op& op);
+    /// Reports `op`'s request_failed event (only when there is an event hook).
+    void report_failure(const exchange_op& op, clock::time_point now) const noexcept;
+    /// Reports request_sent: the loop's request is written (only when c->events).
+    static void on_written(const std::shared_ptr<connection>& c);
 
 private:
     std::shared_ptr<connection> make_connection(origin_pool& p);
@@ -337,13 +360,26 @@ private:
     asio::awaitable<error_code> connect(connection& c, const origin& to);
     /// Under the origin's mutex: the request is done; the connection takes the next queued one
     /// (c.current), parks (true: it joined the idle list), or leaves (c.current null).
-    bool settle(connection& c, exchange_op& op, bool reusable);
+    bool settle(connection& c, exchange_op& op, bool reusable, clock::time_point now);
     void on_cancel(const std::shared_ptr<connection>& c, std::uint64_t ticket);
     static void arm(const std::shared_ptr<connection>& c, clock::time_point at);
     static void on_timer(const std::shared_ptr<connection>& c, unsigned id, error_code ec);
 
+    /// A request that completes without a connection's loop (queue timeout, cancelled while
+    /// queued, dropped by close(), refused by a closed pool): counted as failed, its latency kept.
+    void failed_off_loop(exchange_op& op) noexcept;
+
+    // Events (pool_options::on_event); the loop's, on the connection's strand and only when c.events.
+    void emit(const pool_event& e) const noexcept; // calls the hook; what it throws is dropped
+    /// response_received or request_failed, then connection_closed if the connection will not be reused.
+    void report_outcome(connection& c, const exchange_op& op, clock::time_point now, bool reusable) const;
+    /// connection_closed, once per connection announced open.
+    void report_closed(connection& c, error_code why) const;
+
     static asio::awaitable<void> sweep(std::weak_ptr<pool_impl> weak);
-    bool close_expired_idle(); // true while idle connections remain
+    /// Closes idle connections past idle_timeout; returns when the next of those left expires
+    /// (time_point::max() when none is left).
+    clock::time_point close_expired_idle();
     void start_sweeper();
 
     asio::any_io_executor ex_;
@@ -363,6 +399,8 @@ private:
     std::atomic<bool> sweeping_{false};
 
     std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
+    std::atomic<std::uint64_t> connections_made_{0}; // numbers connections for pool_event::connection
+    latency_recorder latency_;
     test_transport test_transport_;
 };
 

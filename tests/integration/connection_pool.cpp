@@ -3,6 +3,7 @@
 #include "support.hpp"
 #include "tls_fixture.hpp"
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <mutex>
@@ -20,8 +21,10 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <optional>
+#include <thread>
 
 using namespace tokenflight;
 using namespace std::chrono_literals;
@@ -497,6 +500,77 @@ TEST_CASE("TLS: many requests reuse the TLS connection") {
     CHECK(server.connections_accepted() == 1);
 }
 
+namespace {
+// A client certificate (extended key usage clientAuth) signed by the fixture's CA, and a server
+// that requires one signed by that CA.
+struct mutual_tls : tls_fixture {
+    test::key_and_cert client = test::make_cert("client", "DNS:client.test", &ca, -3600, 24 * 3600, "clientAuth");
+    mutual_tls() {
+        server_ctx.set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+        server_ctx.add_certificate_authority(asio::buffer(ca.cert_pem));
+    }
+    /// The hook that presents `client`.
+    std::function<void(asio::ssl::context&)> present_certificate() const {
+        return [cert = client](asio::ssl::context& ctx) {
+            ctx.use_certificate_chain(asio::buffer(cert.cert_pem));
+            ctx.use_private_key(asio::buffer(cert.key_pem), asio::ssl::context::pem);
+        };
+    }
+};
+} // namespace
+
+TEST_CASE("TLS: configure_context sets a client certificate, which a server requiring one accepts") {
+    mutual_tls f;
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    const auto to = origin_of(server);
+    auto with_cert = trust(f.ca_file);
+    with_cert.configure_context = f.present_certificate();
+    CHECK_FALSE(tls_get(io, to, with_cert));
+    CHECK(server.requests() == 1);
+    // A pool without the hook presents no certificate: the server refuses it.
+    const error_code without = tls_get(io, to, trust(f.ca_file));
+    CHECK(without);
+    CHECK(server.requests() == 1); // nothing got through
+}
+
+TEST_CASE("TLS: configure_context runs once per pool, after the simple options, and can restrict versions") {
+    tls_fixture f;
+    SSL_CTX_set_max_proto_version(f.server_ctx.native_handle(), TLS1_2_VERSION); // a TLS 1.2 server
+    testing::http_server server(routes, {.tls = &f.server_ctx});
+    test::io_threads io(1);
+    const auto to = origin_of(server);
+    CHECK_FALSE(tls_get(io, to, trust(f.ca_file))); // TLS 1.2 is fine by default
+    int calls = 0;
+    long verify_mode_seen = -1;
+    auto tls13_only = trust(f.ca_file);
+    tls13_only.configure_context = [&](asio::ssl::context& ctx) {
+        ++calls;
+        verify_mode_seen = SSL_CTX_get_verify_mode(ctx.native_handle()); // applied before the hook
+        SSL_CTX_set_min_proto_version(ctx.native_handle(), TLS1_3_VERSION);
+    };
+    http::pool_options o;
+    o.tls = tls13_only;
+    http::connection_pool pool(io.executor(), o);
+    CHECK(calls == 1);
+    CHECK(verify_mode_seen == SSL_VERIFY_PEER);
+    for (int i = 0; i < 2; ++i) { // each on a new connection: the handshake fails every time
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+        CHECK(ec.category() == asio::error::get_ssl_category());
+        CHECK(ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_TLSV1_ALERT_PROTOCOL_VERSION);
+    }
+    CHECK(calls == 1);
+}
+
+TEST_CASE("TLS: an exception from configure_context propagates from the pool's constructor") {
+    test::io_threads io(1);
+    http::pool_options o;
+    o.tls.configure_context = [](asio::ssl::context& ctx) { ctx.use_certificate_chain_file("/nonexistent/client.pem"); };
+    CHECK_THROWS_AS(http::connection_pool(io.executor(), o), boost::system::system_error);
+    o.tls.configure_context = [](asio::ssl::context&) { throw std::runtime_error("no key"); };
+    CHECK_THROWS_WITH_AS(http::connection_pool(io.executor(), o), "no key", std::runtime_error);
+}
+
 // Found by fuzz/http_response (inputs kept under fuzz/regressions/http_response).
 TEST_CASE("interim 1xx responses are skipped; a body ended by EOF ends the connection") {
     // A raw server: answers "100 Continue" then the response, with a body delimited by closing.
@@ -610,4 +684,365 @@ TEST_CASE("requests in flight or queued when the io_context is destroyed are des
     CHECK(completions == 0);
     CHECK(in_flight_seen.expired());
     CHECK(queued_seen.expired());
+}
+
+// --- closing releases io_context::run() ------------------------------------------------------
+
+namespace {
+// Runs `ioc` on this thread until run() returns by itself, and says whether it did. A watchdog
+// thread, far away in time (`bound`), stops the context if it still runs then: a regression fails
+// the test instead of hanging it. Nothing here depends on how fast run() returns.
+bool run_returns_by_itself(asio::io_context& ioc, std::chrono::seconds bound = 30s) {
+    std::mutex m;
+    std::condition_variable cv;
+    bool returned = false, stopped = false;
+    std::thread watchdog([&] {
+        std::unique_lock l(m);
+        if (!cv.wait_for(l, bound, [&] { return returned; })) {
+            stopped = true;
+            ioc.stop();
+        }
+    });
+    ioc.run();
+    {
+        std::lock_guard l(m);
+        returned = true;
+    }
+    cv.notify_one();
+    watchdog.join();
+    return !stopped;
+}
+
+// Sends `n` GET `target` at once (each opens a connection) and runs `ioc` until they completed
+// (bounded), then runs every handler that is ready: the connections are parked and the idle
+// sweeper waits on its timer. The first error, if any.
+error_code send_and_settle(asio::io_context& ioc, http::connection_pool& pool, const http::origin& to,
+                           const std::string& target, int n = 1) {
+    int done = 0;
+    error_code first;
+    for (int i = 0; i < n; ++i)
+        pool.async_send(to, get(target), [&](error_code ec, http::response) {
+            if (ec && !first) first = ec;
+            ++done;
+        });
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (done < n && std::chrono::steady_clock::now() < give_up) ioc.run_one_for(10ms);
+    ioc.poll();
+    REQUIRE(done == n);
+    return first;
+}
+
+http::pool_options idle_for_an_hour() {
+    http::pool_options o;
+    o.idle_timeout = 1h; // the sweeper's next look is half an hour away
+    return o;
+}
+} // namespace
+
+TEST_CASE("close() lets io_context::run() return with an idle keep-alive connection and a 1 h idle timeout") {
+    testing::http_server server(routes);
+    asio::io_context ioc;
+    http::connection_pool pool(ioc.get_executor(), idle_for_an_hour());
+    CHECK_FALSE(send_and_settle(ioc, pool, origin_of(server), "/"));
+    REQUIRE(pool.stats().open_connections == 1); // idle, kept alive
+    pool.close();
+    CHECK(run_returns_by_itself(ioc));
+    CHECK(pool.stats().open_connections == 0);
+    CHECK(test::eventually([&] { return server.open_connections() == 0; })); // really closed
+}
+
+TEST_CASE("destroying the pool lets io_context::run() return with an idle keep-alive connection") {
+    testing::http_server server(routes);
+    asio::io_context ioc;
+    auto pool = std::make_unique<http::connection_pool>(ioc.get_executor(), idle_for_an_hour());
+    CHECK_FALSE(send_and_settle(ioc, *pool, origin_of(server), "/"));
+    REQUIRE(pool->stats().open_connections == 1);
+    pool.reset();
+    CHECK(run_returns_by_itself(ioc));
+    CHECK(test::eventually([&] { return server.open_connections() == 0; }));
+}
+
+TEST_CASE("after close(), a request in flight finishes, then io_context::run() returns") {
+    // "/gate" answers only once the test opens the gate: in flight for as long as the test says.
+    std::atomic<bool> gate_open{false};
+    testing::http_server server([&](const http::request& req, http::response& res) -> asio::awaitable<reply> {
+        if (req.target() == "/gate") {
+            asio::steady_timer t(co_await asio::this_coro::executor);
+            while (!gate_open) {
+                t.expires_after(5ms);
+                co_await t.async_wait(tuple_awaitable);
+            }
+        }
+        res.body() = "hello";
+        co_return reply::send;
+    });
+    asio::io_context ioc;
+    http::connection_pool pool(ioc.get_executor(), idle_for_an_hour());
+    const auto to = origin_of(server);
+    CHECK_FALSE(send_and_settle(ioc, pool, to, "/", 2)); // two idle connections: one stays idle
+    REQUIRE(pool.stats().open_connections == 2);
+    std::optional<error_code> gated;
+    std::string body;
+    pool.async_send(to, get("/gate"), [&](error_code ec, http::response res) {
+        gated = ec;
+        body = res.body();
+    });
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (server.requests() < 3 && std::chrono::steady_clock::now() < give_up) ioc.run_one_for(10ms);
+    REQUIRE(server.requests() == 3); // at the server: in flight until the gate opens
+    REQUIRE_FALSE(gated.has_value());
+    pool.close();
+    ioc.poll(); // the idle connection closes; the request in flight goes on
+    CHECK_FALSE(gated.has_value());
+    CHECK(pool.stats().open_connections == 1);
+    gate_open = true;
+    CHECK(run_returns_by_itself(ioc));
+    REQUIRE(gated.has_value());
+    CHECK_FALSE(*gated); // finished normally, not aborted by close()
+    CHECK(body == "hello");
+    CHECK(pool.stats().open_connections == 0);
+}
+
+// --- latency ---------------------------------------------------------------------------------
+
+TEST_CASE("latency: one value per completed request, failures included") {
+    test::io_threads io(2);
+    testing::http_server server(routes, {.threads = 2});
+    http::pool_options o;
+    o.max_connections_per_origin = 4; // some requests queue
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    CHECK(pool.stats().latency.total() == 0);
+    CHECK(pool.stats().latency.percentile(0.5) == clock::duration::zero());
+    std::atomic<int> done{0}, ok{0};
+    for (int i = 0; i < 200; ++i)
+        pool.async_send(to, get("/"), [&](error_code ec, http::response) {
+            if (!ec) ++ok;
+            ++done;
+        });
+    REQUIRE(test::eventually([&] { return done == 200; }, 60s));
+    CHECK(ok == 200);
+    auto s = pool.stats();
+    CHECK(s.latency.total() == 200);
+    CHECK(s.latency.total() == s.requests);
+    CHECK(s.latency.percentile(0.5) > clock::duration::zero());
+    CHECK(s.latency.percentile(0.5) <= s.latency.percentile(0.99));
+    // A request that times out is recorded too, with at least its timeout.
+    http::send_options so;
+    so.timeout = 250ms;
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/stall"), so, asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::request_timeout);
+    s = pool.stats();
+    CHECK(s.latency.total() == 201);
+    CHECK(s.latency.percentile(1.0) > 250ms);
+}
+
+TEST_CASE("latency: requests that fail without a connection are recorded too") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    http::pool_options o;
+    o.max_connections_per_origin = 1;
+    o.queue_timeout = 100ms;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    std::atomic<int> done{0};
+    error_code stalled, queued;
+    http::send_options so;
+    so.timeout = 20s;
+    pool.async_send(to, get("/stall"), so, [&](error_code ec, http::response) { stalled = ec; ++done; });
+    REQUIRE(test::eventually([&] { return server.requests() == 1; })); // the only connection is busy
+    pool.async_send(to, get("/"), [&](error_code ec, http::response) { queued = ec; ++done; });
+    REQUIRE(test::eventually([&] { return done == 1; }));
+    CHECK(queued == errc::queue_timeout);
+    CHECK(pool.stats().latency.total() == 1);
+    CHECK(pool.stats().latency.percentile(1.0) > 100ms);
+    pool.close(); // the stalled request stays in flight until its deadline, or the server stops
+    server.stop();
+    REQUIRE(test::eventually([&] { return done == 2; }, 30s));
+    CHECK(stalled);
+    CHECK(pool.stats().latency.total() == 2);
+    // refused by a closed pool: recorded as well
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::closed);
+    CHECK(pool.stats().latency.total() == 3);
+    CHECK(pool.stats().requests == 3);
+}
+
+// --- events ----------------------------------------------------------------------------------
+
+namespace {
+// What a test keeps of each pool_event (the event's pointers are valid during the call only).
+struct seen_event {
+    http::pool_event_kind kind;
+    std::optional<http::origin> to;
+    std::uint64_t connection;
+    error_code ec;
+    unsigned status;
+    clock::duration elapsed;
+};
+
+// Records the events of a pool, from any thread.
+class event_log {
+public:
+    std::function<void(const http::pool_event&)> hook() {
+        return [this](const http::pool_event& e) {
+            std::lock_guard l(mutex_);
+            events_.push_back({e.kind, e.to ? std::optional<http::origin>(*e.to) : std::nullopt, e.connection, e.ec,
+                               e.status, e.elapsed});
+        };
+    }
+    std::vector<seen_event> events() const {
+        std::lock_guard l(mutex_);
+        return events_;
+    }
+    std::vector<http::pool_event_kind> kinds() const {
+        std::vector<http::pool_event_kind> k;
+        for (const auto& e : events()) k.push_back(e.kind);
+        return k;
+    }
+    bool has(http::pool_event_kind kind, error_code ec) const {
+        for (const auto& e : events())
+            if (e.kind == kind && e.ec == ec) return true;
+        return false;
+    }
+    std::size_t count(http::pool_event_kind kind) const {
+        std::size_t n = 0;
+        for (const auto& e : events()) n += e.kind == kind;
+        return n;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::vector<seen_event> events_;
+};
+
+using ev = http::pool_event_kind;
+} // namespace
+
+TEST_CASE("events: two requests on one keep-alive connection, then close()") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    event_log log;
+    http::pool_options o;
+    o.on_event = log.hook();
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    for (int i = 0; i < 2; ++i) {
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+        REQUIRE_FALSE(ec);
+    }
+    CHECK(log.kinds() == std::vector<ev>{ev::connection_opened, ev::request_sent, ev::response_received,
+                                         ev::connection_reused, ev::request_sent, ev::response_received});
+    CHECK(log.count(ev::connection_opened) == 1);
+    CHECK(log.count(ev::connection_reused) == 1);
+    CHECK(log.count(ev::request_sent) == 2);
+    CHECK(log.count(ev::response_received) == 2);
+    for (const auto& e : log.events()) {
+        CHECK(e.to == to);
+        CHECK(e.connection == 1);
+        CHECK_FALSE(e.ec);
+        if (e.kind == ev::response_received) {
+            CHECK(e.status == 200);
+            CHECK(e.elapsed > clock::duration::zero());
+        }
+    }
+    pool.close(); // the idle connection closes, because the pool did
+    REQUIRE(test::eventually([&] { return log.count(ev::connection_closed) == 1; }));
+    const auto closed = log.events().back();
+    CHECK(closed.kind == ev::connection_closed);
+    CHECK(closed.connection == 1);
+    CHECK(closed.ec == errc::closed);
+}
+
+TEST_CASE("events: a server's close, announced or not, is a connection_closed") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    event_log log;
+    http::pool_options o;
+    o.on_event = log.hook();
+    o.max_connections_per_origin = 1;
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    const auto send = [&](const char* target) {
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get(target), asio::as_tuple(asio::use_awaitable)));
+        return ec;
+    };
+    // "Connection: close": the response arrives, then the connection closes without an error.
+    REQUIRE_FALSE(send("/close"));
+    CHECK(log.kinds() == std::vector<ev>{ev::connection_opened, ev::request_sent, ev::response_received,
+                                         ev::connection_closed});
+    CHECK_FALSE(log.events().back().ec);
+    CHECK(log.events().back().connection == 1);
+
+    // Closed by the server while idle: found out when reused, and the request is resent on a new one.
+    REQUIRE_FALSE(send("/"));
+    server.close_idle_connections();
+    REQUIRE(test::eventually([&] { return server.open_connections() == 0; }));
+    const auto before = log.events().size();
+    REQUIRE_FALSE(send("/"));
+    auto events = log.events();
+    events.erase(events.begin(), events.begin() + static_cast<std::ptrdiff_t>(before));
+    std::vector<seen_event> closes;
+    for (const auto& e : events)
+        if (e.kind == ev::connection_closed) closes.push_back(e);
+    REQUIRE(closes.size() == 1);
+    CHECK(closes[0].connection == 2);
+    CHECK(closes[0].ec == errc::connection_closed);
+    REQUIRE(events.size() >= 5);
+    CHECK(events.front().kind == ev::connection_reused);
+    CHECK(events.front().connection == 2);
+    // then the resend: a third connection, one send, one response
+    const std::vector<ev> tail{ev::connection_opened, ev::request_sent, ev::response_received};
+    std::vector<ev> last;
+    for (auto it = events.end() - 3; it != events.end(); ++it) {
+        last.push_back(it->kind);
+        CHECK(it->connection == 3);
+    }
+    CHECK(last == tail);
+    CHECK(pool.stats().resends == 1);
+}
+
+TEST_CASE("events: failures are reported with their error; a throwing hook changes nothing") {
+    test::io_threads io(1);
+    testing::http_server server(routes);
+    std::atomic<int> calls{0};
+    event_log log;
+    http::pool_options o;
+    o.on_event = [&, record = log.hook()](const http::pool_event& e) {
+        record(e);
+        ++calls;
+        throw std::runtime_error("a hook that fails");
+    };
+    http::connection_pool pool(io.executor(), o);
+    const auto to = origin_of(server);
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec);
+    CHECK(res.body() == "hello");
+    CHECK(calls == 3); // opened, sent, response: each threw
+    // A timeout on the connection: request_failed, and the connection it closed.
+    http::send_options so;
+    so.timeout = 200ms;
+    auto [tec, tres] = test::run(io.executor(), pool.async_send(to, get("/stall"), so, asio::as_tuple(asio::use_awaitable)));
+    CHECK(tec == errc::request_timeout);
+    auto events = log.events();
+    REQUIRE(events.size() >= 2);
+    CHECK(events[events.size() - 2].kind == ev::connection_closed);
+    CHECK(events[events.size() - 2].ec == errc::request_timeout);
+    CHECK(events.back().kind == ev::request_failed);
+    CHECK(events.back().ec == errc::request_timeout);
+    CHECK(events.back().elapsed >= 200ms);
+    // A bad header: refused before it reaches a connection, reported all the same.
+    auto bad = get("/");
+    bad.set("x-bad", "a\rb");
+    auto [bec, bres] = test::run(io.executor(), pool.async_send(to, bad, asio::as_tuple(asio::use_awaitable)));
+    CHECK(bec == errc::invalid_header_value);
+    REQUIRE(test::eventually([&] { return log.events().back().ec == errc::invalid_header_value; }));
+    CHECK(log.events().back().kind == ev::request_failed);
+    CHECK(log.events().back().to == to);
+    CHECK(log.events().back().connection == 0);
+    // A closed pool refuses at once.
+    pool.close();
+    auto [cec, cres] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+    CHECK(cec == errc::closed);
+    REQUIRE(test::eventually([&] { return log.has(ev::request_failed, errc::closed); }));
 }

@@ -12,8 +12,10 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/async_result.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,6 +27,10 @@ namespace tokenflight::detail {
 struct access;
 }
 
+namespace boost::asio::ssl {
+class context; // <boost/asio/ssl/context.hpp>, for tls_options::configure_context
+}
+
 namespace tokenflight::http {
 
 /// TLS settings. Verification is on unless switched off explicitly.
@@ -32,6 +38,53 @@ struct tls_options {
     bool verify_peer = true;      ///< verify the certificate chain and the host name
     bool use_system_store = true; ///< trust the system CA store
     std::string ca_file;          ///< also trust the CAs in this PEM file
+    /// Called once, in the pool's constructor, with the TLS client context every https
+    /// connection of the pool shares, after the options above were applied to it (TLS >= 1.2,
+    /// verify mode, ca_file): the place for what they do not cover, such as a client
+    /// certificate and key (mutual TLS), a verify callback, protocol versions or cipher lists.
+    /// Include <boost/asio/ssl/context.hpp> to use the context; `native_handle()` gives
+    /// OpenSSL's SSL_CTX. An exception it throws propagates from the pool's constructor.
+    ///
+    /// The pool still adds, per connection, SNI and (with verify_peer) the host name or address
+    /// check, and loads the system store (use_system_store) at the first https connection,
+    /// after this hook. Turning verification off here (verify_none) skips the chain and the name
+    /// checks alike; prefer verify_peer = false, which says so where it is read.
+    std::function<void(boost::asio::ssl::context&)> configure_context;
+};
+
+/// What a pool_event reports.
+enum class pool_event_kind : std::uint8_t {
+    connection_opened, ///< a connection is ready for requests: connected (and TLS handshaken)
+    connection_reused, ///< a request was given an already-open connection
+    /// An opened connection was closed. `ec`: the error that ended it (errc::connection_closed,
+    /// request_timeout, operation_aborted, a socket or TLS error), errc::closed when the pool was
+    /// closed, none when it was simply done: idle past idle_timeout, or its last response said
+    /// so (`Connection: close`, a body ended by the end of the stream, bytes after the response).
+    connection_closed,
+    /// Every byte of a request was written. Once per attempt: a request resent on a fresh
+    /// connection (see connection_pool::async_send) is sent twice.
+    request_sent,
+    response_received, ///< a whole response was read; `status` is its status code
+    /// A request completed with the error `ec`: on a connection, in the queue (queue_timeout, a
+    /// cancellation, close()), or refused (a closed pool, a request head that fails its checks).
+    request_failed,
+};
+
+/// One event of a pool, for pool_options::on_event. It never carries a header value, a body or a
+/// request target: they may hold credentials.
+struct pool_event {
+    pool_event_kind kind{};
+    /// The request's or connection's origin; valid during the call only. Null only for a
+    /// request_failed of an empty prepared_request.
+    const origin* to = nullptr;
+    /// Which connection, numbered from 1 in the order the pool opened them (a resend's fresh
+    /// connection has a new number); 0 for a request that failed without an open one.
+    std::uint64_t connection = 0;
+    error_code ec{};     ///< connection_closed: the reason, if any; request_failed: the error
+    unsigned status = 0; ///< response_received: the HTTP status code
+    /// response_received, request_failed: the request's time in the pool, from the send to its
+    /// completion, queueing included (zero for a request refused before it reached the pool).
+    clock::duration elapsed{};
 };
 
 /// Limits and timeouts of a connection pool.
@@ -40,13 +93,22 @@ struct pool_options {
     clock::duration connect_timeout = std::chrono::seconds(10); ///< TCP connect + TLS handshake
     clock::duration request_timeout = std::chrono::seconds(30); ///< whole request, queueing included
     clock::duration queue_timeout = std::chrono::seconds(30);   ///< waiting for a free connection
-    /// Idle connections older than this are closed, by a timer while idle connections exist
-    /// (so `io_context::run()` returns once they expire or the pool is closed).
+    /// Idle connections older than this are closed, by a timer that runs while idle connections
+    /// exist, armed for the oldest one's expiry: until then the timer and the idle connections
+    /// keep `io_context::run()` from returning, unless the pool is closed or destroyed first
+    /// (see connection_pool, "What keeps run() busy").
     clock::duration idle_timeout = std::chrono::seconds(60);
     std::size_t header_limit = 16 * 1024;       ///< response header bytes
     std::size_t body_limit = 8 * 1024 * 1024;   ///< response body bytes
     std::string user_agent = "tokenflight/0.1"; ///< sent when the request has none
     tls_options tls;                            ///< for https origins
+    /// Called for every pool_event, for logging and metrics. Runs on the pool's executor (on
+    /// the connection's strand for connection and exchange events), or for a request refused at
+    /// once, in a handler posted to it; on several threads at once when the io_context has
+    /// several, never under the pool's locks. Keep it short and non-blocking: it runs in the
+    /// request path. An exception it throws is caught and ignored. Empty (the default): the
+    /// request path pays one predictable branch per event site, nothing else.
+    std::function<void(const pool_event&)> on_event;
 };
 
 /// Per-request overrides.
@@ -61,6 +123,34 @@ struct send_options {
     bool sensitive = false;
 };
 
+/// A histogram of durations with fixed log-linear buckets: below 8 us, one bucket per
+/// microsecond; from there, 8 buckets per power of two (each at most 1/8 of its lower bound
+/// wide, so a bucket's bounds are within 12.5% of any value in it) up to 2^26 us (about 67 s);
+/// one last bucket for everything longer. Bucket i holds values v with
+/// upper_bound(i - 1) <= v < upper_bound(i).
+struct latency_histogram {
+    static constexpr std::size_t sub_buckets = 8;       ///< per power of two
+    static constexpr std::size_t octaves = 23;          ///< 8 us (2^3) to 2^26 us
+    static constexpr std::size_t bucket_count = sub_buckets + octaves * sub_buckets + 1;
+
+    std::array<std::uint64_t, bucket_count> counts{};
+
+    /// The bucket that `d` falls in (a negative duration in the first).
+    static std::size_t bucket_of(clock::duration d) noexcept;
+    /// The exclusive upper bound of bucket `i`; clock::duration::max() for the last one.
+    static clock::duration upper_bound(std::size_t i) noexcept;
+
+    /// The number of values recorded.
+    std::uint64_t total() const noexcept;
+    /// An upper bound of the `q`-quantile (q in [0, 1]; 0.99 for the 99th percentile): the upper
+    /// bound of the bucket holding the ceil(q * total())-th smallest value (the smallest for
+    /// q = 0). Zero when the histogram is empty; clock::duration::max() when that value is in
+    /// the last bucket.
+    clock::duration percentile(double q) const noexcept;
+    /// Adds the counts of `other` (for example another pool's).
+    latency_histogram& operator+=(const latency_histogram& other) noexcept;
+};
+
 /// Counters of a pool; a consistent-enough snapshot, read without stopping traffic.
 struct pool_stats {
     std::uint64_t requests = 0;           ///< sends started
@@ -69,6 +159,11 @@ struct pool_stats {
     std::uint64_t resends = 0;            ///< requests resent after a stale keep-alive connection failed
     std::uint64_t failures = 0;           ///< sends completed with an error
     std::size_t open_connections = 0;     ///< open or opening right now
+    /// How long requests took, from the send to the completion (queueing, connecting, resends
+    /// included): one value per request that reached the pool, recorded when it completes,
+    /// with a response or an error. Requests refused before (a request head that fails its
+    /// checks, an empty prepared_request) are counted in `requests` and `failures` only.
+    latency_histogram latency;
 };
 
 namespace detail {
@@ -92,9 +187,14 @@ class pool_impl;
 /// inside the initiating call.
 ///
 /// @par What keeps `io_context::run()` busy
-/// Requests in flight or queued, and idle keep-alive connections with the timer that closes
-/// them after pool_options::idle_timeout. close() (or destroying the pool) closes idle
-/// connections at once.
+/// Requests in flight, requests queued for a connection, and idle keep-alive connections
+/// together with the timer that sweeps them, which wait until the last idle connection has been
+/// idle for idle_timeout. close() and the destructor end the idle part at once: the sweeper's
+/// timer is cancelled and idle connections are closed, queued requests fail with errc::closed,
+/// and requests in flight run to their own end, after which their connections close. So
+/// `io_context::run()` returns as soon as those requests are done and nothing else is pending;
+/// a program that keeps its pool (or the client or token source holding it) open waits
+/// idle_timeout after its last request.
 class connection_pool {
 public:
     /// The executor given to the constructor.
