@@ -73,7 +73,7 @@ enum class pool_event_kind : std::uint8_t {
 /// One event of a pool, for pool_options::on_event. It never carries a header value, a body or a
 /// request target: they may hold credentials.
 struct pool_event {
-    pool_event_kind kind{};
+    pool_event_kind kind{}; ///< what happened
     /// The request's or connection's origin; valid during the call only. Null only for a
     /// request_failed of an empty prepared_request.
     const origin* to = nullptr;
@@ -131,9 +131,9 @@ struct send_options {
 struct latency_histogram {
     static constexpr std::size_t sub_buckets = 8;       ///< per power of two
     static constexpr std::size_t octaves = 23;          ///< 8 us (2^3) to 2^26 us
-    static constexpr std::size_t bucket_count = sub_buckets + octaves * sub_buckets + 1;
+    static constexpr std::size_t bucket_count = sub_buckets + octaves * sub_buckets + 1; ///< buckets in all
 
-    std::array<std::uint64_t, bucket_count> counts{};
+    std::array<std::uint64_t, bucket_count> counts{}; ///< values recorded per bucket
 
     /// The bucket that `d` falls in (a negative duration in the first).
     static std::size_t bucket_of(clock::duration d) noexcept;
