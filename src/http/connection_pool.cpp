@@ -158,8 +158,8 @@ connection::~connection() {
 
 void exchange_canceller::operator()(asio::cancellation_type t) const { pool->cancel(*op, t); }
 
-bool pool_impl::same_context(const asio::any_completion_executor& hex) const noexcept {
-    const auto* a = hex.target<asio::io_context::executor_type>();
+bool pool_impl::same_context(const asio::any_completion_executor& handler_ex) const noexcept {
+    const auto* a = handler_ex.target<asio::io_context::executor_type>();
     const auto* b = ex_.target<asio::io_context::executor_type>();
     return a && b && &a->context() == &b->context();
 }
@@ -675,7 +675,7 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
     auto& tcp = c.lowest();
     auto [cec, ep] = co_await asio::async_connect(tcp, endpoints, tuple_awaitable);
     if (c.fired) co_return errc::connect_timeout;
-    if (cec) co_return map_transport_error(cec, true);
+    if (cec) co_return map_transport_error(cec, transport_phase::connect);
     error_code no_delay_failure; // best effort: without TCP_NODELAY the request is only slower
     tcp.set_option(asio::ip::tcp::no_delay(true), no_delay_failure);
     opened_.fetch_add(1, std::memory_order_relaxed);
@@ -700,7 +700,7 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
         if (hec) {
             if (options_.tls.verify_peer)
                 if (auto v = verify_failure(SSL_get_verify_result(ssl))) co_return v;
-            co_return map_transport_error(hec, true);
+            co_return map_transport_error(hec, transport_phase::connect);
         }
     }
     co_return error_code{};
@@ -941,8 +941,8 @@ void pool_request<Reader>::destroy(exchange_op& base) {
 template <class Reader>
 void pool_request<Reader>::complete(exchange_op& base) {
     auto& self = static_cast<pool_request&>(base);
-    auto hex = asio::get_associated_executor(self.handler, self.pool->completion_executor());
-    asio::dispatch(hex, [op = &self] { op->finish(); });
+    auto handler_ex = asio::get_associated_executor(self.handler, self.pool->completion_executor());
+    asio::dispatch(handler_ex, [op = &self] { op->finish(); });
 }
 
 template <class Reader>

@@ -35,11 +35,14 @@
 
 namespace tokenflight::http::detail {
 
+/// Where a transport error happened: it decides what a timeout means.
+enum class transport_phase { connect, exchange };
+
 /// Maps stream, parser and timer errors to tokenflight's errors (others pass through).
-inline error_code map_transport_error(const error_code& ec, bool timeout_is_connect) {
+inline error_code map_transport_error(const error_code& ec, transport_phase phase) {
     namespace asio = boost::asio;
     using be = boost::beast::http::error;
-    if (ec == boost::beast::error::timeout) return timeout_is_connect ? errc::connect_timeout : errc::request_timeout;
+    if (ec == boost::beast::error::timeout) return phase == transport_phase::connect ? errc::connect_timeout : errc::request_timeout;
     // A full read buffer means a header line, chunk line or trailer section longer than the buffer.
     if (ec == be::header_limit || ec == be::buffer_overflow) return errc::header_too_large;
     if (ec == be::body_limit) return errc::body_too_large;
@@ -175,7 +178,7 @@ public:
     void operator()(error_code ec, std::size_t n) {
         auto& st = *st_;
         if (!st.reading) {
-            if (ec) return finish(map_transport_error(ec, false));
+            if (ec) return finish(map_transport_error(ec, transport_phase::exchange));
             // A handler that wants to know (the pool's loop, for pool_event::request_sent).
             if constexpr (requires(const Handler& h) { h.on_written(); }) handler_.on_written();
             st.reading = true;
@@ -186,7 +189,7 @@ public:
             return read();
         }
         st.out.got_bytes = st.out.got_bytes || n > 0 || buffer_.size() > st.before;
-        if (ec) return finish(map_transport_error(ec, false));
+        if (ec) return finish(map_transport_error(ec, transport_phase::exchange));
         auto& reader = *st.reader;
         const std::size_t head_size = reader.head_size();
         if (head_size > st.head_budget) return finish(errc::header_too_large);

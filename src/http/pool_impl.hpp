@@ -300,9 +300,9 @@ public:
     /// running); empty otherwise, so the usual case allocates nothing.
     template <class Handler>
     asio::any_completion_executor work_for(const Handler& handler) const {
-        auto hex = asio::get_associated_executor(handler, completion_ex_);
-        if (same_context(hex)) return {};
-        return asio::prefer(hex, asio::execution::outstanding_work.tracked);
+        auto handler_ex = asio::get_associated_executor(handler, completion_ex_);
+        if (same_context(handler_ex)) return {};
+        return asio::prefer(handler_ex, asio::execution::outstanding_work.tracked);
     }
     const pool_options& options() const noexcept { return options_; }
     /// See test_transport. Set before the first request.
@@ -317,7 +317,7 @@ public:
 
 private:
 
-    bool same_context(const asio::any_completion_executor& hex) const noexcept;
+    bool same_context(const asio::any_completion_executor& handler_ex) const noexcept;
     origin_pool& pool_for(const origin& o);
     void assign(origin_pool& p, exchange_op& op, connection& c) noexcept;
     /// Resumes a parked loop taken out of the idle list (its `current` says what to do); under

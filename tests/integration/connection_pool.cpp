@@ -920,9 +920,9 @@ using ev = http::pool_event_kind;
 } // namespace
 
 TEST_CASE("events: two requests on one keep-alive connection, then close()") {
+    event_log log; // first: it outlives the io threads that call the hook
     test::io_threads io(1);
     testing::http_server server(routes);
-    event_log log;
     http::pool_options o;
     o.on_event = log.hook();
     http::connection_pool pool(io.executor(), o);
@@ -955,9 +955,9 @@ TEST_CASE("events: two requests on one keep-alive connection, then close()") {
 }
 
 TEST_CASE("events: a server's close, announced or not, is a connection_closed") {
+    event_log log; // first: it outlives the io threads that call the hook
     test::io_threads io(1);
     testing::http_server server(routes);
-    event_log log;
     http::pool_options o;
     o.on_event = log.hook();
     o.max_connections_per_origin = 1;
@@ -1003,10 +1003,10 @@ TEST_CASE("events: a server's close, announced or not, is a connection_closed") 
 }
 
 TEST_CASE("events: failures are reported with their error; a throwing hook changes nothing") {
+    std::atomic<int> calls{0}; // first: they outlive the io threads that call the hook
+    event_log log;
     test::io_threads io(1);
     testing::http_server server(routes);
-    std::atomic<int> calls{0};
-    event_log log;
     http::pool_options o;
     o.on_event = [&, record = log.hook()](const http::pool_event& e) {
         record(e);
