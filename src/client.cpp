@@ -1,6 +1,7 @@
 #include <tokenflight/client.hpp>
 
 #include "access.hpp"
+#include "hook.hpp"
 #include "http/pool_impl.hpp"
 #include "http/prepared.hpp"
 #include "recycler.hpp"
@@ -396,11 +397,7 @@ private:
         e.generation = generation;
         e.new_generation = new_generation;
         e.error = ec;
-        try {
-            options_.on_event(e);
-        } catch (...) {
-            // A throwing hook must not fail the request.
-        }
+        call_hook(options_.on_event, e);
     }
     void token_failed(error_code ec, std::uint64_t generation) {
         token_errors_.fetch_add(1, std::memory_order_relaxed);

@@ -1,6 +1,7 @@
 #include <tokenflight/token_source.hpp>
 
 #include "access.hpp"
+#include "hook.hpp"
 #include "refresh_fsm.hpp"
 #include "token_source_impl.hpp"
 
@@ -255,11 +256,7 @@ void token_source_impl::emit(token_event::kind what, int attempt, refresh_cause 
     e.error = ec;
     e.diag = diag;
     e.retry_in = retry_in;
-    try {
-        options_.on_event(e);
-    } catch (...) {
-        // A throwing hook (a logger out of disk, say) must not kill the refresh.
-    }
+    call_hook(options_.on_event, e);
 }
 
 // The driver of refresh_fsm: it sends, waits and reports what happened; the policy (fallback,

@@ -2,6 +2,7 @@
 
 #include "pool_impl.hpp"
 #include "exchange.hpp"
+#include "../hook.hpp"
 #include "../recycler.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -818,10 +819,7 @@ void pool_impl::close() {
 // ---- events -------------------------------------------------------------------------------------
 
 void pool_impl::emit(const pool_event& e) const noexcept {
-    try {
-        options_.on_event(e);
-    } catch (...) { // the hook's failure is not the request's
-    }
+    tokenflight::detail::call_hook(options_.on_event, e);
 }
 
 void pool_impl::on_written(const std::shared_ptr<connection>& c) {
