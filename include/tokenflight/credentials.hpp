@@ -29,12 +29,12 @@ enum class client_auth {
 /// Streaming a credentials object prints the secret as `***`.
 struct credentials {
     std::string token_url;  ///< https://... (http:// only to loopback unless allow_insecure_http)
-    std::string client_id;
-    secret client_secret;
+    std::string client_id; ///< the client's identifier, as registered with the provider
+    secret client_secret;   ///< the client's secret; prints as `***`
     std::string scope;      ///< space-separated scopes; empty sends no scope parameter
     /// Extra form parameters, e.g. {"audience", "..."} or {"resource", "..."}.
     std::vector<std::pair<std::string, std::string>> extra_params;
-    client_auth auth = client_auth::basic;
+    client_auth auth = client_auth::basic; ///< how the id and secret are sent
     /// Send the secret over plain http:// to a non-loopback host. Off unless you really mean it.
     bool allow_insecure_http = false;
 
@@ -44,6 +44,7 @@ struct credentials {
     /// Fails with errc::missing_credentials naming no secret value.
     static boost::system::result<credentials> from_env();
 
+    /// Writes every field but the secret's value, which prints as `***`.
     friend std::ostream& operator<<(std::ostream& os, const credentials& c);
 };
 

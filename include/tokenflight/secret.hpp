@@ -9,6 +9,7 @@
 /// @file
 /// A string that keeps a credential out of logs and out of freed memory.
 
+/// OAuth 2.0 client-credentials tokens and the requests authorized with them.
 namespace tokenflight {
 
 /// Holds a client secret (or any credential).
@@ -21,21 +22,32 @@ namespace tokenflight {
 /// Thread safety: distinct objects safe; shared const objects safe.
 class secret {
 public:
+    /// An empty secret.
     secret() = default;
+    /// Copies `value`; wiping the caller's own copy is up to the caller.
     explicit secret(std::string_view value);
+    /// Copies the value.
     secret(const secret& other);
+    /// Takes the value's buffer itself, leaving no copy of the bytes behind; `other` is left empty.
     secret(secret&& other) noexcept;
+    /// Wipes the old value, then copies `other`'s.
     secret& operator=(const secret& other);
+    /// Wipes the old value, then takes `other`'s buffer; `other` is left empty.
     secret& operator=(secret&& other) noexcept;
+    /// Wipes the value.
     ~secret();
 
     /// The secret itself. Never log what this returns.
     std::string_view reveal() const noexcept { return value_; }
+    /// True when there is no value.
     bool empty() const noexcept { return value_.empty(); }
     /// Wipes and empties.
     void clear() noexcept;
 
+    /// True for equal values. Values of one length compare in constant time; lengths are not
+    /// hidden.
     friend bool operator==(const secret& a, const secret& b) noexcept;
+    /// Writes `***`, never the value.
     friend std::ostream& operator<<(std::ostream& os, const secret& s);
 
 private:
@@ -55,9 +67,11 @@ void scrub(std::string& text, const secret& s);
 /// Thread safety: apply() may be called concurrently on a shared const redactor.
 class redactor {
 public:
+    /// Masks nothing.
     redactor() = default;
     /// From a secret alone (no Basic credential forms): lets a secret stand where a redactor is asked for.
     redactor(const secret& s); // NOLINT(google-explicit-constructor)
+    /// The forms of `s`, and the HTTP Basic credential of `client_id` with `s`.
     redactor(const secret& s, std::string_view client_id);
 
     /// Replaces every form in `text` by `***`.

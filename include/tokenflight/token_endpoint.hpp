@@ -22,11 +22,12 @@ enum class lifetime_source { expires_in, expires_on, jwt_exp, configured_default
 
 /// A successful (section 5.1) token response.
 struct token_response {
-    std::string access_token;
+    std::string access_token; ///< the token itself (visible ASCII only; checked by the parser)
     std::string token_type;   ///< "Bearer" when the server sent none
     std::string scope;        ///< as granted, may be empty
+    /// How long the token is valid, counted from when the request was sent.
     std::chrono::seconds lifetime{0};
-    lifetime_source lifetime_from = lifetime_source::expires_in;
+    lifetime_source lifetime_from = lifetime_source::expires_in; ///< where `lifetime` came from
     std::optional<std::chrono::seconds> refresh_in; ///< server's hint for when to refresh
 };
 

@@ -19,7 +19,10 @@ struct challenge {
 
     /// The value of parameter `name` (lower case), or an empty view.
     std::string_view param(std::string_view name) const noexcept;
+    /// The RFC 6750 `error` parameter (`invalid_token`, `insufficient_scope`, ...), or an empty
+    /// view.
     std::string_view error() const noexcept { return param("error"); }
+    /// The RFC 6750 `error_description` parameter, or an empty view.
     std::string_view error_description() const noexcept { return param("error_description"); }
 };
 

@@ -36,6 +36,7 @@ bool is_chunked_coding_list(const response& res) noexcept;
 /// keep no fields.
 class chunked_coding_list {
 public:
+    /// Adds the codings of one more Transfer-Encoding field value, in the order received.
     void add(std::string_view field_value) noexcept;
     /// At least one coding, `chunked` last and nowhere else, every element a token.
     bool chunked_last_only() const noexcept { return valid_ && any_ && last_is_chunked_; }

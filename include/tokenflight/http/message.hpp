@@ -11,7 +11,9 @@ namespace tokenflight::http {
 
 namespace beast_http = boost::beast::http;
 
+/// An HTTP request with its body in a string.
 using request = beast_http::request<beast_http::string_body>;
+/// An HTTP response with its body in a string.
 using response = beast_http::response<beast_http::string_body>;
 using beast_http::field;
 using beast_http::status;

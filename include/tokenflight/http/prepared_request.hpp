@@ -38,14 +38,19 @@ struct prepared_access;
 /// and where() and method() must not be called on it.
 class prepared_request {
 public:
+    /// An empty request, to be assigned one made by make_prepared_request() or client::prepare().
     prepared_request() = default;
 
+    /// True unless empty.
     explicit operator bool() const noexcept { return state_ != nullptr; }
+    /// The URL it is sent to, split into origin and target.
     const location& where() const noexcept;
+    /// The request method.
     verb method() const noexcept;
     /// The serialised head without Authorization, ending with the CRLF of its last field (no
     /// blank line): for tests and diagnostics.
     std::string_view head_without_authorization() const noexcept;
+    /// The body sent with every send; empty for none.
     std::string_view body() const noexcept;
     /// Authorization lines built so far: one per token generation it was sent with (senders
     /// racing on a new generation may each build one; only one is kept).
@@ -69,9 +74,9 @@ boost::system::result<prepared_request> make_prepared_request(verb method, std::
 /// What the load path keeps of a response: parsed without storing a header or the body, into
 /// memory that belongs to the connection; nothing is allocated for a 2xx.
 struct brief_response {
-    unsigned status = 0;
+    unsigned status = 0;             ///< the status code, e.g. 200
     std::uint64_t body_size = 0;     ///< body bytes received (decoded from chunked)
-    bool keep_alive = false;
+    bool keep_alive = false;         ///< the response lets the connection stay open
     /// The `WWW-Authenticate` fields of a 401, joined by ", " (at most 1 KiB kept): what the
     /// client's 401 logic reads. Empty for other statuses.
     std::string www_authenticate;
@@ -81,6 +86,7 @@ struct brief_response {
     /// long, not only in the kept text): a newer token would not help.
     bool insufficient_scope = false;
 
+    /// The status code, under the name Beast's responses give it.
     unsigned result_int() const noexcept { return status; }
 };
 

@@ -11,14 +11,16 @@
 /// @file
 /// Origins and absolute URLs, parsed with Boost.URL.
 
+/// The HTTP/1.1 transport: URLs, messages, header checks, prepared requests, the connection pool.
 namespace tokenflight::http {
 
 /// (scheme, host, port): the key of a connection pool.
 struct origin {
     bool tls = false;    ///< https
     std::string host;    ///< host name or address, without IPv6 brackets
-    std::uint16_t port = 0;
+    std::uint16_t port = 0; ///< never 0 once parsed: 443 or 80 when the URL gives none
 
+    /// Member-wise comparison, so that an origin can key an ordered map.
     auto operator<=>(const origin&) const = default;
     /// "https://host:port" (IPv6 addresses in brackets)
     std::string to_string() const;
@@ -28,7 +30,7 @@ struct origin {
 
 /// An absolute http(s) URL split into its origin and request target.
 struct location {
-    http::origin origin;
+    http::origin origin; ///< scheme, host and port
     std::string target; ///< path and query, at least "/"
 };
 

@@ -26,10 +26,11 @@ namespace tokenflight::testing {
 /// Thread safety: every member function is thread-safe.
 class fake_api_server {
 public:
+    /// What the API demands and how it runs.
     struct options {
         std::string api_key;                                    ///< required in x-api-key when set
         std::vector<std::pair<std::string, std::string>> expected_headers; ///< counted when missing
-        std::chrono::milliseconds latency{0};
+        std::chrono::milliseconds latency{0}; ///< every request waits this long for its answer
         /// When set, only `Authorization: <scheme> <token>` exactly (the raw token when empty) is
         /// accepted; anything else is answered 401 `invalid_request`. Unset: `Bearer <token>` in
         /// any case or the raw token.
@@ -39,16 +40,19 @@ public:
         bool control_endpoint = false;
         /// Reset this fraction of requests' connections (RST, no answer), at random.
         double reset_probability = 0.0;
-        int threads = 1;
-        http_server::options server;
+        int threads = 1; ///< threads serving requests (overrides `server.threads`)
+        http_server::options server; ///< the underlying server's other options (TLS, limits)
     };
 
+    /// With default options(): starts serving at once. `auth` must outlive the API server.
     explicit fake_api_server(fake_auth_server& auth);
+    /// Starts serving at once the tokens of `auth`, which must outlive the API server.
     fake_api_server(fake_auth_server& auth, options opts);
     ~fake_api_server();
 
     /// "http://127.0.0.1:PORT" + path
     std::string url(std::string_view path = "/") const;
+    /// The underlying server, for its connection counters.
     http_server& server() noexcept;
 
     /// Revokes every token the authorization server issued so far.
@@ -58,7 +62,9 @@ public:
     /// Connections reset on purpose so far.
     std::uint64_t resets() const noexcept;
 
+    /// API requests received (the control endpoint's excepted), whatever the answer.
     std::uint64_t requests() const noexcept;
+    /// Responses sent with `status` so far (0 for a status above 599).
     std::uint64_t count_status(unsigned status) const noexcept;
     /// Requests whose token had expired (the client should have refreshed it in time).
     std::uint64_t expired_token_requests() const noexcept;

@@ -43,25 +43,29 @@ enum class malformation {
 /// Thread safety: every member function is thread-safe and may be called while requests run.
 class fake_auth_server {
 public:
+    /// The server's client, its tokens and how it runs.
     struct options {
-        std::string client_id = "demo-client";
-        std::string client_secret = "demo-secret";
-        std::chrono::seconds lifetime{3600};
-        std::string token_type = "Bearer";
-        bool accept_basic = true;
-        bool accept_post = true;
+        std::string client_id = "demo-client";     ///< the one client id accepted
+        std::string client_secret = "demo-secret"; ///< that client's secret
+        std::chrono::seconds lifetime{3600};       ///< lifetime of the tokens issued (`expires_in`)
+        std::string token_type = "Bearer";         ///< `token_type` of the tokens issued
+        bool accept_basic = true; ///< accept `client_secret_basic`
+        bool accept_post = true;  ///< accept `client_secret_post`
         bool expires_in_as_string = false; ///< send "3599" as Azure AD v1 does
-        bool omit_expires_in = false;
-        std::size_t huge_body_size = 10 * 1024 * 1024;
+        bool omit_expires_in = false; ///< send no `expires_in` at all
+        std::size_t huge_body_size = 10 * 1024 * 1024; ///< body size of malformation::huge_body
         /// Scopes a client may ask for; empty accepts any.
         std::vector<std::string> allowed_scopes;
-        int threads = 1;
-        http_server::options server;
+        int threads = 1; ///< threads serving requests (overrides `server.threads`)
+        http_server::options server; ///< the underlying server's other options (TLS, limits)
     };
 
+    /// What check() says of a token.
     enum class verdict { valid, unknown, expired, revoked };
 
+    /// With default options(): starts serving at once.
     fake_auth_server();
+    /// Starts serving at once; port() is known when the constructor returns.
     explicit fake_auth_server(options opts);
     ~fake_auth_server();
 
@@ -69,11 +73,15 @@ public:
     std::string token_url() const;
     /// Credentials this server accepts: its token URL, client id and secret (Basic auth).
     tokenflight::credentials client_credentials() const;
+    /// The port the server listens on.
     std::uint16_t port() const noexcept;
+    /// The underlying server, for its connection and request counters.
     http_server& server() noexcept;
 
     // --- knobs -------------------------------------------------------------------------------
+    /// Every token request waits this long before it is answered (0: no wait).
     void set_latency(std::chrono::milliseconds latency);
+    /// Lifetime of the tokens issued from now on.
     void set_lifetime(std::chrono::seconds lifetime);
     /// The next `count` token requests answer `status` (with Retry-After when given).
     void fail_next(int count, unsigned status, std::optional<int> retry_after_seconds = std::nullopt);
@@ -87,8 +95,9 @@ public:
     std::uint64_t token_requests() const noexcept;
     /// Tokens issued.
     std::uint64_t tokens_issued() const noexcept;
-    /// Requests that authenticated with Basic / with the post body.
+    /// Requests that tried HTTP Basic authentication, accepted or not.
     std::uint64_t basic_auth_requests() const noexcept;
+    /// Requests that tried the secret in the post body, accepted or not.
     std::uint64_t post_auth_requests() const noexcept;
     /// The most token requests the server was answering at the same time (the single-flight
     /// invariant: 1 for one token source, however many callers).
@@ -100,6 +109,7 @@ public:
     std::vector<std::map<std::string, std::string>> request_forms() const;
 
     // --- registry ----------------------------------------------------------------------------
+    /// Whether `token` was issued here and is still good: what an API server asks.
     verdict check(std::string_view token) const;
     /// Every token issued so far becomes invalid.
     void revoke_all();

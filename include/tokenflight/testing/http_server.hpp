@@ -18,6 +18,8 @@ namespace boost::asio::ssl {
 class context;
 }
 
+/// In-process fake servers on 127.0.0.1 for tests, benchmarks and demos (CMake target
+/// `tokenflight::testing`).
 namespace tokenflight::testing {
 
 /// What the server does with a request after the handler ran.
@@ -39,31 +41,41 @@ enum class reply {
 /// Thread safety: all member functions are thread-safe. The handler runs on the server's threads.
 class http_server {
 public:
+    /// Called for every request with the request and a 200 response to fill in.
     using handler_type =
         std::function<boost::asio::awaitable<reply>(const http::request&, http::response&)>;
 
+    /// How the server runs; the defaults suit most tests.
     struct options {
-        int threads = 1;
+        int threads = 1; ///< threads running the server's own io_context
         /// Serve HTTPS with this context (owned by the caller, must outlive the server).
         boost::asio::ssl::context* tls = nullptr;
         /// Close connections idle for this long (0: never).
         std::chrono::milliseconds idle_close{0};
+        /// The largest request body read; a larger one ends the connection.
         std::size_t body_limit = 1024 * 1024;
     };
 
+    /// Starts listening and serving at once; port() is known when the constructor returns.
     http_server(handler_type handler, options opts);
+    /// With default options().
     explicit http_server(handler_type handler);
     ~http_server();
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
 
+    /// The port the server listens on.
     std::uint16_t port() const noexcept;
     /// "http://127.0.0.1:PORT" (or https)
     std::string base_url() const;
 
+    /// Connections accepted since the start.
     std::uint64_t connections_accepted() const noexcept;
+    /// Connections open now.
     std::uint64_t open_connections() const noexcept;
+    /// The most connections that were open at one time.
     std::uint64_t max_open_connections() const noexcept;
+    /// Requests read since the start (counted before the handler runs).
     std::uint64_t requests() const noexcept;
     /// Closes every idle keep-alive connection now, and each busy one right after its response
     /// (the next request a client sends on one of them fails).
