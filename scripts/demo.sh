@@ -2,10 +2,13 @@
 # Builds tokenflight and runs its main job: tokenflight-load against in-process demo servers on
 # 127.0.0.1 (2-second tokens, every token revoked half-way through the run).
 # Extra arguments go to tokenflight-load, e.g.  scripts/demo.sh -d 10 -c 256 --json
+# Builds into build/release, or $TOKENFLIGHT_BUILD_ROOT/release when that is set.
 set -euo pipefail
+root=${TOKENFLIGHT_BUILD_ROOT:+$(realpath -m "$TOKENFLIGHT_BUILD_ROOT")}
 cd "$(dirname "$0")/.."
+dir=${root:-build}/release
 
 scripts/bootstrap.sh
-cmake --preset release >/dev/null
-cmake --build --preset release --target tokenflight-load
-build/release/tools/load/tokenflight-load --demo "$@"
+cmake --preset release -B "$dir" >/dev/null
+cmake --build "$dir" --target tokenflight-load
+"$dir/tools/load/tokenflight-load" --demo "$@"

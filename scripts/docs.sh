@@ -4,6 +4,7 @@
 # name has no documentation or a doc comment is malformed (docs/Doxyfile: WARN_AS_ERROR).
 #   scripts/docs.sh
 set -euo pipefail
+root=${TOKENFLIGHT_BUILD_ROOT:+$(realpath -m "$TOKENFLIGHT_BUILD_ROOT")}
 cd "$(dirname "$0")/.."
 
 if ! command -v doxygen >/dev/null 2>&1; then
@@ -11,21 +12,19 @@ if ! command -v doxygen >/dev/null 2>&1; then
     exit 1
 fi
 
-build_root=${TOKENFLIGHT_BUILD_ROOT:-build}
-out="$build_root/docs"
+out=$(realpath -m "${root:-build}/docs")
 mkdir -p "$out"
-out=$(cd "$out" && pwd)
 rm -rf "$out/html"
 
 # The version is the one project() declares.
 version=$(sed -n 's/^project(tokenflight VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
-root=$(pwd)
+repo=$(pwd)
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 TOKENFLIGHT_VERSION="$version" TOKENFLIGHT_DOCS_DIR="$out" doxygen docs/Doxyfile >"$log" 2>&1 || status=$?
 # Paths in warnings are made relative to the repository, like a compiler's.
-sed "s|^$root/||" "$log" >&2
+sed "s|^$repo/||" "$log" >&2
 if [ "$status" -ne 0 ]; then
     echo "docs.sh: doxygen warnings (above) fail the API reference" >&2
     exit 1

@@ -21,7 +21,10 @@
 #
 # Installs nothing, except clang-14 and its libFuzzer runtime when clang++-14 is missing: as root
 # with apt-get, otherwise it prints the command and exits 1.
+#
+# With TOKENFLIGHT_BUILD_ROOT set, $TOKENFLIGHT_BUILD_ROOT/fuzz takes the place of build/fuzz.
 set -euo pipefail
+root=${TOKENFLIGHT_BUILD_ROOT:+$(realpath -m "$TOKENFLIGHT_BUILD_ROOT")}
 cd "$(dirname "$0")/.."
 
 runs=""
@@ -64,10 +67,11 @@ if ! command -v clang++-14 >/dev/null 2>&1 || ! fuzzer_runtime_present; then
 fi
 
 export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}
-cmake --preset fuzz >/dev/null
-cmake --build --preset fuzz
+build=${root:-build}/fuzz
+# -B overrides the preset's build directory; the build preset's one target is named by hand.
+cmake --preset fuzz -B "$build" >/dev/null
+cmake --build "$build" --target fuzzers
 
-build=build/fuzz
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 status=0
 for t in "${targets[@]}"; do

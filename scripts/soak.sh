@@ -5,16 +5,19 @@
 # Reports requests, failures (goal 0), token requests against the expected number, and the
 # process's RSS at the start and at the end (goal: flat). Exits 1 when a request failed or RSS grew
 # by more than 20%.
+# Builds into build/release, or $TOKENFLIGHT_BUILD_ROOT/release when that is set.
 set -euo pipefail
+root=${TOKENFLIGHT_BUILD_ROOT:+$(realpath -m "$TOKENFLIGHT_BUILD_ROOT")}
 cd "$(dirname "$0")/.."
 secs=${1:-300}
 [ "$secs" -ge 10 ] && [ "$secs" -le 600 ] || { echo "soak.sh: SECONDS must be 10..600" >&2; exit 2; }
 
-load=build/release/tools/load/tokenflight-load
+dir=${root:-build}/release
+load=$dir/tools/load/tokenflight-load
 if [ ! -x "$load" ]; then
     scripts/bootstrap.sh
-    cmake --preset release >/dev/null
-    cmake --build --preset release --target tokenflight-load
+    cmake --preset release -B "$dir" >/dev/null
+    cmake --build "$dir" --target tokenflight-load
 fi
 
 out=$(mktemp)

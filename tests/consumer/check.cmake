@@ -1,4 +1,5 @@
-# ctest runs this: install tokenflight into a fresh prefix, build tests/consumer against it, run it.
+# ctest runs this: install tokenflight into a fresh prefix, build tests/consumer against it, run
+# each consumer. Each is built and run even when another failed, so a failure names them all.
 file(REMOVE_RECURSE "${WORK_DIR}")
 execute_process(COMMAND "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix"
                 RESULT_VARIABLE rc OUTPUT_QUIET)
@@ -11,11 +12,19 @@ execute_process(COMMAND "${CMAKE_COMMAND}" -S "${SOURCE_DIR}" -B "${WORK_DIR}/bu
 if(rc)
     message(FATAL_ERROR "configuring the consumer failed: ${rc}")
 endif()
-execute_process(COMMAND "${CMAKE_COMMAND}" --build "${WORK_DIR}/build" RESULT_VARIABLE rc)
-if(rc)
-    message(FATAL_ERROR "building the consumer failed: ${rc}")
-endif()
-execute_process(COMMAND "${WORK_DIR}/build/consumer" RESULT_VARIABLE rc)
-if(rc)
-    message(FATAL_ERROR "the consumer failed: ${rc}")
+set(failed "")
+foreach(consumer consumer consumer_separate)
+    execute_process(COMMAND "${CMAKE_COMMAND}" --build "${WORK_DIR}/build" --target ${consumer} RESULT_VARIABLE rc)
+    if(rc)
+        list(APPEND failed "building ${consumer}")
+        continue()
+    endif()
+    execute_process(COMMAND "${WORK_DIR}/build/${consumer}" RESULT_VARIABLE rc)
+    if(rc)
+        list(APPEND failed "running ${consumer} (${rc})")
+    endif()
+endforeach()
+if(failed)
+    list(JOIN failed ", " failed)
+    message(FATAL_ERROR "consumers failed: ${failed}")
 endif()

@@ -2,16 +2,25 @@
 # Runs a command against a freshly started oidc-provider (server.mjs), then stops the server.
 #   run-with-server.sh COMMAND [ARGS...]
 # The command sees TOKENFLIGHT_OIDC_ISSUER=http://127.0.0.1:<port> and TOKENFLIGHT_OIDC_TTL.
-# Installs the npm dependencies on first use. Fails with a clear message when node or npm is
-# missing or the server does not come up within 30 s.
+# Installs the npm dependencies on first use, into TOKENFLIGHT_OIDC_WORK_DIR when that is set (the
+# build directory: ctest sets it, so a read-only checkout works), else next to this script.
+# Fails with a clear message when node or npm is missing or the server does not come up within 30 s.
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
+src="$(cd "$(dirname "$0")" && pwd)"
+here=${TOKENFLIGHT_OIDC_WORK_DIR:-$src}
 ttl=${TOKENFLIGHT_OIDC_TTL:-2}
 
 command -v node >/dev/null || { echo "oidc tests: node is not installed (apt-get install nodejs npm)" >&2; exit 1; }
+if [ "$here" != "$src" ]; then
+    # The server and its locked dependencies, copied where node_modules may be written.
+    mkdir -p "$here"
+    for f in package.json package-lock.json server.mjs; do
+        cmp -s "$src/$f" "$here/$f" || cp "$src/$f" "$here/$f"
+    done
+fi
 if [ ! -d "$here/node_modules/oidc-provider" ]; then
     command -v npm >/dev/null || { echo "oidc tests: npm is not installed (apt-get install npm)" >&2; exit 1; }
-    # Serialised: several test runs may share this source tree.
+    # Serialised: several test runs may share this directory.
     (flock 9; [ -d "$here/node_modules/oidc-provider" ] ||
         (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)) 9>"$here/.npm-install.lock" ||
         { echo "oidc tests: npm ci failed in $here" >&2; exit 1; }
