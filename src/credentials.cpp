@@ -50,10 +50,23 @@ boost::system::result<credentials> credentials::from_env() {
     return c;
 }
 
+std::string_view to_string(client_auth a) noexcept {
+    switch (a) {
+    case client_auth::basic: return "client_secret_basic";
+    case client_auth::post: return "client_secret_post";
+    case client_auth::automatic: return "automatic";
+    case client_auth::private_key_jwt: return "private_key_jwt";
+    case client_auth::client_secret_jwt: return "client_secret_jwt";
+    }
+    return "unknown";
+}
+
 std::ostream& operator<<(std::ostream& os, const credentials& c) {
-    const char* auth = c.auth == client_auth::basic ? "basic" : c.auth == client_auth::post ? "post" : "automatic";
-    return os << "credentials{token_url=" << c.token_url << ", client_id=" << c.client_id
-              << ", client_secret=" << c.client_secret << ", scope=" << c.scope << ", auth=" << auth << '}';
+    os << "credentials{token_url=" << c.token_url << ", client_id=" << c.client_id
+       << ", client_secret=" << c.client_secret << ", scope=" << c.scope << ", auth=" << to_string(c.auth);
+    if (c.assertion.key) os << ", assertion_key=" << *c.assertion.key;
+    if (c.assertion.alg) os << ", assertion_alg=" << to_string(*c.assertion.alg);
+    return os << '}';
 }
 
 } // namespace tokenflight

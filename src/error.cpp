@@ -41,6 +41,8 @@ constexpr entry client_entries[] = {
     {"invalid_header_value", "request header value contains CR, LF, NUL or a control character"},
     {"invalid_request_target", "request target contains spaces or control characters"},
     {"invalid_method", "request method is not an RFC 9110 token"},
+    {"invalid_signing_key", "signing key: not a usable PEM private key (RSA >= 2048 bits or EC P-256, unencrypted)"},
+    {"key_algorithm_mismatch", "signing key: the JWS algorithm does not fit the key or the authentication method"},
     {"connect_timeout", "connect timed out"},
     {"request_timeout", "request timed out"},
     {"queue_timeout", "timed out waiting for a free connection"},
@@ -99,7 +101,7 @@ public:
         switch (static_cast<condition>(cond)) {
         case condition::transient: return transient(ec);
         case condition::oauth_error: return ec.category() == tokenflight::oauth_category();
-        case condition::configuration: return in(ec, errc::missing_credentials, errc::invalid_method);
+        case condition::configuration: return in(ec, errc::missing_credentials, errc::key_algorithm_mismatch);
         case condition::bad_response:
             // A 5xx/429 is the server being busy (transient), not an unusable answer.
             return (in(ec, errc::token_endpoint_status, errc::invalid_token_response) &&

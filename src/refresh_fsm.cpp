@@ -9,7 +9,9 @@ namespace tokenflight::detail {
 refresh_fsm::refresh_fsm(const backoff_policy& backoff, clock::duration request_timeout, client_auth configured,
                          client_auth preferred, double (*unit_random)()) noexcept
     : backoff_(backoff), request_timeout_(request_timeout), configured_(configured), unit_random_(unit_random),
-      method_(preferred == client_auth::post ? client_auth::post : client_auth::basic) {}
+      method_(configured != client_auth::automatic ? configured
+              : preferred == client_auth::post   ? client_auth::post
+                                                 : client_auth::basic) {}
 
 refresh_action refresh_fsm::resume(const refresh_event& e) {
     const bool cancelled = e.cancelled != boost::asio::cancellation_type::none;

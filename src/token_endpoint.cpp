@@ -1,12 +1,16 @@
 #include <tokenflight/token_endpoint.hpp>
 #include <tokenflight/http/header_syntax.hpp>
+#include <tokenflight/signing_key.hpp>
 
 #include <boost/json/monotonic_resource.hpp>
+#include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 
 #include <openssl/crypto.h>
+#include <openssl/rand.h>
 
 #include <charconv>
 #include <ctime>
@@ -155,26 +159,100 @@ oauth_errc oauth_code(std::string_view e) {
 
 } // namespace
 
+boost::system::result<client_auth> effective_client_auth(const credentials& creds) {
+    if (creds.client_id.empty()) return error_code(errc::missing_credentials);
+    const auto& a = creds.assertion;
+    client_auth method = creds.auth;
+    if (method == client_auth::automatic && a.key) method = client_auth::private_key_jwt;
+    switch (method) {
+    case client_auth::private_key_jwt:
+        if (!a.key) return error_code(errc::missing_credentials);
+        if (a.alg && !a.key->supports(*a.alg)) return error_code(errc::key_algorithm_mismatch);
+        break;
+    case client_auth::client_secret_jwt:
+        if (creds.client_secret.empty()) return error_code(errc::missing_credentials);
+        if (a.alg && *a.alg != jws_alg::hs256) return error_code(errc::key_algorithm_mismatch);
+        break;
+    default:
+        if (creds.client_secret.empty()) return error_code(errc::missing_credentials);
+    }
+    return method;
+}
+
+std::string random_jti() {
+    unsigned char bytes[16];
+    if (RAND_bytes(bytes, sizeof bytes) != 1) throw boost::system::system_error(errc::invalid_signing_key, "RAND_bytes");
+    return base64url_encode(std::string_view(reinterpret_cast<const char*>(bytes), sizeof bytes));
+}
+
+boost::system::result<secret> make_client_assertion(const credentials& creds, client_auth method,
+                                                    std::string_view audience,
+                                                    std::chrono::system_clock::time_point now, std::string_view jti) {
+    if (method != client_auth::private_key_jwt && method != client_auth::client_secret_jwt)
+        return error_code(errc::key_algorithm_mismatch);
+    credentials checked_as = creds; // shares the key; checks what `method` needs, not creds.auth
+    checked_as.auth = method;
+    if (auto ok = effective_client_auth(checked_as); !ok) return ok.error();
+    const auto& opt = creds.assertion;
+    const jws_alg alg = method == client_auth::client_secret_jwt ? jws_alg::hs256 : opt.alg.value_or(opt.key->default_alg());
+
+    json::object header;
+    header["alg"] = to_string(alg);
+    header["typ"] = "JWT";
+    if (!opt.kid.empty()) header["kid"] = opt.kid;
+    const auto iat = std::chrono::duration_cast<seconds>(now.time_since_epoch()).count();
+    json::object claims;
+    claims["iss"] = creds.client_id;
+    claims["sub"] = creds.client_id;
+    claims["aud"] = audience;
+    claims["jti"] = jti;
+    claims["iat"] = iat;
+    claims["exp"] = iat + opt.lifetime.count();
+
+    std::string input = base64url_encode(json::serialize(header));
+    input += '.';
+    input += base64url_encode(json::serialize(claims));
+    std::string signature;
+    if (alg == jws_alg::hs256) {
+        signature = hs256_sign(creds.client_secret, input);
+    } else {
+        auto signed_ = opt.key->sign(alg, input);
+        if (!signed_) return signed_.error();
+        signature = std::move(*signed_);
+    }
+    input += '.';
+    input += base64url_encode(signature);
+    OPENSSL_cleanse(signature.data(), signature.size());
+    secret out(input);
+    OPENSSL_cleanse(input.data(), input.size());
+    return out;
+}
+
 http::request make_token_request(const credentials& creds, client_auth method, std::string_view host,
-                                 std::string_view target) {
+                                 std::string_view target, const secret& client_assertion) {
     http::request req{http::verb::post, target, 11};
     req.set(http::field::host, host);
     req.set(http::field::content_type, "application/x-www-form-urlencoded");
     req.set(http::field::accept, "application/json");
-    // Every buffer that holds the secret in any form is wiped before it is freed: the encoded
-    // secret, the Basic pair and its base64, and the body (reserved whole up front, so that no
-    // append reallocates it and leaves a copy behind).
-    std::string encoded_secret = method == client_auth::post ? form_urlencode(creds.client_secret.reveal()) : "";
+    // Every buffer that holds the secret (or the assertion) in any form is wiped before it is
+    // freed: the encoded secret, the Basic pair and its base64, and the body (reserved whole up
+    // front, so that no append reallocates it and leaves a copy behind).
+    const bool assertion = method == client_auth::private_key_jwt || method == client_auth::client_secret_jwt;
+    std::string encoded_secret = method == client_auth::post ? form_urlencode(creds.client_secret.reveal())
+                                 : assertion                 ? form_urlencode(client_assertion.reveal())
+                                                             : "";
     std::string rest; // scope and extra parameters: no secret
     if (!creds.scope.empty()) append_param(rest, "scope", creds.scope);
     for (const auto& [name, value] : creds.extra_params) append_param(rest, name, value);
     const std::string id = form_urlencode(creds.client_id);
+    static constexpr std::string_view jwt_bearer =
+        "&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=";
     std::string body;
-    body.reserve(64 + id.size() + encoded_secret.size() + rest.size());
+    body.reserve(64 + jwt_bearer.size() + id.size() + encoded_secret.size() + rest.size());
     body += "grant_type=client_credentials&client_id=";
     body += id;
-    if (method == client_auth::post) {
-        body += "&client_secret=";
+    if (method == client_auth::post || assertion) {
+        body += method == client_auth::post ? std::string_view("&client_secret=") : jwt_bearer;
         body += encoded_secret;
         OPENSSL_cleanse(encoded_secret.data(), encoded_secret.size());
     } else {

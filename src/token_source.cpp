@@ -28,6 +28,10 @@ double unit_random() {
 
 [[noreturn]] void throw_config(error_code ec) { throw boost::system::system_error(ec); }
 
+bool uses_assertion(client_auth m) noexcept {
+    return m == client_auth::private_key_jwt || m == client_auth::client_secret_jwt;
+}
+
 std::uint64_t next_source_id() {
     static std::atomic<std::uint64_t> n{0};
     return ++n; // never reused, unlike an address: a thread's replica cannot match a new source
@@ -70,7 +74,11 @@ token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds
     auto loc = http::parse_url(creds_.token_url);
     if (!loc) throw_config(loc.error());
     location_ = std::move(*loc);
-    if (creds_.client_id.empty() || creds_.client_secret.empty()) throw_config(errc::missing_credentials);
+    auto method = effective_client_auth(creds_);
+    if (!method) throw_config(method.error());
+    creds_.auth = *method;
+    auth_.store(*method, std::memory_order_relaxed);
+    if (creds_.assertion.audience.empty()) creds_.assertion.audience = creds_.token_url;
     if (http::is_insecure(location_.origin, creds_.allow_insecure_http)) throw_config(errc::insecure_transport);
 }
 
@@ -284,7 +292,26 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
             co_return succeed(std::move(*token), sent, cause);
         }
         if (step.what == refresh_action::kind::send) {
-            auto req = make_token_request(creds_, step.method, location_.origin.authority(), location_.target);
+            secret assertion; // a fresh one per request: a server refuses a jti it has seen
+            error_code unsent;
+            if (uses_assertion(step.method)) {
+                auto made = make_client_assertion(creds_, step.method, creds_.assertion.audience,
+                                                  std::chrono::system_clock::now(), random_jti());
+                if (made) assertion = std::move(*made);
+                else unsent = made.error();
+            }
+            if (unsent) { // nothing sent: the failure is the answer
+                event = {};
+                event.what = refresh_event::kind::response;
+                event.ec = unsent;
+                diag.clear();
+                diag.attempts = step.attempt;
+                event.now = clock::now();
+                event.cancelled = cs.cancelled();
+                continue;
+            }
+            auto req = make_token_request(creds_, step.method, location_.origin.authority(), location_.target,
+                                          assertion);
             sent = clock::now();
             const auto sent_wall = std::chrono::system_clock::now();
             token_requests_.fetch_add(1, std::memory_order_relaxed);

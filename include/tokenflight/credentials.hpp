@@ -2,11 +2,14 @@
 #define TOKENFLIGHT_CREDENTIALS_HPP
 
 #include <tokenflight/secret.hpp>
+#include <tokenflight/signing_key.hpp>
 
 #include <boost/system/result.hpp>
 
+#include <chrono>
 #include <filesystem>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -17,11 +20,39 @@
 
 namespace tokenflight {
 
-/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1).
+/// How the client authenticates to the token endpoint (RFC 6749 section 2.3.1, RFC 7523,
+/// OpenID Connect Core section 9).
 enum class client_auth {
     basic,     ///< `client_secret_basic`: HTTP Basic with form-urlencoded id and secret (default)
     post,      ///< `client_secret_post`: `client_id` and `client_secret` in the form body
-    automatic, ///< try basic; on `invalid_client` retry once with post and remember what worked
+    /// With credentials::assertion's key set: private_key_jwt. Otherwise try basic; on
+    /// `invalid_client` retry once with post and remember what worked.
+    automatic,
+    /// `private_key_jwt`: a JWT signed with credentials::assertion's key (RS256, PS256, ES256);
+    /// no client secret is needed or sent
+    private_key_jwt,
+    /// `client_secret_jwt`: a JWT signed HS256 with the client secret; the secret itself is not sent
+    client_secret_jwt,
+};
+
+/// The method's registered name, e.g. "client_secret_basic", "private_key_jwt"; "automatic".
+std::string_view to_string(client_auth a) noexcept;
+
+/// How client assertions (RFC 7523 section 2.2) are made for `private_key_jwt` and
+/// `client_secret_jwt`. Each token request carries a fresh one: `iss` = `sub` = the client id,
+/// `aud`, a unique `jti` (128 random bits), `iat` and `exp` = `iat` + lifetime.
+struct client_assertion_options {
+    /// The client's private key (`private_key_jwt`); see signing_key::load_pem_file.
+    std::optional<signing_key> key;
+    /// The JWS algorithm; by default the key's (RS256 for RSA, ES256 for P-256), HS256 for
+    /// `client_secret_jwt`. One the key cannot sign with is refused (errc::key_algorithm_mismatch).
+    std::optional<jws_alg> alg;
+    /// The `kid` header parameter, when the server needs it to pick the key; empty sends none.
+    std::string kid;
+    /// The `aud` claim. Empty: the token endpoint URL (RFC 7523). Some servers want the issuer.
+    std::string audience;
+    /// How long an assertion is valid; short, since each is used once.
+    std::chrono::seconds lifetime{60};
 };
 
 /// Everything needed to ask a token endpoint for a token.
@@ -34,7 +65,8 @@ struct credentials {
     std::string scope;      ///< space-separated scopes; empty sends no scope parameter
     /// Extra form parameters, e.g. {"audience", "..."} or {"resource", "..."}.
     std::vector<std::pair<std::string, std::string>> extra_params;
-    client_auth auth = client_auth::basic; ///< how the id and secret are sent
+    client_auth auth = client_auth::basic; ///< how the client authenticates
+    client_assertion_options assertion;   ///< for private_key_jwt and client_secret_jwt
     /// Send the secret over plain http:// to a non-loopback host. Off unless you really mean it.
     bool allow_insecure_http = false;
 
@@ -44,7 +76,8 @@ struct credentials {
     /// Fails with errc::missing_credentials naming no secret value.
     static boost::system::result<credentials> from_env();
 
-    /// Writes every field but the secret's value, which prints as `***`.
+    /// Writes every field but the secret's value, which prints as `***`, and the key's material
+    /// (only its type and size).
     friend std::ostream& operator<<(std::ostream& os, const credentials& c);
 };
 

@@ -57,6 +57,10 @@ enum class errc {
     invalid_header_value,   ///< a request header value with CR, LF, NUL or another control; nothing sent
     invalid_request_target, ///< a request target with spaces or controls; nothing sent
     invalid_method,         ///< a request method that is not an RFC 9110 token; nothing sent
+    invalid_signing_key,    ///< a client-assertion key that cannot sign: not a PEM private key,
+                            ///< encrypted, RSA under 2048 bits, or a curve other than P-256
+    key_algorithm_mismatch, ///< the configured JWS algorithm does not fit the key or the client
+                            ///< authentication method (e.g. ES256 with an RSA key)
 
     // --- transport ---
     connect_timeout,        ///< TCP connect (and TLS handshake) did not finish in time

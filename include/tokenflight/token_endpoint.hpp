@@ -31,14 +31,35 @@ struct token_response {
     std::optional<std::chrono::seconds> refresh_in; ///< server's hint for when to refresh
 };
 
+/// The method a token request for `creds` starts with, after checking that the credentials
+/// hold what it needs: `automatic` becomes `private_key_jwt` when an assertion key is set.
+/// Errors: errc::missing_credentials (no client id; no secret where one is sent or signs; no
+/// key for `private_key_jwt`), errc::key_algorithm_mismatch (an assertion algorithm the key
+/// cannot sign with, or other than HS256 for `client_secret_jwt`).
+boost::system::result<client_auth> effective_client_auth(const credentials& creds);
+
+/// One client assertion (RFC 7523 section 2.2) for `method` (`private_key_jwt` or
+/// `client_secret_jwt`): header `alg`, `typ` JWT and `kid` when configured; claims `iss` = `sub`
+/// = the client id, `aud` = `audience`, `jti`, `iat` = `now`, `exp` = `now` +
+/// client_assertion_options::lifetime. A secret: it authenticates the client until it expires.
+/// Errors: as effective_client_auth, and errc::invalid_signing_key when signing fails.
+boost::system::result<secret> make_client_assertion(const credentials& creds, client_auth method,
+                                                    std::string_view audience,
+                                                    std::chrono::system_clock::time_point now, std::string_view jti);
+
+/// A fresh `jti`: 128 random bits from OpenSSL's generator, base64url.
+std::string random_jti();
+
 /// Builds the token request as the provider guide does: `POST`,
 /// `Content-Type: application/x-www-form-urlencoded`, `grant_type=client_credentials`, the
 /// `client_id`, the scope and extra parameters, and the client authentication of `method`
-/// (`basic` or `post`; `automatic` is resolved by the caller).
+/// (`automatic` is resolved by the caller, see effective_client_auth).
 ///
-/// With `basic`, id and secret are form-urlencoded before base64 (RFC 6749 section 2.3.1).
+/// With `basic`, id and secret are form-urlencoded before base64 (RFC 6749 section 2.3.1). With
+/// `private_key_jwt` and `client_secret_jwt`, `client_assertion` (from make_client_assertion) is
+/// sent with `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
 http::request make_token_request(const credentials& creds, client_auth method, std::string_view host,
-                                 std::string_view target);
+                                 std::string_view target, const secret& client_assertion = secret());
 
 /// Parses a token endpoint response.
 ///

@@ -4,6 +4,7 @@
 
 #include "support.hpp"
 
+#include <tokenflight/signing_key.hpp>
 #include <tokenflight/testing/http_server.hpp>
 #include <tokenflight/token_endpoint.hpp>
 
@@ -16,6 +17,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <filesystem>
 #include <mutex>
 #include <set>
 
@@ -216,4 +218,128 @@ TEST_CASE("oidc-provider: 10 s of concurrent requests with short-lived tokens, z
     std::lock_guard l(seen_mutex);
     CHECK(tokens_seen.size() >= 2);
     CHECK(tokens_seen.size() <= fetched); // no more tokens on the wire than were fetched
+}
+
+// --- client assertions (RFC 7523): the server's private_key_jwt clients and their keys ---
+
+namespace {
+
+std::filesystem::path client_key_file(const char* name) {
+    const char* dir = std::getenv("TOKENFLIGHT_OIDC_KEYS");
+    REQUIRE_MESSAGE(dir != nullptr, "run through tests/integration/oidc/run-with-server.sh");
+    return std::filesystem::path(dir) / name;
+}
+
+credentials assertion_creds(const std::string& id, const char* key_file) {
+    credentials c;
+    c.token_url = issuer() + "/token";
+    c.client_id = id;
+    c.auth = client_auth::private_key_jwt;
+    c.scope = "read";
+    if (key_file) c.assertion.key = signing_key::load_pem_file(client_key_file(key_file)).value();
+    return c;
+}
+
+// A token, then a second one asked for as newer than the first: two assertions, two jti values
+// (oidc-provider refuses a jti it has seen). Both tokens are active.
+void two_tokens_active(const credentials& c) {
+    test::io_threads io(1);
+    token_source src(io.executor(), c);
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    CHECK(t.scope() == "read");
+    auto [ec2, t2] = test::run(io.executor(), src.async_get_token_after(t.generation(), diag,
+                                                                       asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_MESSAGE(!ec2, ec2.message() << " " << diag.to_string());
+    CHECK(t2.value() != t.value());
+    CHECK(src.stats().token_requests == 2);
+    http::connection_pool pool(io.executor());
+    CHECK(test::run(io.executor(), introspect(pool, std::string(t.value()))));
+    CHECK(test::run(io.executor(), introspect(pool, std::string(t2.value()))));
+}
+
+} // namespace
+
+TEST_CASE("oidc-provider: private_key_jwt with RS256") {
+    two_tokens_active(assertion_creds("tf-pkjwt-rs", "rsa.pem"));
+}
+
+TEST_CASE("oidc-provider: private_key_jwt with PS256 (the client is registered for PS256 only)") {
+    auto c = assertion_creds("tf-pkjwt-ps", "rsa.pem");
+    c.assertion.alg = jws_alg::ps256;
+    two_tokens_active(c);
+}
+
+TEST_CASE("oidc-provider: private_key_jwt with ES256, a kid, and the issuer as audience") {
+    auto c = assertion_creds("tf-pkjwt-es", "ec.pem");
+    c.assertion.kid = "tf-ec-1";
+    c.assertion.audience = issuer();
+    two_tokens_active(c);
+}
+
+TEST_CASE("oidc-provider: client_auth::automatic with a key is private_key_jwt") {
+    auto c = assertion_creds("tf-pkjwt-es", "ec.pem");
+    c.auth = client_auth::automatic;
+    two_tokens_active(c);
+}
+
+TEST_CASE("oidc-provider: client_secret_jwt with HS256") {
+    auto c = assertion_creds("tf-secret-jwt", nullptr);
+    c.auth = client_auth::client_secret_jwt;
+    c.client_secret = secret("tf-secret-jwt-secret-0123456789abcdef0123456789");
+    two_tokens_active(c);
+}
+
+TEST_CASE("oidc-provider: a refused assertion is invalid_client, once, with nothing secret said") {
+    struct row {
+        const char* what;
+        credentials c;
+    };
+    auto wrong_key = assertion_creds("tf-pkjwt-es", nullptr);
+    wrong_key.assertion.key = signing_key::generate_p256(); // not the registered key
+    auto wrong_alg = assertion_creds("tf-pkjwt-ps", "rsa.pem"); // registered for PS256 only
+    wrong_alg.assertion.alg = jws_alg::rs256;
+    auto wrong_kid = assertion_creds("tf-pkjwt-es", "ec.pem");
+    wrong_kid.assertion.kid = "not-the-kid";
+    auto wrong_aud = assertion_creds("tf-pkjwt-rs", "rsa.pem");
+    wrong_aud.assertion.audience = "https://elsewhere.example/token";
+    auto wrong_secret = assertion_creds("tf-secret-jwt", nullptr);
+    wrong_secret.auth = client_auth::client_secret_jwt;
+    wrong_secret.client_secret = secret("WRONG-jwt-secret-0123456789abcdef0123456789");
+    row rows[] = {{"wrong key", wrong_key},
+                  {"wrong algorithm", wrong_alg},
+                  {"wrong kid", wrong_kid},
+                  {"wrong audience", wrong_aud},
+                  {"wrong secret", wrong_secret}};
+    for (auto& r : rows) {
+        CAPTURE(r.what);
+        test::io_threads io(1);
+        token_source src(io.executor(), r.c);
+        diagnostics diag;
+        auto [ec, t] = get_token(io, src, diag);
+        CHECK(ec == oauth_errc::invalid_client);
+        CHECK(diag.http_status == 401);
+        CHECK(src.stats().token_requests == 1); // permanent: not retried
+        CHECK(diag.to_string().find("WRONG-jwt-secret") == std::string::npos);
+        CHECK(diag.to_string().find("PRIVATE") == std::string::npos);
+    }
+}
+
+TEST_CASE("oidc-provider: tokenflight-load authenticates with --client-assertion-key") {
+    std::atomic<int> bearer{0}, other{0};
+    testing::http_server api([&](const http::request& req, http::response& res) -> asio::awaitable<testing::reply> {
+        const auto auth = req[http::field::authorization];
+        (auth.starts_with("Bearer ") && auth.size() > 7 ? bearer : other)++;
+        res.result(auth.starts_with("Bearer ") ? http::status::ok : http::status::unauthorized);
+        co_return testing::reply::send;
+    });
+    const auto key = client_key_file("ec.pem").string();
+    const std::string cmd = std::string(TOKENFLIGHT_LOAD_EXE) + " --token-url " + issuer() +
+                            "/token --client-id tf-pkjwt-es --client-assertion-key " + key +
+                            " --client-assertion-kid tf-ec-1 --client-assertion-alg ES256 --scope read -n 200 -c 8 " +
+                            api.base_url() + "/ > /dev/null";
+    CHECK(std::system(("env -u TOKENFLIGHT_CLIENT_SECRET " + cmd).c_str()) == 0);
+    CHECK(bearer == 200);
+    CHECK(other == 0);
 }

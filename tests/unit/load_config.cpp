@@ -2,14 +2,17 @@
 #include "runner.hpp"
 
 #include <tokenflight/error.hpp>
+#include <tokenflight/signing_key.hpp>
 
 #include <doctest/doctest.h>
 
+#include "keys.hpp"
 #include "temp_file.hpp"
 
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <memory>
 
 using namespace tokenflight;
 using load::config;
@@ -180,4 +183,49 @@ TEST_CASE("a run splits over its loops: shares of -c, and requests k, k + N, ...
     CHECK(p.start == start);
     CHECK(p.requests == 200u); // the global count: the loop stops at its first index past it
     CHECK(p.rate == 100.0);    // the global rate: the loop keeps its slots of the global schedule
+}
+
+TEST_CASE("--client-assertion-key: private_key_jwt, no client secret needed, the key checked at once") {
+    fake_env env;
+    env.vars = {{"TOKENFLIGHT_TOKEN_URL", "https://auth.example/token"}, {"TOKENFLIGHT_CLIENT_ID", "cid"}};
+    test::temp_file pem(test::pem_of(test::make_ec().get()));
+    const auto path = pem.path();
+
+    auto r = parse({"--client-assertion-key", path, "--client-assertion-kid", "k1", "--client-assertion-aud",
+                    "https://auth.example", "https://api.example/"},
+                   env);
+    REQUIRE(std::holds_alternative<config>(r));
+    const auto& c = std::get<config>(r);
+    CHECK(c.creds.auth == client_auth::private_key_jwt);
+    REQUIRE(c.creds.assertion.key.has_value());
+    CHECK(c.creds.assertion.key->type() == signing_key::kind::ec_p256);
+    CHECK(c.creds.assertion.kid == "k1");
+    CHECK(c.creds.assertion.audience == "https://auth.example");
+    CHECK(c.creds.client_secret.empty());
+
+    // Each misconfiguration: a usage error that names the problem and no key material.
+    CHECK(error_of(parse({"--client-assertion-key", path, "--client-assertion-alg", "RS256", "https://a.example/"},
+                         env))
+              .find("does not fit the key") != std::string::npos);
+    CHECK(error_of(parse({"--client-assertion-alg", "HS256", "https://a.example/"}, env)).find("RS256, PS256 or ES256") !=
+          std::string::npos);
+    CHECK(error_of(parse({"--client-assertion-key", "/nonexistent/key.pem", "https://a.example/"}, env))
+              .find("cannot use the key in '/nonexistent/key.pem'") != std::string::npos);
+    test::temp_file not_a_key("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n");
+    CHECK(error_of(parse({"--client-assertion-key", not_a_key.path(), "https://a.example/"}, env))
+              .find("signing key") != std::string::npos);
+    CHECK(error_of(parse({"--auth-method", "private_key_jwt", "https://a.example/"}, env))
+              .find("needs --client-assertion-key") != std::string::npos);
+    CHECK(error_of(parse({"--auth-method", "post", "--client-assertion-key", path, "https://a.example/"}, env))
+              .find("not with --auth-method client_secret_post") != std::string::npos);
+}
+
+TEST_CASE("--auth-method client_secret_jwt still needs the secret") {
+    auto env = good_env();
+    auto r = parse({"--auth-method", "client_secret_jwt", "https://api.example/"}, env);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK(std::get<config>(r).creds.auth == client_auth::client_secret_jwt);
+    env.vars.erase("TOKENFLIGHT_CLIENT_SECRET");
+    CHECK(error_of(parse({"--auth-method", "client_secret_jwt", "https://api.example/"}, env)).find("no client secret") !=
+          std::string::npos);
 }

@@ -2,6 +2,7 @@
 
 #include <tokenflight/http/header_syntax.hpp>
 #include <tokenflight/http/url.hpp>
+#include <tokenflight/token_endpoint.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -39,7 +40,13 @@ OAuth:
   --client-secret-file FILE  file holding the client secret (or TOKENFLIGHT_CLIENT_SECRET);
                              the secret is never accepted as a flag value
   --scope S                  space-separated scopes (or TOKENFLIGHT_SCOPE)
-  --auth-method basic|post   client authentication (default basic)
+  --auth-method M            client authentication: basic (default), post, client_secret_jwt,
+                             private_key_jwt (the default with --client-assertion-key)
+  --client-assertion-key FILE  PEM private key (RSA or EC P-256) signing a client assertion per
+                             token request (private_key_jwt, RFC 7523); no client secret needed
+  --client-assertion-alg ALG RS256, PS256 or ES256 (default: RS256 for RSA, ES256 for EC keys)
+  --client-assertion-kid KID the assertion's kid header
+  --client-assertion-aud AUD the assertion's audience (default: the token URL)
   --auth-scheme SCHEME|none  Authorization scheme (default: the token_type); none sends the raw token
 Request:
   -H 'Name: value'           header on every request (repeatable)
@@ -75,6 +82,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     c.threads = static_cast<int>(hardware_threads ? hardware_threads : 1);
     bool threads_given = false;
     std::optional<std::string> secret_file;
+    std::optional<std::string> key_file;
+    std::optional<client_auth> auth;
     const auto env = [&](const char* name) -> std::string {
         const char* v = getenv(name);
         return v ? v : "";
@@ -111,6 +120,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                                "use TOKENFLIGHT_CLIENT_SECRET or --client-secret-file FILE"};
         } else if (a == "--token-url" || a == "--client-id" || a == "--client-secret-file" || a == "--scope" ||
                    a == "--auth-method" || a == "--auth-scheme" || a == "-H" || a == "-X" || a == "--data" ||
+                   a == "--client-assertion-key" || a == "--client-assertion-alg" ||
+                   a == "--client-assertion-kid" || a == "--client-assertion-aud" ||
                    a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
                    a == "--timeout" || a == "--cacert" || a == "--demo-token-lifetime" || a == "--demo-revoke-every") {
             auto v = value();
@@ -124,9 +135,21 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
             } else if (a == "--scope") {
                 c.creds.scope = *v;
             } else if (a == "--auth-method") {
-                if (*v == "basic") c.creds.auth = client_auth::basic;
-                else if (*v == "post") c.creds.auth = client_auth::post;
-                else return bad(*v, "basic or post");
+                if (*v == "basic") auth = client_auth::basic;
+                else if (*v == "post") auth = client_auth::post;
+                else if (*v == "client_secret_jwt") auth = client_auth::client_secret_jwt;
+                else if (*v == "private_key_jwt") auth = client_auth::private_key_jwt;
+                else return bad(*v, "basic, post, client_secret_jwt or private_key_jwt");
+            } else if (a == "--client-assertion-key") {
+                key_file = std::string(*v);
+            } else if (a == "--client-assertion-alg") {
+                auto alg = parse_jws_alg(*v);
+                if (!alg || *alg == jws_alg::hs256) return bad(*v, "RS256, PS256 or ES256");
+                c.creds.assertion.alg = alg;
+            } else if (a == "--client-assertion-kid") {
+                c.creds.assertion.kid = *v;
+            } else if (a == "--client-assertion-aud") {
+                c.creds.assertion.audience = *v;
             } else if (a == "--auth-scheme") {
                 c.auth_scheme = *v == "none" ? std::string() : std::string(*v);
             } else if (a == "-H") {
@@ -200,6 +223,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         }
     }
     if (c.help) return c;
+    c.creds.auth = auth.value_or(key_file ? client_auth::private_key_jwt : client_auth::basic);
     if (c.requests && c.duration) return usage_error{"-n and -d exclude each other: give one of them"};
     // Each of the -t event loops gets its share of -c and of --max-connections: at least one.
     const int connections = c.max_connections.value_or(c.concurrency);
@@ -226,6 +250,22 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     if (auto u = http::parse_url(c.creds.token_url); !u)
         return usage_error{"bad token URL '" + http::redact_url(c.creds.token_url) + "': " + u.error().message()};
     if (c.creds.client_id.empty()) return usage_error{"no client id: give --client-id or TOKENFLIGHT_CLIENT_ID"};
+    if (key_file) {
+        if (c.creds.auth != client_auth::private_key_jwt)
+            return usage_error{"--client-assertion-key signs private_key_jwt assertions: not with --auth-method " +
+                               std::string(to_string(c.creds.auth))};
+        auto key = signing_key::load_pem_file(*key_file);
+        if (!key) return usage_error{"cannot use the key in '" + *key_file + "': " + key.error().message()};
+        c.creds.assertion.key = std::move(*key);
+    }
+    if (c.creds.auth == client_auth::private_key_jwt) {
+        if (auto m = effective_client_auth(c.creds); !m)
+            return usage_error{m.error() == errc::missing_credentials
+                                   ? "private_key_jwt needs --client-assertion-key FILE"
+                                   : "--client-assertion-alg " + std::string(to_string(*c.creds.assertion.alg)) +
+                                         " does not fit the key in '" + *key_file + "'"};
+        return c; // no client secret: the key authenticates
+    }
     if (secret_file) {
         auto s = load_secret_file(*secret_file);
         if (!s) return usage_error{"cannot read the client secret from '" + *secret_file + "': " + s.error().message()};

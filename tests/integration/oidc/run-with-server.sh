@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs a command against a freshly started oidc-provider (server.mjs), then stops the server.
 #   run-with-server.sh COMMAND [ARGS...]
-# The command sees TOKENFLIGHT_OIDC_ISSUER=http://127.0.0.1:<port> and TOKENFLIGHT_OIDC_TTL.
+# The command sees TOKENFLIGHT_OIDC_ISSUER=http://127.0.0.1:<port>, TOKENFLIGHT_OIDC_TTL and
+# TOKENFLIGHT_OIDC_KEYS, a directory with the private keys of the server's private_key_jwt
+# clients (rsa.pem, ec.pem), made for this run and removed after it.
 # Installs the npm dependencies on first use, into TOKENFLIGHT_OIDC_WORK_DIR when that is set (the
 # build directory: ctest sets it, so a read-only checkout works), else next to this script.
 # Fails with a clear message when node or npm is missing or the server does not come up within 30 s.
@@ -27,12 +29,13 @@ if [ ! -d "$here/node_modules/oidc-provider" ]; then
 fi
 
 out=$(mktemp)
-PORT=0 TOKEN_TTL=$ttl node "$here/server.mjs" >"$out" 2>"$out.err" &
+keys=$(mktemp -d)
+PORT=0 TOKEN_TTL=$ttl CLIENT_KEYS_DIR=$keys node "$here/server.mjs" >"$out" 2>"$out.err" &
 server=$!
 cleanup() {
     kill -TERM "$server" 2>/dev/null || true
     wait "$server" 2>/dev/null || true
-    rm -f "$out" "$out.err"
+    rm -rf "$out" "$out.err" "$keys"
 }
 trap cleanup EXIT
 
@@ -52,4 +55,4 @@ if [ -z "$issuer" ]; then
     cat "$out.err" >&2
     exit 1
 fi
-TOKENFLIGHT_OIDC_ISSUER="$issuer" TOKENFLIGHT_OIDC_TTL="$ttl" "$@"
+TOKENFLIGHT_OIDC_ISSUER="$issuer" TOKENFLIGHT_OIDC_TTL="$ttl" TOKENFLIGHT_OIDC_KEYS="$keys" "$@"

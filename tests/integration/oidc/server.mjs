@@ -2,15 +2,20 @@
 // integration tests. Loopback only, plain HTTP, in-memory storage.
 //
 // Env:
-//   PORT       port to listen on, 0 (default) = ephemeral
-//   TOKEN_TTL  access token lifetime in seconds (default 2)
+//   PORT             port to listen on, 0 (default) = ephemeral
+//   TOKEN_TTL        access token lifetime in seconds (default 2)
+//   CLIENT_KEYS_DIR  where to write the private keys of the private_key_jwt clients (rsa.pem,
+//                    ec.pem; PKCS#8 PEM), made fresh for each run; without it those clients are
+//                    not registered
 //
 // stdout carries exactly one line, `READY http://127.0.0.1:<port>`, once the
 // server accepts requests. Everything else (oidc-provider notices, logs) goes
 // to stderr.
 
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
 
 import Provider from 'oidc-provider';
 
@@ -34,6 +39,8 @@ function intFromEnv(name, fallback, min) {
 const port = intFromEnv('PORT', 0, 0);
 const tokenTtl = intFromEnv('TOKEN_TTL', 2, 1);
 
+const clientKeysDir = process.env.CLIENT_KEYS_DIR || '';
+
 const SCOPES = 'read write';
 const AUTHENTICATED_ROUTES = new Set(['token', 'introspection', 'revocation']);
 
@@ -47,6 +54,33 @@ function ccClient(clientId, secret, authMethod) {
     redirect_uris: [],
     scope: SCOPES,
   };
+}
+
+// RFC 7523 clients: each private_key_jwt client's public key is registered as its `jwks`; the
+// private halves go to CLIENT_KEYS_DIR for the test to sign with.
+function assertionClients() {
+  if (!clientKeysDir) return [];
+  const makeKey = (file, type, options) => {
+    const { publicKey, privateKey } = generateKeyPairSync(type, options);
+    writeFileSync(path.join(clientKeysDir, file), privateKey.export({ format: 'pem', type: 'pkcs8' }),
+      { mode: 0o600 });
+    return publicKey.export({ format: 'jwk' });
+  };
+  const rsa = makeKey('rsa.pem', 'rsa', { modulusLength: 2048 });
+  const ec = { ...makeKey('ec.pem', 'ec', { namedCurve: 'P-256' }), kid: 'tf-ec-1' };
+  const jwtClient = (clientId, jwk, alg) => {
+    const { client_secret: _, ...client } = ccClient(clientId, '', 'private_key_jwt');
+    return { ...client, jwks: { keys: [jwk] }, token_endpoint_auth_signing_alg: alg };
+  };
+  return [
+    jwtClient('tf-pkjwt-rs', rsa, 'RS256'),
+    jwtClient('tf-pkjwt-ps', rsa, 'PS256'),
+    jwtClient('tf-pkjwt-es', ec, 'ES256'),
+    {
+      ...ccClient('tf-secret-jwt', 'tf-secret-jwt-secret-0123456789abcdef0123456789', 'client_secret_jwt'),
+      token_endpoint_auth_signing_alg: 'HS256',
+    },
+  ];
 }
 
 function buildProvider(issuer) {
@@ -63,6 +97,7 @@ function buildProvider(issuer) {
       ccClient('tf-basic', 'tf-basic-secret', 'client_secret_basic'),
       ccClient('tf-post', 'tf-post-secret', 'client_secret_post'),
       ccClient('tf-introspect', 'tf-introspect-secret', 'client_secret_basic'),
+      ...assertionClients(),
     ],
     // Every scope a test may ask for must be known to the provider: scopes
     // that are unknown are silently dropped, known ones that are not in the
