@@ -79,7 +79,12 @@ public:
         http::detail::wire_request wire;
         using reader = http::detail::full_reader;
         const http::origin& origin() const noexcept { return to.origin; }
-        error_code authorize(std::string_view scheme, const access_token& t) {
+        std::string_view method() const noexcept {
+            const auto m = req.method_string();
+            return {m.data(), m.size()};
+        }
+        std::string_view target() const noexcept { return to.target; }
+        error_code authorize(std::string_view scheme, const access_token& t, std::string_view dpop_proof) {
             std::string value;
             value.reserve(scheme.size() + 1 + t.value().size());
             if (!scheme.empty()) {
@@ -88,6 +93,10 @@ public:
             }
             value += t.value();
             req.set(http::field::authorization, value);
+            if (dpop_proof.empty())
+                req.erase("DPoP");
+            else
+                req.set("DPoP", dpop_proof); // checked with the whole head below
             head.clear();
             if (auto ec = http::serialize_request_head(req, head)) return ec;
             wire = http::detail::wire_of(head, req);
@@ -105,8 +114,14 @@ public:
         http::detail::wire_request wire;
         using reader = Reader;
         const http::origin& origin() const noexcept { return state->where.origin; }
-        error_code authorize(std::string_view scheme, const access_token& t) {
-            auto got = state->authorization_for(source_id, t.generation(), scheme, t.value());
+        std::string_view method() const noexcept {
+            const auto m = boost::beast::http::to_string(state->method);
+            return {m.data(), m.size()};
+        }
+        std::string_view target() const noexcept { return state->where.target; }
+        error_code authorize(std::string_view scheme, const access_token& t, std::string_view dpop_proof) {
+            auto got = dpop_proof.empty() ? state->authorization_for(source_id, t.generation(), scheme, t.value())
+                                          : http::detail::authorization_with_proof(scheme, t.value(), dpop_proof);
             if (!got) return got.error();
             line = std::move(*got);
             wire = state->wire(line.get());
@@ -168,6 +183,7 @@ public:
             auto c = std::move(client);
             error_code ec = this->ec;
             auto res = std::move(this->res);
+            if (!ec) c->note_nonce(form.origin(), res);
             if (!ec && res.result_int() == 401 && !insufficient_scope(res)) {
                 // Sent once: a cancellation that came meanwhile is honoured unless it is total.
                 if ((this->cancelled() & once_sent(asio::cancellation_type::all)) != asio::cancellation_type::none) {
@@ -227,8 +243,7 @@ public:
             return spawn_request(slow_path_executor(), std::move(op), std::move(handler));
         }
         auto* op = request_op<Form>::make(std::move(handler), self, std::move(form), params);
-        const auto scheme = scheme_for(token);
-        if (error_code aec = scheme ? op->form.authorize(*scheme, token) : scheme.error()) {
+        if (error_code aec = authorize(op->form, token)) {
             token_failed(aec, token.generation());
             auto h = std::move(op->handler);
             op->destroy();
@@ -289,8 +304,16 @@ public:
             }
             token = std::move(t);
         }
+        bool nonce_resent = false;
         for (;;) {
-            if (sends == 1) {
+            if (sends == 1 && !nonce_resent && use_dpop_nonce(res)) {
+                // RFC 9449 section 9: the proof lacked the server's nonce, which came with this
+                // answer (stored by note_nonce). The same token once more, with the nonce; no
+                // token request. A 401 after that is a 401 like any other.
+                nonce_resent = true;
+                sends = 0;
+                nonce_resends_.fetch_add(1, std::memory_order_relaxed);
+            } else if (sends == 1) {
                 // 401: the token was revoked or expired early. One newer token for every request
                 // that saw this generation fail.
                 auto [tec, newer] = co_await wait_for_token(source_, token.generation(), params.diag);
@@ -322,14 +345,13 @@ public:
                 resent(token.generation(), newest.generation());
                 token = std::move(newest);
             }
-            const auto scheme = scheme_for(token);
-            error_code aec = scheme ? form.authorize(*scheme, token) : scheme.error();
-            if (aec) {
+            if (error_code aec = authorize(form, token)) {
                 token_failed(aec, token.generation());
                 co_return result{aec, {}};
             }
             auto op = pool_->async_exchange<reader>(form.origin(), form.wire, params.opts, tuple_awaitable);
             auto [ec, r] = co_await std::move(op);
+            if (!ec) note_nonce(form.origin(), r);
             if (ec || r.result_int() != 401) {
                 if (!ec) note_answer(r.result_int(), token);
                 co_return result{ec, std::move(r)};
@@ -376,6 +398,7 @@ public:
         s.unauthorized_after_resend = unauthorized_after_resend_.load(std::memory_order_relaxed);
         s.token_errors = token_errors_.load(std::memory_order_relaxed);
         s.refreshes_held_back = held_back_.load(std::memory_order_relaxed);
+        s.dpop_nonce_resends = nonce_resends_.load(std::memory_order_relaxed);
         return s;
     }
 
@@ -425,18 +448,52 @@ private:
     }
     static bool insufficient_scope(const http::brief_response& res) noexcept { return res.insufficient_scope; }
 
+    // DPoP (RFC 9449): the proof of a request, the nonces servers hand out, their challenges.
+    template <class Form>
+    error_code authorize(Form& form, const access_token& t) const {
+        const auto scheme = scheme_for(t);
+        if (!scheme) return scheme.error();
+        std::string proof;
+        if (const auto* prover = source_->dpop(); prover && *scheme == "DPoP") {
+            auto made = prover->proof(form.method(), dpop_htu(form.origin(), form.target()),
+                                      std::chrono::system_clock::now(), random_jti(),
+                                      source_->nonces().get(form.origin()), t.value());
+            if (!made) return made.error();
+            proof = std::move(*made);
+        }
+        return form.authorize(*scheme, t, proof);
+    }
+    void note_nonce(const http::origin& o, const http::response& res) const {
+        if (!source_->dpop()) return;
+        if (auto n = res["DPoP-Nonce"]; !n.empty()) source_->nonces().update(o, std::string_view(n.data(), n.size()));
+    }
+    void note_nonce(const http::origin& o, const http::brief_response& res) const {
+        if (source_->dpop() && !res.dpop_nonce.empty()) source_->nonces().update(o, res.dpop_nonce);
+    }
+    bool use_dpop_nonce(const http::response& res) const {
+        if (!source_->dpop()) return false;
+        for (auto [it, end] = res.equal_range(http::field::www_authenticate); it != end; ++it)
+            for (const auto& c : parse_www_authenticate(it->value()))
+                if (boost::beast::iequals(c.error(), "use_dpop_nonce")) return true;
+        return false;
+    }
+    bool use_dpop_nonce(const http::brief_response& res) const { return source_->dpop() && res.use_dpop_nonce; }
+
     // RFC 6749 section 7.1: a client uses a token type it understands. Only Bearer (in any case)
     // is, unless the caller chose the scheme; it is sent in its canonical spelling.
     boost::system::result<std::string_view> scheme_for(const access_token& t) const {
         if (options_.auth_scheme) return std::string_view(*options_.auth_scheme);
-        if (!boost::beast::iequals(t.type(), "bearer")) return error_code(errc::unsupported_token_type);
-        return std::string_view("Bearer");
+        if (boost::beast::iequals(t.type(), "bearer")) return std::string_view("Bearer");
+        // A DPoP-bound token (RFC 9449 section 7.1), sent with a proof: only by a source with DPoP.
+        if (source_->dpop() && boost::beast::iequals(t.type(), "dpop")) return std::string_view("DPoP");
+        return error_code(errc::unsupported_token_type);
     }
 
     std::shared_ptr<token_source_impl> source_;
     std::shared_ptr<http::detail::pool_impl> pool_;
     client_options options_;
-    std::atomic<std::uint64_t> requests_{0}, resends_{0}, unauthorized_after_resend_{0}, token_errors_{0}, held_back_{0};
+    std::atomic<std::uint64_t> requests_{0}, resends_{0}, unauthorized_after_resend_{0}, token_errors_{0}, held_back_{0},
+        nonce_resends_{0};
 };
 
 } // namespace detail

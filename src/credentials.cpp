@@ -36,6 +36,7 @@ boost::system::result<secret> load_secret_file(const std::filesystem::path& path
 boost::system::result<credentials> credentials::from_env() {
     credentials c;
     c.token_url = std::string(env("TOKENFLIGHT_TOKEN_URL"));
+    c.issuer = std::string(env("TOKENFLIGHT_ISSUER"));
     c.client_id = std::string(env("TOKENFLIGHT_CLIENT_ID"));
     c.scope = std::string(env("TOKENFLIGHT_SCOPE"));
     if (auto s = env("TOKENFLIGHT_CLIENT_SECRET"); !s.empty()) {
@@ -45,7 +46,7 @@ boost::system::result<credentials> credentials::from_env() {
         if (!loaded) return loaded.error();
         c.client_secret = std::move(*loaded);
     }
-    if (c.token_url.empty() || c.client_id.empty() || c.client_secret.empty())
+    if ((c.token_url.empty() && c.issuer.empty()) || c.client_id.empty() || c.client_secret.empty())
         return error_code(errc::missing_credentials);
     return c;
 }
@@ -62,7 +63,9 @@ std::string_view to_string(client_auth a) noexcept {
 }
 
 std::ostream& operator<<(std::ostream& os, const credentials& c) {
-    os << "credentials{token_url=" << c.token_url << ", client_id=" << c.client_id
+    os << "credentials{token_url=" << c.token_url;
+    if (!c.issuer.empty()) os << ", issuer=" << c.issuer;
+    os << ", client_id=" << c.client_id
        << ", client_secret=" << c.client_secret << ", scope=" << c.scope << ", auth=" << to_string(c.auth);
     if (c.assertion.key) os << ", assertion_key=" << *c.assertion.key;
     if (c.assertion.alg) os << ", assertion_alg=" << to_string(*c.assertion.alg);

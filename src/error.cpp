@@ -22,6 +22,8 @@ constexpr entry oauth_entries[] = {
     {"invalid_scope", "token endpoint: invalid_scope"},
     {"temporarily_unavailable", "token endpoint: temporarily_unavailable"},
     {"server_error", "token endpoint: server_error"},
+    {"use_dpop_nonce", "token endpoint: use_dpop_nonce (the DPoP proof must carry the server's nonce)"},
+    {"invalid_dpop_proof", "token endpoint: invalid_dpop_proof"},
     {"other", "token endpoint: OAuth error response"},
 };
 
@@ -33,6 +35,8 @@ constexpr entry client_entries[] = {
     {"bad_expires_in", "token endpoint: expires_in is not a number of seconds"},
     {"unsupported_token_type", "token_type is not a string, or not Bearer and no auth_scheme was set"},
     {"invalid_token_response", "token endpoint: access_token or token_type has characters a header cannot carry"},
+    {"issuer_mismatch", "discovery: the metadata's issuer is not the configured issuer"},
+    {"bad_metadata", "discovery: no usable authorization server metadata"},
     {"missing_credentials", "credentials: client id, secret or token URL missing"},
     {"invalid_url", "invalid URL"},
     {"unsupported_scheme", "URL scheme must be http or https"},
@@ -104,7 +108,7 @@ public:
         case condition::configuration: return in(ec, errc::missing_credentials, errc::key_algorithm_mismatch);
         case condition::bad_response:
             // A 5xx/429 is the server being busy (transient), not an unusable answer.
-            return (in(ec, errc::token_endpoint_status, errc::invalid_token_response) &&
+            return (in(ec, errc::token_endpoint_status, errc::bad_metadata) &&
                     ec != errc::server_unavailable) ||
                    ec == errc::header_too_large || ec == errc::body_too_large;
         case condition::tls_verification: return in(ec, errc::tls_untrusted_certificate, errc::tls_verification_failed);

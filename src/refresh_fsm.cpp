@@ -24,6 +24,13 @@ refresh_action refresh_fsm::resume(const refresh_event& e) {
     case state::sending: {
         if (!e.ec) return finish({}); // a token, whatever else happened meanwhile
         if (cancelled) return finish(boost::asio::error::operation_aborted);
+        // RFC 9449 section 8: the server wants its nonce in the proof, and sent it with this
+        // answer. Resent at once, not counted as a failure; a second demand in a row is one.
+        if (e.ec == oauth_errc::use_dpop_nonce && !nonce_resent_) {
+            nonce_resent_ = true;
+            return send(e.now);
+        }
+        nonce_resent_ = false;
         // RFC 6749 allows either method; some servers take only one. Switched once, at once.
         if (e.ec == oauth_errc::invalid_client && configured_ == client_auth::automatic &&
             method_ == client_auth::basic && !switched_) {

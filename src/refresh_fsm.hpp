@@ -53,6 +53,9 @@ struct refresh_action {
 ///   configured, an `invalid_client` answer to Basic authentication is followed at once by one
 ///   request with client_secret_post (not counted as a failure); method() then says what to
 ///   remember when the refresh succeeds.
+/// - A `use_dpop_nonce` answer (RFC 9449 section 8) is followed at once by one request (the
+///   driver has taken the nonce from the answer), not counted as a failure; a second such answer
+///   right after it is a permanent failure.
 /// - A transient failure is retried after backoff_policy::delay (Retry-After respected) while
 ///   fewer than max_attempts failures were seen and the pause ends before the deadline
 ///   (start + backoff.deadline); a permanent one ends the refresh. Each request's timeout is the
@@ -87,6 +90,7 @@ private:
     state state_ = state::initial;
     client_auth method_;
     bool switched_ = false;
+    bool nonce_resent_ = false; // the last request was the resend after a use_dpop_nonce answer
     clock::time_point deadline_{};
     int attempt_ = 0;  // requests sent
     int failures_ = 0; // requests that failed, the auth fallback's not counted

@@ -5,6 +5,8 @@
 #include "refresh_fsm.hpp"
 #include "token_source_impl.hpp"
 
+#include <tokenflight/discovery.hpp>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -71,15 +73,71 @@ token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds
     : ex_(ex), strand_(asio::make_strand(ex)), creds_(std::move(creds)), options_(std::move(options)),
       cache_(options_.backoff.cooldown), pool_(ex, pool_options_for(options_)), auth_(creds_.auth),
       id_(next_source_id()) {
-    auto loc = http::parse_url(creds_.token_url);
-    if (!loc) throw_config(loc.error());
-    location_ = std::move(*loc);
+    if (options_.dpop.enabled) {
+        auto key = options_.dpop.key ? *options_.dpop.key : signing_key::generate_p256();
+        if (options_.dpop.alg && !key.supports(*options_.dpop.alg)) throw_config(errc::key_algorithm_mismatch);
+        dpop_.emplace(std::move(key), options_.dpop.alg);
+    }
     auto method = effective_client_auth(creds_);
     if (!method) throw_config(method.error());
     creds_.auth = *method;
     auth_.store(*method, std::memory_order_relaxed);
-    if (creds_.assertion.audience.empty()) creds_.assertion.audience = creds_.token_url;
-    if (http::is_insecure(location_.origin, creds_.allow_insecure_http)) throw_config(errc::insecure_transport);
+    if (creds_.token_url.empty() && !creds_.issuer.empty()) {
+        // The token endpoint comes from the issuer's metadata, fetched by the first refresh.
+        auto urls = discovery_urls(creds_.issuer);
+        if (!urls) throw_config(urls.error());
+        if (http::is_insecure(http::parse_url(creds_.issuer)->origin, creds_.allow_insecure_http))
+            throw_config(errc::insecure_transport);
+        discover_ = true;
+        return;
+    }
+    if (auto ec = set_token_endpoint(creds_.token_url)) throw_config(ec);
+}
+
+error_code token_source_impl::set_token_endpoint(std::string url) {
+    auto loc = http::parse_url(url);
+    if (!loc) return loc.error();
+    if (http::is_insecure(loc->origin, creds_.allow_insecure_http)) return errc::insecure_transport;
+    location_ = std::move(*loc);
+    creds_.token_url = std::move(url);
+    audience_ = creds_.assertion.audience.empty() ? creds_.token_url : creds_.assertion.audience;
+    return {};
+}
+
+// On the strand, before a refresh: the issuer's metadata, from the first well-known URL that
+// answers (RFC 8414's, then OpenID Connect's). An issuer mismatch ends the search: the server
+// has been asked and named another issuer.
+asio::awaitable<error_code> token_source_impl::discover(diagnostics& diag) {
+    error_code ec;
+    for (const auto& url : *discovery_urls(creds_.issuer)) {
+        const auto loc = *http::parse_url(url);
+        http::request req{http::verb::get, loc.target, 11};
+        req.set(http::field::host, loc.origin.authority());
+        req.set(http::field::accept, "application/json");
+        http::send_options so;
+        so.timeout = options_.request_timeout;
+        so.idempotent = true;
+        metadata_requests_.fetch_add(1, std::memory_order_relaxed);
+        auto [send_ec, res] = co_await pool_.async_send(loc.origin, std::move(req), so, asio::as_tuple(asio::use_awaitable));
+        diag.clear();
+        if (send_ec) {
+            ec = send_ec;
+            continue;
+        }
+        auto m = parse_server_metadata(res.result_int(), res.body(), creds_.issuer, diag);
+        if (!m) {
+            ec = m.error();
+            if (ec == errc::issuer_mismatch) break;
+            continue;
+        }
+        if (auto bad = set_token_endpoint(m->token_endpoint)) co_return bad; // insecure_transport
+        const auto method = choose_client_auth(*m, creds_);
+        creds_.auth = method;
+        auth_.store(method, std::memory_order_relaxed);
+        discover_ = false;
+        co_return error_code();
+    }
+    co_return ec;
 }
 
 // Under mutex_: what the cache says, with the token to serve taken while the lock is held. A
@@ -207,6 +265,7 @@ token_source_stats token_source_impl::stats() const {
     s.served = served_.load(std::memory_order_relaxed);
     s.waited = waited_.load(std::memory_order_relaxed);
     s.reactive_held_back = held_back_.load(std::memory_order_relaxed);
+    s.metadata_requests = metadata_requests_.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -276,6 +335,10 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
     co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     auto cs = co_await asio::this_coro::cancellation_state;
 
+    if (discover_) {
+        diagnostics diag;
+        if (auto ec = co_await discover(diag)) co_return fail(ec, std::move(diag), 0, cause);
+    }
     refresh_fsm fsm(options_.backoff, options_.request_timeout, creds_.auth, auth_.load(std::memory_order_relaxed),
                     &unit_random);
     diagnostics diag;
@@ -287,7 +350,12 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
     event.cancelled = cs.cancelled();
     for (auto step = fsm.resume(event);; step = fsm.resume(event)) {
         if (step.what == refresh_action::kind::done) {
-            if (step.ec) co_return fail(step.ec, std::move(diag), step.attempt, cause);
+            if (step.ec) {
+                // An endpoint that cannot be reached or does not answer as one may have moved:
+                // with an issuer, its metadata is fetched again before the next refresh.
+                if (!creds_.issuer.empty() && step.ec.category() != oauth_category()) discover_ = true;
+                co_return fail(step.ec, std::move(diag), step.attempt, cause);
+            }
             if (fsm.switched_method()) auth_.store(fsm.method(), std::memory_order_relaxed);
             co_return succeed(std::move(*token), sent, cause);
         }
@@ -295,9 +363,16 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
             secret assertion; // a fresh one per request: a server refuses a jti it has seen
             error_code unsent;
             if (uses_assertion(step.method)) {
-                auto made = make_client_assertion(creds_, step.method, creds_.assertion.audience,
+                auto made = make_client_assertion(creds_, step.method, audience_,
                                                   std::chrono::system_clock::now(), random_jti());
                 if (made) assertion = std::move(*made);
+                else unsent = made.error();
+            }
+            std::string proof;
+            if (dpop_ && !unsent) {
+                auto made = dpop_->proof("POST", dpop_htu(location_.origin, location_.target),
+                                         std::chrono::system_clock::now(), random_jti(), nonces_.get(location_.origin));
+                if (made) proof = std::move(*made);
                 else unsent = made.error();
             }
             if (unsent) { // nothing sent: the failure is the answer
@@ -312,6 +387,7 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
             }
             auto req = make_token_request(creds_, step.method, location_.origin.authority(), location_.target,
                                           assertion);
+            if (!proof.empty()) req.set("DPoP", proof);
             sent = clock::now();
             const auto sent_wall = std::chrono::system_clock::now();
             token_requests_.fetch_add(1, std::memory_order_relaxed);
@@ -326,6 +402,9 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
             event.what = refresh_event::kind::response;
             diag.clear();
             if (!send_ec) {
+                // Every answer may carry the nonce to use next (RFC 9449 section 8).
+                if (dpop_)
+                    if (auto n = res["DPoP-Nonce"]; !n.empty()) nonces_.update(location_.origin, n);
                 auto parsed = parse_token_response(res.result_int(), res.body(), sent_wall,
                                                    options_.refresh.default_lifetime, redactor_, diag);
                 if (parsed) {

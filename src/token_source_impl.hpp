@@ -79,6 +79,10 @@ public:
     std::uint64_t id() const noexcept { return id_; }
     /// credentials::allow_insecure_http: may this source's tokens go over plain http?
     bool allows_insecure_http() const noexcept { return creds_.allow_insecure_http; }
+    /// The DPoP prover of this source's key; null without DPoP.
+    const dpop_prover* dpop() const noexcept { return dpop_ ? &*dpop_ : nullptr; }
+    /// Server DPoP nonces by origin, shared by the token requests and the clients' API requests.
+    dpop_nonces& nonces() noexcept { return nonces_; }
 
 private:
     // Each thread hands out its own copy of the token, so that copies made on different threads
@@ -106,6 +110,8 @@ private:
     void cancel_waiter(std::uint64_t id);
     void launch_refresh(refresh_cause cause);
     asio::awaitable<void> refresh(std::shared_ptr<token_source_impl> self, refresh_cause cause);
+    error_code set_token_endpoint(std::string url);
+    asio::awaitable<error_code> discover(diagnostics& diag);
     void succeed(token_response r, clock::time_point sent, refresh_cause cause);
     void fail(error_code ec, diagnostics diag, int attempts, refresh_cause cause);
     void emit(token_event::kind what, int attempt, refresh_cause cause, error_code ec = {},
@@ -116,7 +122,11 @@ private:
     asio::strand<asio::any_io_executor> strand_; // the refresh coroutine and its cancellation signal
     credentials creds_;
     token_source_options options_;
-    http::location location_;
+    http::location location_;  // of the token endpoint; changed by discovery, on the strand
+    std::string audience_;     // of client assertions: credentials' or the token endpoint URL
+    bool discover_ = false;    // fetch the issuer's metadata before the next refresh (strand)
+    std::optional<dpop_prover> dpop_; // set at construction, then only read
+    dpop_nonces nonces_;
     redactor redactor_{creds_.client_secret, creds_.client_id}; // after creds_: built from it
 
     mutable std::mutex mutex_; // guards cache_, waiters_, next_waiter_; never held across I/O
@@ -134,7 +144,7 @@ private:
     const std::uint64_t id_;
 
     std::atomic<std::uint64_t> token_requests_{0}, token_failures_{0}, proactive_{0}, reactive_{0}, served_{0},
-        waited_{0}, held_back_{0};
+        waited_{0}, held_back_{0}, metadata_requests_{0};
     std::atomic<std::uint64_t> ok_generation_{0}; // mirrors of the cache's, for report_ok's fast path
     std::atomic<bool> futility_backoff_{false};
 };

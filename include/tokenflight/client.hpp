@@ -67,6 +67,7 @@ struct client_stats {
     std::uint64_t unauthorized_after_resend = 0; ///< resent requests that got a 401 again
     std::uint64_t token_errors = 0;          ///< requests failed because no token could be had
     std::uint64_t refreshes_held_back = 0;   ///< 401s returned without a refresh (futility backoff)
+    std::uint64_t dpop_nonce_resends = 0;    ///< requests resent with the server's new DPoP nonce
 };
 
 namespace detail {

@@ -60,6 +60,11 @@ struct client_assertion_options {
 /// Streaming a credentials object prints the secret as `***`.
 struct credentials {
     std::string token_url;  ///< https://... (http:// only to loopback unless allow_insecure_http)
+    /// The authorization server's issuer identifier. With token_url empty, the token endpoint,
+    /// and for client_auth::automatic the method, come from its metadata (RFC 8414, OpenID
+    /// Connect Discovery), fetched before the first token request and again after a refresh
+    /// that failed other than with an OAuth error. See discovery.hpp.
+    std::string issuer;
     std::string client_id; ///< the client's identifier, as registered with the provider
     secret client_secret;   ///< the client's secret; prints as `***`
     std::string scope;      ///< space-separated scopes; empty sends no scope parameter
@@ -70,8 +75,8 @@ struct credentials {
     /// Send the secret over plain http:// to a non-loopback host. Off unless you really mean it.
     bool allow_insecure_http = false;
 
-    /// Reads TOKENFLIGHT_TOKEN_URL, TOKENFLIGHT_CLIENT_ID, TOKENFLIGHT_CLIENT_SECRET and
-    /// (optionally) TOKENFLIGHT_SCOPE. When TOKENFLIGHT_CLIENT_SECRET is unset,
+    /// Reads TOKENFLIGHT_TOKEN_URL (or TOKENFLIGHT_ISSUER), TOKENFLIGHT_CLIENT_ID,
+    /// TOKENFLIGHT_CLIENT_SECRET and (optionally) TOKENFLIGHT_SCOPE. When TOKENFLIGHT_CLIENT_SECRET is unset,
     /// TOKENFLIGHT_CLIENT_SECRET_FILE names a file holding the secret.
     /// Fails with errc::missing_credentials naming no secret value.
     static boost::system::result<credentials> from_env();

@@ -30,6 +30,9 @@ enum class oauth_errc {
     invalid_scope,           ///< `invalid_scope` (permanent)
     temporarily_unavailable, ///< `temporarily_unavailable` (transient, whatever the status)
     server_error,            ///< `server_error` (transient, whatever the status)
+    use_dpop_nonce,          ///< `use_dpop_nonce` (RFC 9449): a proof must carry the server's nonce;
+                             ///< retried once at once with the nonce of its DPoP-Nonce header
+    invalid_dpop_proof,      ///< `invalid_dpop_proof` (RFC 9449, permanent)
     other,                   ///< any other `error` value; the value is in diagnostics::oauth_error
 };
 
@@ -47,6 +50,8 @@ enum class errc {
                             ///< Authorization scheme from it (RFC 6749 section 7.1)
     invalid_token_response, ///< an access_token that is not visible ASCII, or a token_type that is
                             ///< not an RFC 9110 token: never usable in a header (permanent)
+    issuer_mismatch,        ///< discovery: the metadata names another issuer than the one configured
+    bad_metadata,           ///< discovery: no usable metadata document (status, JSON, token_endpoint)
 
     // --- configuration and caller input, refused before anything is sent ---
     missing_credentials,    ///< no client id / secret / token URL where one was needed

@@ -3,6 +3,7 @@
 
 #include <tokenflight/completion_token.hpp>
 #include <tokenflight/credentials.hpp>
+#include <tokenflight/dpop.hpp>
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/connection_pool.hpp>
 #include <tokenflight/token.hpp>
@@ -47,6 +48,9 @@ struct token_source_options {
     clock::duration request_timeout = std::chrono::seconds(10); ///< one token request
     std::size_t body_limit = 64 * 1024;                         ///< token response body
     http::tls_options tls;                                      ///< for an https token URL
+    /// DPoP (RFC 9449): proofs on token requests, and on the API requests of every client of
+    /// this source; tokens bound to the source's key. Off by default.
+    dpop_options dpop;
     /// Called on the source's executor for every token_event; must not block. Optional.
     /// Exceptions it throws are caught and ignored.
     std::function<void(const token_event&)> on_event;
@@ -61,6 +65,7 @@ struct token_source_stats {
     std::uint64_t served = 0;             ///< requests completed with a token
     std::uint64_t waited = 0;             ///< requests that had to wait for a refresh
     std::uint64_t reactive_held_back = 0; ///< newer-than requests answered errc::refresh_backoff
+    std::uint64_t metadata_requests = 0;  ///< requests for the issuer's metadata (credentials::issuer)
 };
 
 namespace detail {

@@ -37,6 +37,7 @@ private:
     using sv = boost::beast::string_view; // Beast's callbacks take boost::core::string_view
     static constexpr std::size_t www_authenticate_cap = 1024;
     static constexpr std::size_t retry_after_cap = 64;
+    static constexpr std::size_t dpop_nonce_cap = 256;
 
     void on_request_impl(boost::beast::http::verb, sv, sv, int, error_code& ec) override {
         ec = boost::beast::http::error::bad_method; // a response parser
@@ -58,11 +59,14 @@ private:
             te_.add(value);
         } else if (name == field::www_authenticate && res_.status == 401) {
             append_capped(res_.www_authenticate, value, www_authenticate_cap);
-            if (!res_.insufficient_scope)
-                for (const auto& c : parse_www_authenticate(value))
-                    if (boost::beast::iequals(c.error(), "insufficient_scope")) res_.insufficient_scope = true;
+            for (const auto& c : parse_www_authenticate(value)) {
+                if (boost::beast::iequals(c.error(), "insufficient_scope")) res_.insufficient_scope = true;
+                if (boost::beast::iequals(c.error(), "use_dpop_nonce")) res_.use_dpop_nonce = true;
+            }
         } else if (name == field::retry_after && (res_.status == 429 || res_.status == 503)) {
             res_.retry_after.assign(value.substr(0, retry_after_cap));
+        } else if (name == field::unknown && boost::beast::iequals(name_string, "dpop-nonce")) {
+            res_.dpop_nonce.assign(value.substr(0, dpop_nonce_cap));
         }
     }
     void on_header_impl(error_code&) override {}

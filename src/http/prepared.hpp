@@ -40,6 +40,11 @@ struct authorization_line {
     }
 };
 
+/// A one-off Authorization line with a DPoP proof after it ("Authorization: DPoP t\r\nDPoP: p\r\n"):
+/// a proof is made for one send, so the line is not cached. Checked as authorization_for checks.
+boost::system::result<std::shared_ptr<const authorization_line>>
+authorization_with_proof(std::string_view scheme, std::string_view token, std::string_view proof);
+
 struct prepared_state {
     location where;
     verb method = verb::get;

@@ -16,6 +16,35 @@ void detail::set_default_fields(request& req, const origin& to, std::string_view
 
 namespace detail {
 
+namespace {
+// The one place an Authorization line becomes bytes: the same checks serialize_request_head makes.
+error_code append_authorization(std::string& line, std::string_view scheme, std::string_view token) {
+    if ((!scheme.empty() && !is_token(scheme)) || !is_field_value(token) || token.empty())
+        return errc::invalid_header_value;
+    line += "Authorization: ";
+    if (!scheme.empty()) {
+        line += scheme;
+        line += ' ';
+    }
+    line += token;
+    line += "\r\n";
+    return {};
+}
+} // namespace
+
+boost::system::result<std::shared_ptr<const authorization_line>>
+authorization_with_proof(std::string_view scheme, std::string_view token, std::string_view proof) {
+    if (!is_field_value(proof) || proof.empty()) return error_code(errc::invalid_header_value);
+    auto built = std::make_shared<authorization_line>();
+    built->scheme = scheme;
+    built->line.reserve(27 + scheme.size() + token.size() + proof.size());
+    if (auto ec = append_authorization(built->line, scheme, token)) return ec;
+    built->line += "DPoP: ";
+    built->line += proof;
+    built->line += "\r\n";
+    return std::shared_ptr<const authorization_line>(std::move(built));
+}
+
 boost::system::result<std::shared_ptr<const authorization_line>>
 prepared_state::authorization_for(std::uint64_t source, std::uint64_t generation, std::string_view scheme,
                                   std::string_view token) {
@@ -23,21 +52,12 @@ prepared_state::authorization_for(std::uint64_t source, std::uint64_t generation
         std::lock_guard lock(authorization_mutex);
         if (authorization && authorization->is(source, generation, scheme)) return authorization;
     }
-    // The one place this line becomes bytes: the same checks serialize_request_head makes.
-    if ((!scheme.empty() && !is_token(scheme)) || !is_field_value(token) || token.empty())
-        return error_code(errc::invalid_header_value);
     auto built = std::make_shared<authorization_line>();
     built->source = source;
     built->generation = generation;
     built->scheme = scheme;
     built->line.reserve(17 + scheme.size() + token.size());
-    built->line += "Authorization: ";
-    if (!scheme.empty()) {
-        built->line += scheme;
-        built->line += ' ';
-    }
-    built->line += token;
-    built->line += "\r\n";
+    if (auto ec = append_authorization(built->line, scheme, token)) return ec;
     authorization_builds.fetch_add(1, std::memory_order_relaxed);
     std::shared_ptr<const authorization_line> out = std::move(built);
     // A newer generation of the same source wins: a late sender with an older token does not

@@ -343,3 +343,141 @@ TEST_CASE("oidc-provider: tokenflight-load authenticates with --client-assertion
     CHECK(bearer == 200);
     CHECK(other == 0);
 }
+
+// --- discovery (RFC 8414 / OpenID Connect Discovery) ---
+
+TEST_CASE("oidc-provider: discovery from the issuer finds the token endpoint") {
+    test::io_threads io(1);
+    auto c = creds("tf-basic", "tf-basic-secret", client_auth::basic);
+    c.token_url.clear();
+    c.issuer = issuer();
+    token_source src(io.executor(), c);
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    // oidc-provider answers RFC 8414's URL, the first one tried.
+    CHECK(src.stats().metadata_requests == 1);
+    CHECK(src.stats().token_requests == 1);
+    // Cached: the next refresh asks for no metadata.
+    auto [ec2, t2] = test::run(io.executor(), src.async_get_token_after(t.generation(), diag,
+                                                                       asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec2);
+    CHECK(src.stats().metadata_requests == 1);
+    CHECK(src.stats().token_requests == 2);
+}
+
+TEST_CASE("oidc-provider: discovery with automatic picks private_key_jwt for a key, the fallback for a secret") {
+    auto with_key = assertion_creds("tf-pkjwt-es", "ec.pem");
+    with_key.auth = client_auth::automatic;
+    with_key.assertion.kid = "tf-ec-1";
+    with_key.token_url.clear();
+    with_key.issuer = issuer();
+    two_tokens_active(with_key);
+
+    // The server lists Basic and post: Basic is refused for tf-post, post is remembered.
+    test::io_threads io(1);
+    auto post = creds("tf-post", "tf-post-secret", client_auth::automatic);
+    post.token_url.clear();
+    post.issuer = issuer();
+    token_source src(io.executor(), post);
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    CHECK(src.stats().token_requests == 2);
+}
+
+TEST_CASE("oidc-provider: an issuer the metadata does not name is issuer_mismatch, and no token is asked for") {
+    test::io_threads io(1);
+    auto c = creds("tf-basic", "tf-basic-secret", client_auth::basic);
+    c.token_url.clear();
+    c.issuer = issuer() + "/"; // the server's issuer has no trailing slash: not the same identifier
+    token_source src(io.executor(), c);
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    CHECK(ec == errc::issuer_mismatch);
+    CHECK(diag.error_description.find("expected '" + issuer() + "/'") != std::string::npos);
+    CHECK(src.stats().token_requests == 0);
+    CHECK(src.stats().metadata_requests == 1); // a mismatch ends the search
+}
+
+TEST_CASE("oidc-provider: tokenflight-load finds the token endpoint with --issuer") {
+    std::atomic<int> bearer{0};
+    testing::http_server api([&](const http::request& req, http::response& res) -> asio::awaitable<testing::reply> {
+        const bool ok = req[http::field::authorization].starts_with("Bearer ");
+        if (ok) ++bearer;
+        res.result(ok ? http::status::ok : http::status::unauthorized);
+        co_return testing::reply::send;
+    });
+    const std::string cmd = "TOKENFLIGHT_CLIENT_SECRET=tf-post-secret " + std::string(TOKENFLIGHT_LOAD_EXE) +
+                            " --issuer " + issuer() + " --client-id tf-post --scope read -n 100 -c 4 " +
+                            api.base_url() + "/ > /dev/null";
+    CHECK(std::system(cmd.c_str()) == 0);
+    CHECK(bearer == 100);
+}
+
+// --- DPoP (RFC 9449): oidc-provider requires a nonce on every DPoP token request ---
+
+namespace {
+
+asio::awaitable<boost::json::object> introspection(http::connection_pool& pool, std::string token) {
+    auto loc = http::parse_url(issuer() + "/token/introspection").value();
+    http::request req{http::verb::post, loc.target, 11};
+    req.set(http::field::content_type, "application/x-www-form-urlencoded");
+    req.set(http::field::authorization, "Basic " + base64_encode("tf-introspect:tf-introspect-secret"));
+    req.body() = "token=" + form_urlencode(token);
+    auto [ec, res] = co_await pool.async_send(loc.origin, std::move(req), asio::as_tuple(asio::use_awaitable));
+    if (ec || res.result() != http::status::ok) co_return boost::json::object();
+    co_return boost::json::parse(res.body()).as_object();
+}
+
+} // namespace
+
+TEST_CASE("oidc-provider: a DPoP-bound token, with the server's nonce, bound to the source's key") {
+    for (auto auth : {client_auth::basic, client_auth::private_key_jwt}) {
+        CAPTURE(to_string(auth));
+        test::io_threads io(1);
+        auto c = auth == client_auth::basic ? creds("tf-basic", "tf-basic-secret", client_auth::basic)
+                                            : assertion_creds("tf-pkjwt-rs", "rsa.pem");
+        token_source_options so;
+        so.dpop.enabled = true;
+        so.dpop.key = signing_key::generate_p256();
+        token_source src(io.executor(), c, so);
+        diagnostics diag;
+        auto [ec, t] = get_token(io, src, diag);
+        REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+        CHECK(t.type() == "DPoP");
+        // The first proof had no nonce: use_dpop_nonce, then the same request with it.
+        CHECK(src.stats().token_requests == 2);
+        http::connection_pool pool(io.executor());
+        auto info = test::run(io.executor(), introspection(pool, std::string(t.value())));
+        CHECK(info["active"] == true);
+        REQUIRE(info.contains("cnf"));
+        CHECK(info["cnf"].as_object()["jkt"] == so.dpop.key->jwk_thumbprint().c_str());
+        // The nonce is kept: the next token costs one request (unless the server's nonce
+        // rotated meanwhile, which oidc-provider does every few minutes: then two).
+        auto [ec2, t2] = test::run(io.executor(), src.async_get_token_after(t.generation(), diag,
+                                                                           asio::as_tuple(asio::use_awaitable)));
+        REQUIRE_MESSAGE(!ec2, ec2.message() << " " << diag.to_string());
+        CHECK(src.stats().token_requests <= 4);
+        CHECK(src.stats().token_requests >= 3);
+    }
+}
+
+TEST_CASE("oidc-provider: each source makes its own DPoP key, and its tokens are bound to it") {
+    test::io_threads io(1);
+    token_source_options a, b;
+    a.dpop.enabled = b.dpop.enabled = true;
+    token_source sa(io.executor(), creds("tf-basic", "tf-basic-secret", client_auth::basic), a);
+    token_source sb(io.executor(), creds("tf-basic", "tf-basic-secret", client_auth::basic), b);
+    diagnostics diag;
+    auto [ea, ta] = get_token(io, sa, diag);
+    auto [eb, tb] = get_token(io, sb, diag);
+    REQUIRE_FALSE(ea);
+    REQUIRE_FALSE(eb);
+    http::connection_pool pool(io.executor());
+    auto ia = test::run(io.executor(), introspection(pool, std::string(ta.value())));
+    auto ib = test::run(io.executor(), introspection(pool, std::string(tb.value())));
+    REQUIRE(ia.contains("cnf"));
+    REQUIRE(ib.contains("cnf"));
+    CHECK(ia["cnf"].as_object()["jkt"] != ib["cnf"].as_object()["jkt"]); // a default key per source
+}

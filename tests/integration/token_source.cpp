@@ -4,6 +4,7 @@
 #include "tls_fixture.hpp"
 
 #include <tokenflight/testing/fake_auth_server.hpp>
+#include <tokenflight/testing/http_server.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -463,5 +464,138 @@ TEST_CASE("an https token endpoint: its CA is trusted through token_source_optio
         CHECK(src.stats().token_requests == 1);
         CHECK(bad.token_requests() == 0);
         CHECK(diag.http_status == 0);
+    }
+}
+
+// --- discovery: the token endpoint from the issuer's metadata ---
+
+namespace {
+
+// An issuer serving RFC 8414 metadata whose token_endpoint the test sets; 404 elsewhere.
+struct metadata_server {
+    std::mutex m;
+    std::string token_endpoint;
+    std::string path = "/.well-known/oauth-authorization-server"; // the one well-known URL served
+    std::string issuer_path;                                       // after the base URL
+    testing::http_server server{[this](const http::request& req, http::response& res) -> asio::awaitable<testing::reply> {
+        if (req.target() != path) {
+            res.result(http::status::not_found);
+            co_return testing::reply::send;
+        }
+        std::lock_guard l(m);
+        res.set(http::field::content_type, "application/json");
+        res.body() = R"({"issuer":")" + server.base_url() + issuer_path + R"(","token_endpoint":")" + token_endpoint +
+                     R"(","token_endpoint_auth_methods_supported":["client_secret_basic"]})";
+        co_return testing::reply::send;
+    }};
+    void point_at(std::string url) {
+        std::lock_guard l(m);
+        token_endpoint = std::move(url);
+    }
+};
+
+} // namespace
+
+TEST_CASE("discovery: a refresh that fails fetches the metadata again, and follows the endpoint that moved") {
+    test::io_threads io(1);
+    testing::fake_auth_server first(server_options()), second(server_options());
+    metadata_server issuer;
+    issuer.point_at(first.token_url());
+    auto c = creds_for(first);
+    c.token_url.clear();
+    c.issuer = issuer.server.base_url();
+    token_source_options o;
+    o.backoff.max_attempts = 1;
+    o.backoff.cooldown = 0s;
+    token_source src(io.executor(), c, o);
+
+    auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(ec);
+    CHECK(first.token_requests() == 1);
+    CHECK(src.stats().metadata_requests == 1); // RFC 8414's URL answered
+
+    // The endpoint moves: the old one refuses connections.
+    issuer.point_at(second.token_url());
+    first.server().stop();
+    auto [ec2, t2] = test::run(io.executor(), src.async_get_token_after(t.generation(), asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec2 == condition::transient);
+    CHECK(src.stats().metadata_requests == 1);
+    auto [ec3, t3] = test::run(io.executor(), src.async_get_token_after(t.generation(), asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(ec3);
+    CHECK(src.stats().metadata_requests == 2);
+    CHECK(second.token_requests() == 1);
+}
+
+TEST_CASE("discovery: an issuer with a path, served only at OpenID's URL, is found at the second") {
+    test::io_threads io(1);
+    testing::fake_auth_server auth(server_options());
+    metadata_server issuer;
+    issuer.path = "/tenant-7/.well-known/openid-configuration";
+    issuer.issuer_path = "/tenant-7";
+    issuer.point_at(auth.token_url());
+    auto c = creds_for(auth);
+    c.token_url.clear();
+    c.issuer = issuer.server.base_url() + "/tenant-7";
+    token_source src(io.executor(), c);
+    auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(ec);
+    CHECK(src.stats().metadata_requests == 2); // /.well-known/oauth-authorization-server/tenant-7: 404
+    CHECK(issuer.server.requests() == 2);
+    CHECK(auth.token_requests() == 1);
+}
+
+TEST_CASE("discovery: metadata naming a plain-http endpoint off loopback is refused before any token request") {
+    test::io_threads io(1);
+    testing::fake_auth_server auth(server_options());
+    metadata_server issuer;
+    issuer.point_at("http://auth.example/token"); // never contacted: the secret would travel in clear
+    auto c = creds_for(auth);
+    c.token_url.clear();
+    c.issuer = issuer.server.base_url();
+    token_source src(io.executor(), c);
+    auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::insecure_transport);
+    CHECK(src.stats().token_requests == 0);
+    CHECK(auth.token_requests() == 0);
+}
+
+TEST_CASE("discovery: an issuer that serves no metadata is bad_metadata after both well-known URLs") {
+    test::io_threads io(1);
+    testing::http_server nothing([](const http::request&, http::response& res) -> asio::awaitable<testing::reply> {
+        res.result(http::status::not_found);
+        res.body() = "<html>not here</html>";
+        co_return testing::reply::send;
+    });
+    credentials c;
+    c.issuer = nothing.base_url() + "/tenant";
+    c.client_id = "client-1";
+    c.client_secret = secret(recognisable_secret);
+    token_source src(io.executor(), c);
+    diagnostics diag;
+    auto [ec, t] = test::run(io.executor(), src.async_get_token(diag, asio::as_tuple(asio::use_awaitable)));
+    CHECK(ec == errc::bad_metadata);
+    CHECK(diag.http_status == 404);
+    CHECK(nothing.requests() == 2);
+    CHECK(src.stats().metadata_requests == 2);
+    CHECK(src.stats().token_requests == 0);
+}
+
+TEST_CASE("discovery: a bad issuer is refused at construction") {
+    test::io_threads io(1);
+    credentials c;
+    c.client_id = "client-1";
+    c.client_secret = secret(recognisable_secret);
+    const std::pair<const char*, errc> rows[] = {{"https://as.example/?x=1", errc::invalid_url},
+                                                 {"ftp://as.example", errc::unsupported_scheme},
+                                                 {"http://as.example", errc::insecure_transport}};
+    for (const auto& [iss, code] : rows) {
+        CAPTURE(iss);
+        c.issuer = iss;
+        try {
+            token_source src(io.executor(), c);
+            FAIL("constructed");
+        } catch (const boost::system::system_error& e) {
+            CHECK(e.code() == code);
+        }
     }
 }

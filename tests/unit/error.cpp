@@ -77,6 +77,7 @@ TEST_CASE("conditions classify codes of every category") {
     // bad_response
     for (auto e : {errc::token_endpoint_status, errc::malformed_response, errc::missing_access_token,
                    errc::bad_expires_in, errc::unsupported_token_type, errc::invalid_token_response,
+                   errc::issuer_mismatch, errc::bad_metadata,
                    errc::header_too_large, errc::body_too_large})
         CHECK_MESSAGE(error_code(e) == condition::bad_response, to_string(e));
     CHECK(error_code(errc::server_unavailable) != condition::bad_response);

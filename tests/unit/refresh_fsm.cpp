@@ -269,3 +269,52 @@ TEST_CASE("refresh_fsm: a timer that fails without a cancellation ends the refre
     CHECK(a.what == kind::done);
     CHECK(a.ec == boost::asio::error::operation_aborted);
 }
+
+TEST_CASE("refresh_fsm: use_dpop_nonce is resent at once, once in a row, not counted as a failure") {
+    auto fsm = make();
+    CHECK(fsm.resume(start()).attempt == 1);
+    auto a = fsm.resume(response(t0 + 10ms, oauth_errc::use_dpop_nonce));
+    CHECK(a.what == kind::send); // at once: no wait
+    CHECK(a.attempt == 2);
+    a = fsm.resume(response(t0 + 20ms));
+    CHECK(a.what == kind::done);
+    CHECK_FALSE(a.ec);
+
+    // A second demand right after the resend: the nonce did not help, permanent.
+    auto twice = make();
+    twice.resume(start());
+    CHECK(twice.resume(response(t0 + 10ms, oauth_errc::use_dpop_nonce)).what == kind::send);
+    a = twice.resume(response(t0 + 20ms, oauth_errc::use_dpop_nonce));
+    CHECK(a.what == kind::done);
+    CHECK(a.ec == oauth_errc::use_dpop_nonce);
+    CHECK(a.attempt == 2);
+
+    // After another answer in between (a transient failure, retried), a new demand (the nonce
+    // rotated meanwhile) gets its own resend; the nonce resends count against no attempt limit.
+    backoff_policy b = policy();
+    b.max_attempts = 2;
+    auto rotated = make(client_auth::basic, client_auth::basic, b);
+    rotated.resume(start());
+    CHECK(rotated.resume(response(t0 + 10ms, oauth_errc::use_dpop_nonce)).what == kind::send);
+    a = rotated.resume(response(t0 + 20ms, errc::server_unavailable));
+    CHECK(a.what == kind::wait);
+    CHECK(rotated.resume(timer(t0 + a.delay + 20ms)).what == kind::send);
+    a = rotated.resume(response(t0 + 1s, oauth_errc::use_dpop_nonce));
+    CHECK(a.what == kind::send);
+    CHECK(a.attempt == 4);
+    a = rotated.resume(response(t0 + 1s + 10ms));
+    CHECK(a.what == kind::done);
+    CHECK_FALSE(a.ec);
+}
+
+TEST_CASE("refresh_fsm: a configured assertion method is used from the first request, with no fallback") {
+    for (auto m : {client_auth::private_key_jwt, client_auth::client_secret_jwt}) {
+        auto fsm = make(m, m);
+        auto a = fsm.resume(start());
+        CHECK(a.method == m);
+        a = fsm.resume(response(t0 + 10ms, oauth_errc::invalid_client));
+        CHECK(a.what == kind::done);
+        CHECK(a.ec == oauth_errc::invalid_client);
+        CHECK_FALSE(fsm.switched_method());
+    }
+}

@@ -2,6 +2,7 @@
 
 #include <tokenflight/http/header_syntax.hpp>
 #include <tokenflight/http/url.hpp>
+#include <tokenflight/discovery.hpp>
 #include <tokenflight/token_endpoint.hpp>
 
 #include <algorithm>
@@ -36,6 +37,8 @@ and on a 401 refreshes it once for all requests in flight.
 
 OAuth:
   --token-url URL            token endpoint (or TOKENFLIGHT_TOKEN_URL)
+  --issuer URL               or: the authorization server's issuer; the token endpoint and the
+                             client authentication come from its metadata (or TOKENFLIGHT_ISSUER)
   --client-id ID             client id (or TOKENFLIGHT_CLIENT_ID)
   --client-secret-file FILE  file holding the client secret (or TOKENFLIGHT_CLIENT_SECRET);
                              the secret is never accepted as a flag value
@@ -89,6 +92,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         return v ? v : "";
     };
     c.creds.token_url = env("TOKENFLIGHT_TOKEN_URL");
+    c.creds.issuer = env("TOKENFLIGHT_ISSUER");
     c.creds.client_id = env("TOKENFLIGHT_CLIENT_ID");
     c.creds.scope = env("TOKENFLIGHT_SCOPE");
 
@@ -118,7 +122,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         } else if (a == "--client-secret" || a.starts_with("--client-secret=")) {
             return usage_error{"the client secret is not accepted on the command line: "
                                "use TOKENFLIGHT_CLIENT_SECRET or --client-secret-file FILE"};
-        } else if (a == "--token-url" || a == "--client-id" || a == "--client-secret-file" || a == "--scope" ||
+        } else if (a == "--token-url" || a == "--issuer" || a == "--client-id" || a == "--client-secret-file" || a == "--scope" ||
                    a == "--auth-method" || a == "--auth-scheme" || a == "-H" || a == "-X" || a == "--data" ||
                    a == "--client-assertion-key" || a == "--client-assertion-alg" ||
                    a == "--client-assertion-kid" || a == "--client-assertion-aud" ||
@@ -128,6 +132,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
             if (!v) return missing();
             if (a == "--token-url") {
                 c.creds.token_url = *v;
+            } else if (a == "--issuer") {
+                c.creds.issuer = *v;
             } else if (a == "--client-id") {
                 c.creds.client_id = *v;
             } else if (a == "--client-secret-file") {
@@ -246,9 +252,18 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + http::redact_url(c.url) + "': " + u.error().message()};
     if (c.no_token && c.demo_token_server) return usage_error{"--no-token and --demo-token-server exclude each other"};
     if (c.no_token || c.demo_token_server) return c; // no credentials needed
-    if (c.creds.token_url.empty()) return usage_error{"no token URL: give --token-url or TOKENFLIGHT_TOKEN_URL"};
-    if (auto u = http::parse_url(c.creds.token_url); !u)
+    if (!c.creds.token_url.empty() && !c.creds.issuer.empty())
+        return usage_error{"--token-url and --issuer exclude each other: give one of them"};
+    if (c.creds.token_url.empty() && c.creds.issuer.empty())
+        return usage_error{"no token URL: give --token-url (or TOKENFLIGHT_TOKEN_URL) or --issuer"};
+    if (!c.creds.issuer.empty()) {
+        if (auto u = discovery_urls(c.creds.issuer); !u)
+            return usage_error{"bad issuer '" + http::redact_url(c.creds.issuer) + "': " + u.error().message()};
+        // Without a key, automatic: the method the server lists (Basic, then post, when both are).
+        if (!auth && !key_file) c.creds.auth = client_auth::automatic;
+    } else if (auto u = http::parse_url(c.creds.token_url); !u) {
         return usage_error{"bad token URL '" + http::redact_url(c.creds.token_url) + "': " + u.error().message()};
+    }
     if (c.creds.client_id.empty()) return usage_error{"no client id: give --client-id or TOKENFLIGHT_CLIENT_ID"};
     if (key_file) {
         if (c.creds.auth != client_auth::private_key_jwt)

@@ -85,6 +85,11 @@ struct brief_response {
     /// A challenge of a 401 says `error="insufficient_scope"` (found in every field, however
     /// long, not only in the kept text): a newer token would not help.
     bool insufficient_scope = false;
+    /// The `DPoP-Nonce` field (RFC 9449 section 8), as sent (at most 256 bytes kept).
+    std::string dpop_nonce;
+    /// A challenge of a 401 says `error="use_dpop_nonce"`: the proof needs the server's nonce,
+    /// not a newer token.
+    bool use_dpop_nonce = false;
 
     /// The status code, under the name Beast's responses give it.
     unsigned result_int() const noexcept { return status; }

@@ -114,6 +114,9 @@ function buildProvider(issuer) {
         allowedPolicy: async () => true,
       },
       revocation: { enabled: true, allowedPolicy: async () => true },
+      // DPoP (RFC 9449) with server nonces always required: a client's first proof is answered
+      // use_dpop_nonce, and the nonce it gets must be used from then on.
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
       // Without a `resource` parameter the token is a plain opaque
       // client-credentials token. With one (any absolute URI) it is still
       // opaque and carries the resource as `aud` (visible via introspection).
