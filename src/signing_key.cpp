@@ -16,6 +16,8 @@
 #include <openssl/sha.h>
 
 #include <array>
+#include <mutex>
+#include <vector>
 #include <fstream>
 #include <iterator>
 #include <ostream>
@@ -29,8 +31,45 @@ struct signing_key::impl {
     explicit impl(EVP_PKEY* p, kind k, int b) noexcept : pkey(p), type(k), bits(b) {}
     impl(const impl&) = delete;
     impl& operator=(const impl&) = delete;
-    // OpenSSL frees the private numbers with BN_clear_free: the key is wiped with the last copy.
-    ~impl() { EVP_PKEY_free(pkey); }
+    // OpenSSL frees the private numbers with BN_clear_free: the key is wiped with the last copy
+    // (the signing contexts below hold references to it, and go first).
+    ~impl() {
+        for (auto& contexts : idle)
+            for (auto* c : contexts) EVP_PKEY_CTX_free(c);
+        EVP_PKEY_free(pkey);
+    }
+
+    // Signing contexts ready to sign a SHA-256 digest with one algorithm, kept for reuse: setting
+    // one up (fetching the provider's implementation, exporting the key to it) costs more than
+    // the signature itself. One per concurrent signer at most; taken and given back under a lock.
+    EVP_PKEY_CTX* take(jws_alg a) const {
+        {
+            std::lock_guard lock(idle_mutex);
+            auto& contexts = idle[static_cast<std::size_t>(a)];
+            if (!contexts.empty()) {
+                auto* c = contexts.back();
+                contexts.pop_back();
+                return c;
+            }
+        }
+        EVP_PKEY_CTX* c = EVP_PKEY_CTX_new_from_pkey(nullptr, pkey, nullptr);
+        const bool ok = c && EVP_PKEY_sign_init(c) == 1 && EVP_PKEY_CTX_set_signature_md(c, EVP_sha256()) == 1 &&
+                        (a != jws_alg::ps256 || (EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PSS_PADDING) == 1 &&
+                                                 EVP_PKEY_CTX_set_rsa_pss_saltlen(c, RSA_PSS_SALTLEN_DIGEST) == 1)) &&
+                        (a != jws_alg::rs256 || EVP_PKEY_CTX_set_rsa_padding(c, RSA_PKCS1_PADDING) == 1);
+        if (!ok) {
+            EVP_PKEY_CTX_free(c);
+            return nullptr;
+        }
+        return c;
+    }
+    void give_back(jws_alg a, EVP_PKEY_CTX* c) const {
+        std::lock_guard lock(idle_mutex);
+        idle[static_cast<std::size_t>(a)].push_back(c);
+    }
+
+    mutable std::mutex idle_mutex;
+    mutable std::vector<EVP_PKEY_CTX*> idle[3]; // by jws_alg: rs256, ps256, es256
 };
 
 namespace {
@@ -39,9 +78,6 @@ constexpr std::array<std::string_view, 4> alg_names{"RS256", "PS256", "ES256", "
 
 struct bio_deleter {
     void operator()(BIO* b) const noexcept { BIO_free(b); }
-};
-struct ctx_deleter {
-    void operator()(EVP_MD_CTX* c) const noexcept { EVP_MD_CTX_free(c); }
 };
 struct bn_deleter {
     void operator()(BIGNUM* b) const noexcept { BN_free(b); }
@@ -172,19 +208,19 @@ bool signing_key::supports(jws_alg a) const noexcept {
 
 boost::system::result<std::string> signing_key::sign(jws_alg a, std::string_view input) const {
     if (!supports(a)) return error_code(errc::key_algorithm_mismatch);
-    std::unique_ptr<EVP_MD_CTX, ctx_deleter> ctx(EVP_MD_CTX_new());
-    EVP_PKEY_CTX* pctx = nullptr; // owned by ctx
-    if (!ctx || EVP_DigestSignInit(ctx.get(), &pctx, EVP_sha256(), nullptr, impl_->pkey) != 1)
-        return error_code(errc::invalid_signing_key);
-    if (a == jws_alg::ps256 && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-                                EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
-        return error_code(errc::invalid_signing_key);
-    const auto* data = reinterpret_cast<const unsigned char*>(input.data());
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+    EVP_PKEY_CTX* ctx = impl_->take(a);
+    if (!ctx) return error_code(errc::invalid_signing_key);
     std::size_t len = 0;
-    if (EVP_DigestSign(ctx.get(), nullptr, &len, data, input.size()) != 1) return error_code(errc::invalid_signing_key);
-    std::string sig(len, '\0');
-    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(sig.data()), &len, data, input.size()) != 1)
-        return error_code(errc::invalid_signing_key);
+    std::string sig;
+    bool ok = EVP_PKEY_sign(ctx, nullptr, &len, digest, sizeof digest) == 1;
+    if (ok) {
+        sig.resize(len);
+        ok = EVP_PKEY_sign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len, digest, sizeof digest) == 1;
+    }
+    impl_->give_back(a, ctx);
+    if (!ok) return error_code(errc::invalid_signing_key);
     sig.resize(len);
     if (a != jws_alg::es256) return sig;
     auto jose = der_to_jose(sig, 32);

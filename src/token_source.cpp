@@ -78,12 +78,11 @@ token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds
         if (options_.dpop.alg && !key.supports(*options_.dpop.alg)) throw_config(errc::key_algorithm_mismatch);
         dpop_.emplace(std::move(key), options_.dpop.alg);
     }
-    auto method = effective_client_auth(creds_);
+    auto method = effective_client_auth(creds_); // checks what the method needs
     if (!method) throw_config(method.error());
-    creds_.auth = *method;
-    auth_.store(*method, std::memory_order_relaxed);
     if (creds_.token_url.empty() && !creds_.issuer.empty()) {
-        // The token endpoint comes from the issuer's metadata, fetched by the first refresh.
+        // The token endpoint comes from the issuer's metadata, fetched by the first refresh;
+        // client_auth::automatic is resolved with it.
         auto urls = discovery_urls(creds_.issuer);
         if (!urls) throw_config(urls.error());
         if (http::is_insecure(http::parse_url(creds_.issuer)->origin, creds_.allow_insecure_http))
@@ -91,6 +90,8 @@ token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds
         discover_ = true;
         return;
     }
+    creds_.auth = *method;
+    auth_.store(*method, std::memory_order_relaxed);
     if (auto ec = set_token_endpoint(creds_.token_url)) throw_config(ec);
 }
 
@@ -131,9 +132,10 @@ asio::awaitable<error_code> token_source_impl::discover(diagnostics& diag) {
             continue;
         }
         if (auto bad = set_token_endpoint(m->token_endpoint)) co_return bad; // insecure_transport
-        const auto method = choose_client_auth(*m, creds_);
-        creds_.auth = method;
-        auth_.store(method, std::memory_order_relaxed);
+        creds_.auth = choose_client_auth(*m, creds_);
+        // Still automatic (nothing listed fits): with a key that is private_key_jwt.
+        if (auto method = effective_client_auth(creds_)) creds_.auth = *method;
+        auth_.store(creds_.auth, std::memory_order_relaxed);
         discover_ = false;
         co_return error_code();
     }

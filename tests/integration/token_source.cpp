@@ -544,6 +544,22 @@ TEST_CASE("discovery: an issuer with a path, served only at OpenID's URL, is fou
     CHECK(auth.token_requests() == 1);
 }
 
+TEST_CASE("discovery: automatic with a key uses the secret when the server lists only client_secret_basic") {
+    test::io_threads io(1);
+    testing::fake_auth_server auth(server_options()); // knows no client assertion
+    metadata_server issuer;
+    issuer.point_at(auth.token_url());
+    auto c = creds_for(auth);
+    c.token_url.clear();
+    c.issuer = issuer.server.base_url();
+    c.auth = client_auth::automatic;
+    c.assertion.key = signing_key::generate_p256();
+    token_source src(io.executor(), c);
+    auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
+    CHECK_FALSE(ec);
+    CHECK(auth.token_requests() == 1);
+}
+
 TEST_CASE("discovery: metadata naming a plain-http endpoint off loopback is refused before any token request") {
     test::io_threads io(1);
     testing::fake_auth_server auth(server_options());

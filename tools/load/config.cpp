@@ -51,6 +51,8 @@ OAuth:
   --client-assertion-kid KID the assertion's kid header
   --client-assertion-aud AUD the assertion's audience (default: the token URL)
   --auth-scheme SCHEME|none  Authorization scheme (default: the token_type); none sends the raw token
+  --dpop                     DPoP (RFC 9449): a P-256 key made for the run, a proof on every token
+                             and API request, server nonces honoured; DPoP tokens sent as DPoP
 Request:
   -H 'Name: value'           header on every request (repeatable)
   -X METHOD                  method (default GET)
@@ -117,6 +119,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
             c.demo_token_server = true;
         } else if (a == "--no-token") {
             c.no_token = true;
+        } else if (a == "--dpop") {
+            c.dpop = true;
         } else if (a == "--insecure" || a == "-k") {
             c.insecure = true;
         } else if (a == "--client-secret" || a.starts_with("--client-secret=")) {
@@ -251,6 +255,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     if (c.url.empty()) return usage_error{"no URL to load (see --help, or try --demo)"};
     if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + http::redact_url(c.url) + "': " + u.error().message()};
     if (c.no_token && c.demo_token_server) return usage_error{"--no-token and --demo-token-server exclude each other"};
+    if (c.no_token && c.dpop) return usage_error{"--no-token and --dpop exclude each other: DPoP proves a token's key"};
     if (c.no_token || c.demo_token_server) return c; // no credentials needed
     if (!c.creds.token_url.empty() && !c.creds.issuer.empty())
         return usage_error{"--token-url and --issuer exclude each other: give one of them"};

@@ -40,6 +40,7 @@ struct config {
     std::optional<std::chrono::milliseconds> demo_revoke_every; ///< --demo: revoke periodically (default: once, half-way)
     bool demo_token_server = false; ///< benchmarks: tokens from an in-process fake server, load on URL
     bool no_token = false;          ///< benchmarks: no token layer at all (send -H headers only)
+    bool dpop = false;              ///< DPoP proofs on token and API requests (RFC 9449)
     bool help = false;
 };
 

@@ -10,16 +10,20 @@ namespace {
 
 constexpr const char* demo_api_key = "demo-api-key";
 
-testing::fake_auth_server::options auth_options(std::chrono::seconds token_lifetime) {
+// With --dpop the tokens are DPoP-bound (token_type DPoP) and the API takes only that scheme;
+// the demo servers do not check the proofs themselves (tests/integration/dpop.cpp does).
+testing::fake_auth_server::options auth_options(std::chrono::seconds token_lifetime, bool dpop) {
     testing::fake_auth_server::options o;
     o.lifetime = token_lifetime;
+    if (dpop) o.token_type = "DPoP";
     o.client_id = "demo-client";
     o.client_secret = "demo-secret";
     return o;
 }
 
-testing::fake_api_server::options api_options() {
+testing::fake_api_server::options api_options(bool dpop) {
     testing::fake_api_server::options o;
+    if (dpop) o.auth_scheme = "DPoP";
     o.api_key = demo_api_key;
     o.threads = 2;
     return o;
@@ -35,11 +39,11 @@ void use_server_client(credentials& creds, const testing::fake_auth_server& serv
 
 } // namespace
 
-demo_servers::demo_servers(std::chrono::seconds token_lifetime)
-    : auth(auth_options(token_lifetime)), api(auth, api_options()) {}
+demo_servers::demo_servers(std::chrono::seconds token_lifetime, bool dpop)
+    : auth(auth_options(token_lifetime, dpop)), api(auth, api_options(dpop)) {}
 
 std::unique_ptr<demo_servers> start_demo(config& cfg) {
-    auto demo = std::make_unique<demo_servers>(cfg.demo_token_lifetime);
+    auto demo = std::make_unique<demo_servers>(cfg.demo_token_lifetime, cfg.dpop);
     cfg.url = demo->api.url("/demo");
     use_server_client(cfg.creds, demo->auth);
     cfg.headers.emplace_back("x-api-key", demo_api_key);
@@ -55,8 +59,8 @@ std::unique_ptr<demo_servers> start_demo(config& cfg) {
     return demo;
 }
 
-std::unique_ptr<testing::fake_auth_server> start_token_server(credentials& creds) {
-    auto server = std::make_unique<testing::fake_auth_server>();
+std::unique_ptr<testing::fake_auth_server> start_token_server(credentials& creds, bool dpop) {
+    auto server = std::make_unique<testing::fake_auth_server>(auth_options(std::chrono::hours(1), dpop));
     use_server_client(creds, *server);
     return server;
 }

@@ -17,9 +17,10 @@
 namespace tokenflight::load {
 
 /// --demo's servers on 127.0.0.1: tokens of the given lifetime, and an API that wants them
-/// (and the x-api-key header "demo-api-key").
+/// (and the x-api-key header "demo-api-key"); with `dpop`, DPoP-bound tokens (the servers do not
+/// check the proofs).
 struct demo_servers {
-    explicit demo_servers(std::chrono::seconds token_lifetime);
+    demo_servers(std::chrono::seconds token_lifetime, bool dpop);
 
     testing::fake_auth_server auth;
     testing::fake_api_server api;
@@ -32,7 +33,7 @@ std::unique_ptr<demo_servers> start_demo(config& cfg);
 
 /// Starts --demo-token-server's authorization server and points `creds` at it (keeping --scope
 /// and --auth-method).
-std::unique_ptr<testing::fake_auth_server> start_token_server(credentials& creds);
+std::unique_ptr<testing::fake_auth_server> start_token_server(credentials& creds, bool dpop);
 
 /// When --demo revokes every token: once half-way through the run (-d: half the duration; -n:
 /// half the requests done), or every --demo-revoke-every.

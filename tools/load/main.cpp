@@ -52,7 +52,7 @@ int run(int argc, char** argv) {
     auto demo = cfg.demo ? tf::load::start_demo(cfg) : nullptr;
     tf::load::event_loops loops(cfg.threads);
     warn_if_insecure(cfg);
-    auto token_server = cfg.demo_token_server ? tf::load::start_token_server(cfg.creds) : nullptr;
+    auto token_server = cfg.demo_token_server ? tf::load::start_token_server(cfg.creds, cfg.dpop) : nullptr;
     auto made = tf::load::make_senders(cfg, std::move(cfg.creds), loops);
     if (auto* e = std::get_if<tf::load::setup_error>(&made))
         return fail_setup(e->message);

@@ -107,6 +107,7 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
     so.request_timeout = cfg.timeout;
     so.backoff.deadline = cfg.timeout;
     so.tls = tls_for(cfg);
+    so.dpop.enabled = cfg.dpop;
     const std::string token_url = http::redact_url(creds.token_url.empty() ? creds.issuer : creds.token_url);
     try {
         s.source = std::make_unique<token_source>(loops.executor(0), std::move(creds), so);
