@@ -83,7 +83,10 @@ public:
             const auto m = req.method_string();
             return {m.data(), m.size()};
         }
-        std::string_view target() const noexcept { return to.target; }
+        std::string_view target() const noexcept { // what is sent: the caller's own, or the URL's
+            const auto t = req.target();
+            return {t.data(), t.size()};
+        }
         error_code authorize(std::string_view scheme, const access_token& t, std::string_view dpop_proof) {
             std::string value;
             value.reserve(scheme.size() + 1 + t.value().size());
@@ -306,12 +309,14 @@ public:
         }
         bool nonce_resent = false;
         for (;;) {
-            if (sends == 1 && !nonce_resent && use_dpop_nonce(res)) {
+            if (sends > 0 && use_dpop_nonce(res)) {
                 // RFC 9449 section 9: the proof lacked the server's nonce, which came with this
-                // answer (stored by note_nonce). The same token once more, with the nonce; no
-                // token request. A 401 after that is a 401 like any other.
+                // answer (stored by note_nonce). A token cannot help: the same token once more,
+                // with the nonce, and that send does not count as a 401. A second challenge
+                // stands as the answer: no token request, no futility mark on the token.
+                if (nonce_resent) co_return result{error_code{}, std::move(res)};
                 nonce_resent = true;
-                sends = 0;
+                --sends;
                 nonce_resends_.fetch_add(1, std::memory_order_relaxed);
             } else if (sends == 1) {
                 // 401: the token was revoked or expired early. One newer token for every request
@@ -376,8 +381,11 @@ public:
                                            [&](const auto& h) { return boost::beast::iequals(h.first, d.first); });
             if (!given) headers.push_back(d);
         }
-        // The Authorization line is the client's, per token generation (a default one included).
-        std::erase_if(headers, [](const auto& h) { return boost::beast::iequals(h.first, "authorization"); });
+        // The Authorization line is the client's, per token generation (a default one included),
+        // and so is a DPoP proof, per send.
+        std::erase_if(headers, [](const auto& h) {
+            return boost::beast::iequals(h.first, "authorization") || boost::beast::iequals(h.first, "dpop");
+        });
         auto p = http::make_prepared_request(method, url, std::move(headers), std::move(body),
                                              pool_->options().user_agent);
         if (!p) return p;

@@ -1,5 +1,6 @@
 #include <tokenflight/dpop.hpp>
 #include <tokenflight/error.hpp>
+#include <tokenflight/http/prepared_request.hpp>
 
 #include <boost/json/object.hpp>
 #include <boost/json/parse.hpp>
@@ -19,7 +20,7 @@ std::string sha256_b64url(std::string_view s) {
 
 // RFC 9449 NQCHAR: %x21 / %x23-5B / %x5D-7E; a nonce is at least one of them.
 bool is_nonce(std::string_view s) {
-    if (s.empty() || s.size() > 1024) return false;
+    if (s.empty() || s.size() > http::max_dpop_nonce_size) return false;
     for (unsigned char c : s)
         if (c < 0x21 || c > 0x7E || c == '"' || c == '\\') return false;
     return true;

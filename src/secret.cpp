@@ -159,6 +159,15 @@ redactor::redactor(const secret& s, std::string_view client_id) : redactor(s) {
               [](const secret& a, const secret& b) { return a.reveal().size() > b.reveal().size(); });
 }
 
+redactor redactor::with(const secret& extra) const {
+    redactor r = *this;
+    if (extra.empty()) return r;
+    add_secret_forms(r.forms_, extra.reveal());
+    std::sort(r.forms_.begin(), r.forms_.end(),
+              [](const secret& a, const secret& b) { return a.reveal().size() > b.reveal().size(); });
+    return r;
+}
+
 void redactor::apply(std::string& text) const {
     for (const auto& f : forms_) mask(text, f.reveal());
 }

@@ -172,10 +172,15 @@ boost::system::result<client_auth> effective_client_auth(const credentials& cred
     case client_auth::client_secret_jwt:
         if (creds.client_secret.empty()) return error_code(errc::missing_credentials);
         if (a.alg && *a.alg != jws_alg::hs256) return error_code(errc::key_algorithm_mismatch);
+        // RFC 7518 section 3.2: an HS256 key of at least the hash's size.
+        if (creds.client_secret.reveal().size() < 32) return error_code(errc::invalid_signing_key);
         break;
     default:
         if (creds.client_secret.empty()) return error_code(errc::missing_credentials);
     }
+    if ((method == client_auth::private_key_jwt || method == client_auth::client_secret_jwt) &&
+        a.lifetime <= std::chrono::seconds(0))
+        return error_code(errc::invalid_signing_key); // exp would not follow iat
     return method;
 }
 

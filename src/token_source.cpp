@@ -87,7 +87,7 @@ token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds
         if (!urls) throw_config(urls.error());
         if (http::is_insecure(http::parse_url(creds_.issuer)->origin, creds_.allow_insecure_http))
             throw_config(errc::insecure_transport);
-        discover_ = true;
+        discover_ = uses_discovery_ = true;
         return;
     }
     creds_.auth = *method;
@@ -355,7 +355,7 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
             if (step.ec) {
                 // An endpoint that cannot be reached or does not answer as one may have moved:
                 // with an issuer, its metadata is fetched again before the next refresh.
-                if (!creds_.issuer.empty() && step.ec.category() != oauth_category()) discover_ = true;
+                if (uses_discovery_ && step.ec.category() != oauth_category()) discover_ = true;
                 co_return fail(step.ec, std::move(diag), step.attempt, cause);
             }
             if (fsm.switched_method()) auth_.store(fsm.method(), std::memory_order_relaxed);
@@ -407,8 +407,10 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
                 // Every answer may carry the nonce to use next (RFC 9449 section 8).
                 if (dpop_)
                     if (auto n = res["DPoP-Nonce"]; !n.empty()) nonces_.update(location_.origin, n);
+                // A server may echo the assertion: masked like the secret.
                 auto parsed = parse_token_response(res.result_int(), res.body(), sent_wall,
-                                                   options_.refresh.default_lifetime, redactor_, diag);
+                                                   options_.refresh.default_lifetime,
+                                                   assertion.empty() ? redactor_ : redactor_.with(assertion), diag);
                 if (parsed) {
                     token = std::move(*parsed);
                 } else {

@@ -124,6 +124,7 @@ private:
     token_source_options options_;
     http::location location_;  // of the token endpoint; changed by discovery, on the strand
     std::string audience_;     // of client assertions: credentials' or the token endpoint URL
+    bool uses_discovery_ = false; // the token endpoint comes from the issuer's metadata (const)
     bool discover_ = false;    // fetch the issuer's metadata before the next refresh (strand)
     std::optional<dpop_prover> dpop_; // set at construction, then only read
     dpop_nonces nonces_;

@@ -60,7 +60,8 @@ struct client_assertion_options {
 /// Streaming a credentials object prints the secret as `***`.
 struct credentials {
     std::string token_url;  ///< https://... (http:// only to loopback unless allow_insecure_http)
-    /// The authorization server's issuer identifier. With token_url empty, the token endpoint,
+    /// The authorization server's issuer identifier, used only when token_url is empty: then
+    /// the token endpoint,
     /// and for client_auth::automatic the method, come from its metadata (RFC 8414, OpenID
     /// Connect Discovery), fetched before the first token request and again after a refresh
     /// that failed other than with an OAuth error. See discovery.hpp.

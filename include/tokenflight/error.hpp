@@ -63,7 +63,8 @@ enum class errc {
     invalid_request_target, ///< a request target with spaces or controls; nothing sent
     invalid_method,         ///< a request method that is not an RFC 9110 token; nothing sent
     invalid_signing_key,    ///< a client-assertion key that cannot sign: not a PEM private key,
-                            ///< encrypted, RSA under 2048 bits, or a curve other than P-256
+                            ///< encrypted, RSA under 2048 bits, a curve other than P-256, an
+                            ///< HS256 secret under 32 bytes; or an assertion lifetime <= 0
     key_algorithm_mismatch, ///< the configured JWS algorithm does not fit the key or the client
                             ///< authentication method (e.g. ES256 with an RSA key)
 

@@ -77,6 +77,10 @@ public:
     /// Replaces every form in `text` by `***`.
     void apply(std::string& text) const;
 
+    /// A copy that also masks `extra` in every form scrub() knows (e.g. a client assertion sent
+    /// with one request, which a server might echo).
+    redactor with(const secret& extra) const;
+
 private:
     std::vector<secret> forms_; // longest first, so that a form containing another is masked whole
 };

@@ -35,7 +35,9 @@ struct token_response {
 /// hold what it needs: `automatic` becomes `private_key_jwt` when an assertion key is set.
 /// Errors: errc::missing_credentials (no client id; no secret where one is sent or signs; no
 /// key for `private_key_jwt`), errc::key_algorithm_mismatch (an assertion algorithm the key
-/// cannot sign with, or other than HS256 for `client_secret_jwt`).
+/// cannot sign with, or other than HS256 for `client_secret_jwt`), errc::invalid_signing_key
+/// (a `client_secret_jwt` secret under 32 bytes, RFC 7518 section 3.2; an assertion lifetime
+/// that is not positive).
 boost::system::result<client_auth> effective_client_auth(const credentials& creds);
 
 /// One client assertion (RFC 7523 section 2.2) for `method` (`private_key_jwt` or

@@ -37,7 +37,6 @@ private:
     using sv = boost::beast::string_view; // Beast's callbacks take boost::core::string_view
     static constexpr std::size_t www_authenticate_cap = 1024;
     static constexpr std::size_t retry_after_cap = 64;
-    static constexpr std::size_t dpop_nonce_cap = 256;
 
     void on_request_impl(boost::beast::http::verb, sv, sv, int, error_code& ec) override {
         ec = boost::beast::http::error::bad_method; // a response parser
@@ -66,7 +65,7 @@ private:
         } else if (name == field::retry_after && (res_.status == 429 || res_.status == 503)) {
             res_.retry_after.assign(value.substr(0, retry_after_cap));
         } else if (name == field::unknown && boost::beast::iequals(name_string, "dpop-nonce")) {
-            res_.dpop_nonce.assign(value.substr(0, dpop_nonce_cap));
+            if (value.size() <= max_dpop_nonce_size) res_.dpop_nonce.assign(value);
         }
     }
     void on_header_impl(error_code&) override {}

@@ -596,6 +596,32 @@ TEST_CASE("discovery: an issuer that serves no metadata is bad_metadata after bo
     CHECK(src.stats().token_requests == 0);
 }
 
+TEST_CASE("discovery: with a token URL the issuer is not used, even after a failed refresh") {
+    test::io_threads io(1);
+    metadata_server issuer;
+    issuer.point_at("http://127.0.0.1:1/elsewhere");
+    for (std::string iss : {issuer.server.base_url(), std::string("not a URL at all")}) {
+        CAPTURE(iss);
+        testing::fake_auth_server auth(server_options());
+        auto c = creds_for(auth); // token_url set: it wins
+        c.issuer = iss;
+        token_source_options o;
+        o.backoff.max_attempts = 1;
+        o.backoff.cooldown = 0s;
+        token_source src(io.executor(), c, o);
+        auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
+        REQUIRE_FALSE(ec);
+        auth.server().stop();
+        for (int i = 0; i < 2; ++i) { // failed refreshes: the configured endpoint stays
+            auto [ec2, t2] = test::run(io.executor(), src.async_get_token_after(t.generation(),
+                                                                               asio::as_tuple(asio::use_awaitable)));
+            CHECK(ec2 == condition::transient);
+        }
+        CHECK(src.stats().metadata_requests == 0);
+        CHECK(issuer.server.requests() == 0);
+    }
+}
+
 TEST_CASE("discovery: a bad issuer is refused at construction") {
     test::io_threads io(1);
     credentials c;

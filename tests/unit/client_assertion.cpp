@@ -247,7 +247,7 @@ TEST_CASE("an algorithm that does not fit the key or the method is key_algorithm
     c.assertion.alg = jws_alg::es256;
     CHECK(effective_client_auth(c).value() == client_auth::private_key_jwt);
     auto s = assertion_creds(std::nullopt, client_auth::client_secret_jwt);
-    s.client_secret = secret("s");
+    s.client_secret = secret(std::string(32, 's'));
     s.assertion.alg = jws_alg::rs256;
     CHECK(mismatch(s));
     // The key refuses to sign with the wrong algorithm itself, too.
@@ -274,9 +274,19 @@ TEST_CASE("effective_client_auth: what each method needs, and automatic with a k
     c.client_secret = secret("s");
     CHECK(effective_client_auth(c).value() == client_auth::automatic);
     c.auth = client_auth::client_secret_jwt;
+    CHECK(code(c) == errc::invalid_signing_key); // RFC 7518 section 3.2: an HS256 key of 32 bytes at least
+    c.client_secret = secret(std::string(31, 'k'));
+    CHECK(code(c) == errc::invalid_signing_key);
+    c.client_secret = secret(std::string(32, 'k'));
     CHECK(effective_client_auth(c).value() == client_auth::client_secret_jwt);
+    c.assertion.lifetime = std::chrono::seconds(0); // exp would not follow iat
+    CHECK(code(c) == errc::invalid_signing_key);
+    c.assertion.lifetime = std::chrono::seconds(60);
     c.client_secret.clear();
     CHECK(code(c) == errc::missing_credentials);
+    c = assertion_creds(key);
+    c.assertion.lifetime = std::chrono::seconds(-5);
+    CHECK(code(c) == errc::invalid_signing_key);
 }
 
 TEST_CASE("the token request carries the assertion, and no secret or Basic header") {

@@ -71,6 +71,9 @@ boost::system::result<prepared_request> make_prepared_request(verb method, std::
                                                std::vector<std::pair<std::string, std::string>> headers = {},
                                                std::string body = {}, std::string_view user_agent = "tokenflight/0.1");
 
+/// The longest DPoP nonce kept (RFC 9449 sets no limit; servers send tens of bytes).
+inline constexpr std::size_t max_dpop_nonce_size = 1024;
+
 /// What the load path keeps of a response: parsed without storing a header or the body, into
 /// memory that belongs to the connection; nothing is allocated for a 2xx.
 struct brief_response {
@@ -85,7 +88,8 @@ struct brief_response {
     /// A challenge of a 401 says `error="insufficient_scope"` (found in every field, however
     /// long, not only in the kept text): a newer token would not help.
     bool insufficient_scope = false;
-    /// The `DPoP-Nonce` field (RFC 9449 section 8), as sent (at most 256 bytes kept).
+    /// The `DPoP-Nonce` field (RFC 9449 section 8), as sent; empty when absent or longer than
+    /// max_dpop_nonce_size (never kept cut: a cut nonce is a wrong one).
     std::string dpop_nonce;
     /// A challenge of a 401 says `error="use_dpop_nonce"`: the proof needs the server's nonce,
     /// not a newer token.
