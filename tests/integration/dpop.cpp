@@ -81,19 +81,7 @@ public:
 
 private:
     bool verify(std::string_view input, const std::string& sig) const {
-        if (sig.size() != 64) return false;
-        ECDSA_SIG* s = ECDSA_SIG_new();
-        ECDSA_SIG_set0(s, BN_bin2bn(reinterpret_cast<const unsigned char*>(sig.data()), 32, nullptr),
-                       BN_bin2bn(reinterpret_cast<const unsigned char*>(sig.data()) + 32, 32, nullptr));
-        unsigned char* der = nullptr;
-        const int n = i2d_ECDSA_SIG(s, &der);
-        ECDSA_SIG_free(s);
-        std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-        const bool ok = EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_) == 1 &&
-                        EVP_DigestVerify(ctx.get(), der, static_cast<std::size_t>(n),
-                                         reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
-        OPENSSL_free(der);
-        return ok;
+        return test::verify_jws(key_, "ES256", input, sig);
     }
 
     EVP_PKEY* key_;
@@ -183,6 +171,21 @@ struct dpop_api {
     dpop_api(proof_checker& c, int rotate) : checker(c), rotate_after(rotate) {}
 };
 
+credentials creds_for(const dpop_token_endpoint& as) {
+    credentials c;
+    c.token_url = as.server.base_url() + "/token";
+    c.client_id = "dpop-client";
+    c.client_secret = secret("dpop-secret");
+    return c;
+}
+
+token_source_options dpop_with(const signing_key& key) {
+    token_source_options so;
+    so.dpop.enabled = true;
+    so.dpop.key = key;
+    return so;
+}
+
 } // namespace
 
 TEST_CASE("DPoP: a storm of nonce challenges causes no token request, and every proof checks out") {
@@ -193,14 +196,7 @@ TEST_CASE("DPoP: a storm of nonce challenges causes no token request, and every 
     dpop_api api(checker, 300);
 
     test::io_threads io(2);
-    credentials c;
-    c.token_url = as.server.base_url() + "/token";
-    c.client_id = "dpop-client";
-    c.client_secret = secret("dpop-secret");
-    token_source_options so;
-    so.dpop.enabled = true;
-    so.dpop.key = key;
-    token_source source(io.executor(), c, so);
+    token_source source(io.executor(), creds_for(as), dpop_with(key));
     client cl(io.executor(), source);
 
     const auto url = api.server.base_url() + "/v1/items";
@@ -267,14 +263,7 @@ TEST_CASE("DPoP: a server that challenges every proof gets one resend per reques
         co_return testing::reply::send;
     });
     test::io_threads io(1);
-    credentials c;
-    c.token_url = as.server.base_url() + "/token";
-    c.client_id = "dpop-client";
-    c.client_secret = secret("dpop-secret");
-    token_source_options so;
-    so.dpop.enabled = true;
-    so.dpop.key = key;
-    token_source source(io.executor(), c, so);
+    token_source source(io.executor(), creds_for(as), dpop_with(key));
     client cl(io.executor(), source);
     auto req = cl.prepare(http::verb::get, api.base_url() + "/x");
     REQUIRE(req.has_value());

@@ -49,17 +49,24 @@ credentials creds(const std::string& id, const std::string& secret_value, client
     return c;
 }
 
-// RFC 7662 introspection with the tf-introspect client: is the token active?
-asio::awaitable<bool> introspect(http::connection_pool& pool, std::string token) {
+// RFC 7662 introspection with the tf-introspect client: what the server says of a token (empty
+// when the request failed).
+asio::awaitable<boost::json::object> introspection(http::connection_pool& pool, std::string token) {
     auto loc = http::parse_url(issuer() + "/token/introspection").value();
     http::request req{http::verb::post, loc.target, 11};
     req.set(http::field::content_type, "application/x-www-form-urlencoded");
     req.set(http::field::authorization, "Basic " + base64_encode("tf-introspect:tf-introspect-secret"));
     req.body() = "token=" + form_urlencode(token);
     auto [ec, res] = co_await pool.async_send(loc.origin, std::move(req), asio::as_tuple(asio::use_awaitable));
-    if (ec || res.result() != http::status::ok) co_return false;
-    auto v = boost::json::parse(res.body());
-    co_return v.as_object().at("active").as_bool();
+    if (ec || res.result() != http::status::ok) co_return boost::json::object();
+    co_return boost::json::parse(res.body()).as_object();
+}
+
+// Is the token active?
+asio::awaitable<bool> introspect(http::connection_pool& pool, std::string token) {
+    const auto info = co_await introspection(pool, std::move(token));
+    const auto* active = info.if_contains("active");
+    co_return active && active->is_bool() && active->get_bool();
 }
 
 std::tuple<error_code, access_token> get_token(test::io_threads& io, token_source& src, diagnostics& diag) {
@@ -417,20 +424,6 @@ TEST_CASE("oidc-provider: tokenflight-load finds the token endpoint with --issue
 
 // --- DPoP (RFC 9449): oidc-provider requires a nonce on every DPoP token request ---
 
-namespace {
-
-asio::awaitable<boost::json::object> introspection(http::connection_pool& pool, std::string token) {
-    auto loc = http::parse_url(issuer() + "/token/introspection").value();
-    http::request req{http::verb::post, loc.target, 11};
-    req.set(http::field::content_type, "application/x-www-form-urlencoded");
-    req.set(http::field::authorization, "Basic " + base64_encode("tf-introspect:tf-introspect-secret"));
-    req.body() = "token=" + form_urlencode(token);
-    auto [ec, res] = co_await pool.async_send(loc.origin, std::move(req), asio::as_tuple(asio::use_awaitable));
-    if (ec || res.result() != http::status::ok) co_return boost::json::object();
-    co_return boost::json::parse(res.body()).as_object();
-}
-
-} // namespace
 
 TEST_CASE("oidc-provider: a DPoP-bound token, with the server's nonce, bound to the source's key") {
     for (auto auth : {client_auth::basic, client_auth::private_key_jwt}) {

@@ -494,6 +494,15 @@ struct metadata_server {
     }
 };
 
+// One request per refresh and no cool-down: a failed refresh is over at once, and the next
+// request starts another.
+token_source_options failing_fast() {
+    token_source_options o;
+    o.backoff.max_attempts = 1;
+    o.backoff.cooldown = 0s;
+    return o;
+}
+
 } // namespace
 
 TEST_CASE("discovery: a refresh that fails fetches the metadata again, and follows the endpoint that moved") {
@@ -504,10 +513,7 @@ TEST_CASE("discovery: a refresh that fails fetches the metadata again, and follo
     auto c = creds_for(first);
     c.token_url.clear();
     c.issuer = issuer.server.base_url();
-    token_source_options o;
-    o.backoff.max_attempts = 1;
-    o.backoff.cooldown = 0s;
-    token_source src(io.executor(), c, o);
+    token_source src(io.executor(), c, failing_fast());
 
     auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
     REQUIRE_FALSE(ec);
@@ -605,10 +611,7 @@ TEST_CASE("discovery: with a token URL the issuer is not used, even after a fail
         testing::fake_auth_server auth(server_options());
         auto c = creds_for(auth); // token_url set: it wins
         c.issuer = iss;
-        token_source_options o;
-        o.backoff.max_attempts = 1;
-        o.backoff.cooldown = 0s;
-        token_source src(io.executor(), c, o);
+        token_source src(io.executor(), c, failing_fast());
         auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
         REQUIRE_FALSE(ec);
         auth.server().stop();

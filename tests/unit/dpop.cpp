@@ -25,24 +25,10 @@ std::string unb64(std::string_view s) {
     return *d;
 }
 
-// Verifies an ES256 JWS with the test's own key: r || s back to DER, then EVP.
+// Verifies an ES256 JWS with the test's own key.
 bool verify_es256(EVP_PKEY* k, std::string_view jwt) {
     const auto dot = jwt.rfind('.');
-    const std::string input(jwt.substr(0, dot));
-    const std::string sig = unb64(jwt.substr(dot + 1));
-    if (sig.size() != 64) return false;
-    ECDSA_SIG* s = ECDSA_SIG_new();
-    ECDSA_SIG_set0(s, BN_bin2bn(reinterpret_cast<const unsigned char*>(sig.data()), 32, nullptr),
-                   BN_bin2bn(reinterpret_cast<const unsigned char*>(sig.data()) + 32, 32, nullptr));
-    unsigned char* der = nullptr;
-    const int n = i2d_ECDSA_SIG(s, &der);
-    ECDSA_SIG_free(s);
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-    const bool ok = EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, k) == 1 &&
-                    EVP_DigestVerify(ctx.get(), der, static_cast<std::size_t>(n),
-                                     reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
-    OPENSSL_free(der);
-    return ok;
+    return test::verify_jws(k, "ES256", jwt.substr(0, dot), unb64(jwt.substr(dot + 1)));
 }
 
 json::object part(std::string_view jwt, int index) {
