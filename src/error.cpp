@@ -47,12 +47,14 @@ constexpr entry client_entries[] = {
     {"invalid_method", "request method is not an RFC 9110 token"},
     {"invalid_signing_key", "signing key: not a usable PEM private key (RSA >= 2048 bits or EC P-256, unencrypted)"},
     {"key_algorithm_mismatch", "signing key: the JWS algorithm does not fit the key or the authentication method"},
+    {"invalid_proxy", "proxy URL is not http://[user:password@]host[:port]"},
     {"connect_timeout", "connect timed out"},
     {"request_timeout", "request timed out"},
     {"queue_timeout", "timed out waiting for a free connection"},
     {"header_too_large", "response header exceeds the limit"},
     {"body_too_large", "response body exceeds the limit"},
     {"connection_closed", "connection closed before a complete response"},
+    {"proxy_refused", "the proxy refused the tunnel (a non-2xx answer to CONNECT)"},
     {"closed", "closed"},
     {"refresh_backoff", "token refresh held back: new tokens did not stop the 401s"},
     {"tls_untrusted_certificate", "TLS: the server's certificate is not signed by a trusted CA"},
@@ -105,7 +107,7 @@ public:
         switch (static_cast<condition>(cond)) {
         case condition::transient: return transient(ec);
         case condition::oauth_error: return ec.category() == tokenflight::oauth_category();
-        case condition::configuration: return in(ec, errc::missing_credentials, errc::key_algorithm_mismatch);
+        case condition::configuration: return in(ec, errc::missing_credentials, errc::invalid_proxy);
         case condition::bad_response:
             // A 5xx/429 is the server being busy (transient), not an unusable answer.
             return (in(ec, errc::token_endpoint_status, errc::bad_metadata) &&

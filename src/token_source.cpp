@@ -46,6 +46,7 @@ http::pool_options pool_options_for(const token_source_options& o) {
     p.connect_timeout = std::min<clock::duration>(o.request_timeout, p.connect_timeout);
     p.body_limit = o.body_limit;
     p.tls = o.tls;
+    p.proxy = o.proxy;
     return p;
 }
 

@@ -67,6 +67,7 @@ enum class errc {
                             ///< HS256 secret under 32 bytes; or an assertion lifetime <= 0
     key_algorithm_mismatch, ///< the configured JWS algorithm does not fit the key or the client
                             ///< authentication method (e.g. ES256 with an RSA key)
+    invalid_proxy,          ///< a proxy URL that is not http://[user:password@]host[:port]
 
     // --- transport ---
     connect_timeout,        ///< TCP connect (and TLS handshake) did not finish in time
@@ -75,6 +76,7 @@ enum class errc {
     header_too_large,       ///< response header over the configured limit
     body_too_large,         ///< response body over the configured limit
     connection_closed,      ///< peer closed or reset the connection before a complete response
+    proxy_refused,          ///< the proxy answered the CONNECT tunnel with a non-2xx status
     closed,                 ///< the pool, source or client was closed
 
     // --- the token layer ---

@@ -48,6 +48,7 @@ struct token_source_options {
     clock::duration request_timeout = std::chrono::seconds(10); ///< one token request
     std::size_t body_limit = 64 * 1024;                         ///< token response body
     http::tls_options tls;                                      ///< for an https token URL
+    http::proxy_options proxy; ///< egress proxy for token and metadata requests (default: the environment)
     /// DPoP (RFC 9449): proofs on token requests, and on the API requests of every client of
     /// this source; tokens bound to the source's key. Off by default.
     dpop_options dpop;

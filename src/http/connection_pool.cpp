@@ -13,6 +13,9 @@
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/connect.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/streambuf.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
@@ -23,6 +26,7 @@
 #include <bit>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
@@ -641,8 +645,11 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
         asio::ip::tcp::resolver::results_type endpoints;
         bool finished = false;
     };
+    auto route = route_for(to, options_.proxy, [](const char* name) { return std::getenv(name); });
+    if (!route) co_return route.error();
+    const origin& dial = *route ? (*route)->proxy : to; // the TCP peer: the proxy, or the origin
     auto l = std::make_shared<lookup>(c.strand);
-    l->resolver.async_resolve(to.host, std::to_string(to.port),
+    l->resolver.async_resolve(dial.host, std::to_string(dial.port),
                               [l](error_code ec, asio::ip::tcp::resolver::results_type r) {
                                   l->ec = ec;
                                   l->endpoints = std::move(r);
@@ -680,6 +687,8 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
     error_code no_delay_failure; // best effort: without TCP_NODELAY the request is only slower
     tcp.set_option(asio::ip::tcp::no_delay(true), no_delay_failure);
     opened_.fetch_add(1, std::memory_order_relaxed);
+    if (*route)
+        if (auto tec = co_await tunnel(c, to, **route)) co_return tec;
 
     if (c.tls) {
         // RFC 6066 section 3: an IP literal is never a server name.
@@ -704,6 +713,47 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
             co_return map_transport_error(hec, transport_phase::connect);
         }
     }
+    co_return error_code{};
+}
+
+// A CONNECT tunnel (RFC 9110 section 9.3.6) to `to` through the proxy `c` is connected to: the
+// request, then the proxy's answer head, read within the header limit and the connect deadline.
+// Plain http origins go through a tunnel too. Nothing of the answer's body is read: a 2xx
+// answer to CONNECT has none, and the origin's bytes follow.
+asio::awaitable<error_code> pool_impl::tunnel(connection& c, const origin& to, const proxy_route& via) {
+    auto& tcp = c.lowest();
+    std::string authority = to.host.find(':') != std::string::npos ? "[" + to.host + "]" : to.host;
+    authority += ':';
+    authority += std::to_string(to.port);
+    std::string req;
+    req.reserve(64 + 2 * authority.size() + via.authorization.reveal().size());
+    req += "CONNECT ";
+    req += authority;
+    req += " HTTP/1.1\r\nHost: ";
+    req += authority;
+    req += "\r\n";
+    if (!via.authorization.empty()) {
+        req += "Proxy-Authorization: ";
+        req += via.authorization.reveal();
+        req += "\r\n";
+    }
+    req += "\r\n";
+    auto [wec, written] = co_await asio::async_write(tcp, asio::buffer(req), tuple_awaitable);
+    OPENSSL_cleanse(req.data(), req.size()); // the proxy credential
+    if (c.fired) co_return errc::connect_timeout;
+    if (wec) co_return map_transport_error(wec, transport_phase::connect);
+
+    asio::streambuf answer(options_.header_limit);
+    auto [rec, head] = co_await asio::async_read_until(tcp, answer, "\r\n\r\n", tuple_awaitable);
+    if (c.fired) co_return errc::connect_timeout;
+    if (rec == asio::error::not_found) co_return errc::header_too_large;
+    if (rec) co_return map_transport_error(rec, transport_phase::connect);
+    // Bytes past the head before the client spoke: not a tunnel this client can use.
+    if (answer.size() != head) co_return errc::proxy_refused;
+    const std::string_view text(static_cast<const char*>(answer.data().data()), head);
+    // "HTTP/1.x NNN ..."
+    if (text.size() < 12 || !text.starts_with("HTTP/1.") || text[8] != ' ' || text[9] != '2')
+        co_return errc::proxy_refused;
     co_return error_code{};
 }
 

@@ -358,6 +358,7 @@ private:
     template <class Reader>
     void exchange_as(const std::shared_ptr<connection>& c, exchange_op& op);
     asio::awaitable<error_code> connect(connection& c, const origin& to);
+    asio::awaitable<error_code> tunnel(connection& c, const origin& to, const proxy_route& via);
     /// Under the origin's mutex: the request is done; the connection takes the next queued one
     /// (c.current), parks (true: it joined the idle list), or leaves (c.current null).
     bool settle(connection& c, exchange_op& op, bool reusable, clock::time_point now);

@@ -229,3 +229,16 @@ TEST_CASE("--auth-method client_secret_jwt still needs the secret") {
     CHECK(error_of(parse({"--auth-method", "client_secret_jwt", "https://api.example/"}, env)).find("no client secret") !=
           std::string::npos);
 }
+
+TEST_CASE("--proxy: a proxy URL or none; a bad one is a usage error that shows no credential") {
+    auto env = good_env();
+    auto r = parse({"--proxy", "http://u:pw@127.0.0.1:3128", "https://api.example/"}, env);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK(std::get<config>(r).proxy == "http://u:pw@127.0.0.1:3128");
+    auto none = parse({"--proxy", "none", "https://api.example/"}, env);
+    REQUIRE(std::holds_alternative<config>(none));
+    CHECK(std::get<config>(none).proxy == "none");
+    const auto m = error_of(parse({"--proxy", "https://u:SECRET-proxy-pw@proxy:443", "https://api.example/"}, env));
+    CHECK(m.find("--proxy") != std::string::npos);
+    CHECK(m.find("SECRET-proxy-pw") == std::string::npos);
+}

@@ -1,6 +1,7 @@
 #include "config.hpp"
 
 #include <tokenflight/http/header_syntax.hpp>
+#include <tokenflight/http/proxy.hpp>
 #include <tokenflight/http/url.hpp>
 #include <tokenflight/discovery.hpp>
 #include <tokenflight/token_endpoint.hpp>
@@ -67,6 +68,8 @@ Load:
   --max-connections N        connections per origin, in total over the -t loops (default: -c)
   --timeout SECONDS          per request, and for the first token (default 10)
   --cacert FILE              trust this CA file; --insecure turns TLS verification off
+  --proxy URL                egress proxy http://[user:password@]host:port for every connection
+                             ("none": direct); default HTTPS_PROXY / HTTP_PROXY / NO_PROXY
 Benchmarking:
   --demo-token-server        get tokens from an in-process fake authorization server (load goes to URL)
   --no-token                 no token layer at all: only the -H headers (to measure the token layer)
@@ -131,7 +134,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                    a == "--client-assertion-key" || a == "--client-assertion-alg" ||
                    a == "--client-assertion-kid" || a == "--client-assertion-aud" ||
                    a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
-                   a == "--timeout" || a == "--cacert" || a == "--demo-token-lifetime" || a == "--demo-revoke-every") {
+                   a == "--timeout" || a == "--cacert" || a == "--proxy" || a == "--demo-token-lifetime" || a == "--demo-revoke-every") {
             auto v = value();
             if (!v) return missing();
             if (a == "--token-url") {
@@ -215,6 +218,11 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 c.timeout = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));
             } else if (a == "--cacert") {
                 c.cacert = *v;
+            } else if (a == "--proxy") {
+                if (*v != "none")
+                    if (auto p = http::parse_proxy_url(*v); !p)
+                        return usage_error{"bad value for --proxy: " + p.error().message() + " (user info not shown)"};
+                c.proxy = std::string(*v);
             } else if (a == "--demo-token-lifetime") {
                 auto n = number<int>(*v);
                 if (!n || *n < 1) return bad(*v, "whole seconds, at least 1");

@@ -41,6 +41,7 @@ struct config {
     bool demo_token_server = false; ///< benchmarks: tokens from an in-process fake server, load on URL
     bool no_token = false;          ///< benchmarks: no token layer at all (send -H headers only)
     bool dpop = false;              ///< DPoP proofs on token and API requests (RFC 9449)
+    std::optional<std::string> proxy; ///< --proxy URL for every connection; unset: the environment
     bool help = false;
 };
 

@@ -46,12 +46,23 @@ http::tls_options tls_for(const config& cfg) {
     return tls;
 }
 
+// --proxy URL: that proxy for every origin; --proxy none: direct; neither: the environment.
+http::proxy_options proxy_for(const config& cfg) {
+    http::proxy_options p;
+    if (cfg.proxy) {
+        p.from = *cfg.proxy == "none" ? http::proxy_options::source::none : http::proxy_options::source::fixed;
+        if (*cfg.proxy != "none") p.url = *cfg.proxy;
+    }
+    return p;
+}
+
 // Loop k's pool: --max-connections is for the whole run, so each loop gets its share, as with -c.
 http::pool_options pool_options_for(const config& cfg, int k, int loop_count) {
     http::pool_options o;
     o.request_timeout = cfg.timeout;
     o.queue_timeout = cfg.timeout;
     o.tls = tls_for(cfg);
+    o.proxy = proxy_for(cfg);
     const int max_connections = cfg.max_connections.value_or(cfg.concurrency);
     o.max_connections_per_origin = static_cast<std::size_t>(share(max_connections, k, loop_count));
     return o;
@@ -107,6 +118,7 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
     so.request_timeout = cfg.timeout;
     so.backoff.deadline = cfg.timeout;
     so.tls = tls_for(cfg);
+    so.proxy = proxy_for(cfg);
     so.dpop.enabled = cfg.dpop;
     const std::string token_url = http::redact_url(creds.token_url.empty() ? creds.issuer : creds.token_url);
     try {

@@ -4,6 +4,7 @@
 #include <tokenflight/completion_token.hpp>
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/message.hpp>
+#include <tokenflight/http/proxy.hpp>
 #include <tokenflight/http/prepared_request.hpp>
 #include <tokenflight/http/url.hpp>
 #include <tokenflight/token.hpp>
@@ -102,6 +103,10 @@ struct pool_options {
     std::size_t body_limit = 8 * 1024 * 1024;   ///< response body bytes
     std::string user_agent = "tokenflight/0.1"; ///< sent when the request has none
     tls_options tls;                            ///< for https origins
+    /// Egress proxy: by default HTTPS_PROXY / HTTP_PROXY / NO_PROXY (loopback never proxied);
+    /// connections through a proxy are CONNECT tunnels, with TLS, SNI and certificate checks
+    /// end to end with the origin, never with the proxy.
+    proxy_options proxy;
     /// Called for every pool_event, for logging and metrics. Runs on the pool's executor (on
     /// the connection's strand for connection and exchange events), or for a request refused at
     /// once, in a handler posted to it; on several threads at once when the io_context has
