@@ -89,6 +89,16 @@ private:
     pid_t pid_ = -1;
 };
 
+// An https origin answering 200 to everything, with a certificate the test's CA signed.
+struct tls_origin {
+    test::tls_fixture f;
+    testing::http_server server{[](const http::request&, http::response&) -> asio::awaitable<testing::reply> {
+                                    co_return testing::reply::send;
+                                },
+                                {.tls = &f.server_ctx}};
+    http::origin where() const { return {.tls = true, .host = "localhost", .port = server.port()}; }
+};
+
 http::pool_options through(const std::string& proxy_url, const test::tls_fixture& f) {
     http::pool_options o;
     o.tls = test::tls_fixture::trust(f.ca_file.path());
@@ -173,12 +183,10 @@ TEST_CASE("proxy: a token source and a client through the proxy, plain http orig
 
 TEST_CASE("proxy: credentials from the proxy URL are sent; without them, or wrong, proxy_refused") {
     tinyproxy proxy("BasicAuth tf-user tf-pass\n");
-    test::tls_fixture f;
-    testing::http_server origin([](const http::request&, http::response&) -> asio::awaitable<testing::reply> {
-        co_return testing::reply::send;
-    }, {.tls = &f.server_ctx});
+    tls_origin origin;
     test::io_threads io(1);
-    const http::origin to{.tls = true, .host = "localhost", .port = origin.port()};
+    const auto& f = origin.f;
+    const auto to = origin.where();
     struct row {
         std::string userinfo;
         bool ok;
@@ -199,16 +207,14 @@ TEST_CASE("proxy: credentials from the proxy URL are sent; without them, or wron
 
 TEST_CASE("proxy: one that refuses CONNECT to the port, and one that is down: typed errors, no hang") {
     tinyproxy refusing("ConnectPort 443\n"); // the origin is not on 443
-    test::tls_fixture f;
-    testing::http_server origin([](const http::request&, http::response&) -> asio::awaitable<testing::reply> {
-        co_return testing::reply::send;
-    }, {.tls = &f.server_ctx});
+    tls_origin origin;
     test::io_threads io(1);
-    const http::origin to{.tls = true, .host = "localhost", .port = origin.port()};
+    const auto& f = origin.f;
+    const auto to = origin.where();
     http::connection_pool refused(io.executor(), through(refusing.url(), f));
     auto [ec, res] = test::run(io.executor(), refused.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
     CHECK(ec == errc::proxy_refused);
-    CHECK(origin.connections_accepted() == 0);
+    CHECK(origin.server.connections_accepted() == 0);
 
     http::connection_pool down(io.executor(), through("http://127.0.0.1:" + std::to_string(free_port()), f));
     auto [ec2, res2] = test::run(io.executor(), down.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
