@@ -7,6 +7,8 @@
 
 #include <tokenflight/discovery.hpp>
 
+#include <algorithm>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -133,6 +135,11 @@ asio::awaitable<error_code> token_source_impl::discover(diagnostics& diag) {
             continue;
         }
         if (auto bad = set_token_endpoint(m->token_endpoint)) co_return bad; // insecure_transport
+        // A server that lists its DPoP algorithms and not ours would refuse every proof.
+        if (dpop_ && !m->dpop_signing_algs.empty() &&
+            std::find(m->dpop_signing_algs.begin(), m->dpop_signing_algs.end(), to_string(dpop_->alg())) ==
+                m->dpop_signing_algs.end())
+            co_return errc::key_algorithm_mismatch;
         creds_.auth = choose_client_auth(*m, creds_);
         // Still automatic (nothing listed fits): with a key that is private_key_jwt.
         if (auto method = effective_client_auth(creds_)) creds_.auth = *method;

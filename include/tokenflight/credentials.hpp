@@ -64,7 +64,9 @@ struct credentials {
     /// the token endpoint,
     /// and for client_auth::automatic the method, come from its metadata (RFC 8414, OpenID
     /// Connect Discovery), fetched before the first token request and again after a refresh
-    /// that failed other than with an OAuth error. See discovery.hpp.
+    /// that failed other than with an OAuth error. With DPoP, a server that lists its DPoP
+    /// algorithms without the source's fails the refresh with errc::key_algorithm_mismatch.
+    /// See discovery.hpp.
     std::string issuer;
     std::string client_id; ///< the client's identifier, as registered with the provider
     secret client_secret;   ///< the client's secret; prints as `***`

@@ -477,20 +477,30 @@ struct metadata_server {
     std::string token_endpoint;
     std::string path = "/.well-known/oauth-authorization-server"; // the one well-known URL served
     std::string issuer_path;                                       // after the base URL
+    std::string extra;                                             // more members: ,"name":value (under m)
     testing::http_server server{[this](const http::request& req, http::response& res) -> asio::awaitable<testing::reply> {
+        std::lock_guard l(m); // every member is set under it: the test's thread and the server's
         if (req.target() != path) {
             res.result(http::status::not_found);
             co_return testing::reply::send;
         }
-        std::lock_guard l(m);
         res.set(http::field::content_type, "application/json");
         res.body() = R"({"issuer":")" + server.base_url() + issuer_path + R"(","token_endpoint":")" + token_endpoint +
-                     R"(","token_endpoint_auth_methods_supported":["client_secret_basic"]})";
+                     R"(","token_endpoint_auth_methods_supported":["client_secret_basic"])" + extra + "}";
         co_return testing::reply::send;
     }};
     void point_at(std::string url) {
         std::lock_guard l(m);
         token_endpoint = std::move(url);
+    }
+    void serve_at(std::string well_known_path, std::string issuer_suffix) {
+        std::lock_guard l(m);
+        path = std::move(well_known_path);
+        issuer_path = std::move(issuer_suffix);
+    }
+    void add_members(std::string members) {
+        std::lock_guard l(m);
+        extra = std::move(members);
     }
 };
 
@@ -536,8 +546,7 @@ TEST_CASE("discovery: an issuer with a path, served only at OpenID's URL, is fou
     test::io_threads io(1);
     testing::fake_auth_server auth(server_options());
     metadata_server issuer;
-    issuer.path = "/tenant-7/.well-known/openid-configuration";
-    issuer.issuer_path = "/tenant-7";
+    issuer.serve_at("/tenant-7/.well-known/openid-configuration", "/tenant-7");
     issuer.point_at(auth.token_url());
     auto c = creds_for(auth);
     c.token_url.clear();
@@ -564,6 +573,30 @@ TEST_CASE("discovery: automatic with a key uses the secret when the server lists
     auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
     CHECK_FALSE(ec);
     CHECK(auth.token_requests() == 1);
+}
+
+TEST_CASE("discovery: a server listing DPoP algorithms without the source's is key_algorithm_mismatch") {
+    test::io_threads io(1);
+    testing::fake_auth_server auth(server_options());
+    metadata_server issuer;
+    issuer.point_at(auth.token_url());
+    auto c = creds_for(auth);
+    c.token_url.clear();
+    c.issuer = issuer.server.base_url();
+    token_source_options o;
+    o.dpop.enabled = true; // ES256
+    for (auto [listed, expected] : {std::pair<const char*, bool>{R"(["EdDSA"])", false}, {R"(["EdDSA","ES256"])", true}}) {
+        CAPTURE(listed);
+        issuer.add_members(std::string(R"(,"dpop_signing_alg_values_supported":)") + listed);
+        token_source src(io.executor(), c, o);
+        auto [ec, t] = test::run(io.executor(), src.async_get_token(asio::as_tuple(asio::use_awaitable)));
+        if (expected) {
+            CHECK_FALSE(ec);
+        } else {
+            CHECK(ec == errc::key_algorithm_mismatch);
+            CHECK(src.stats().token_requests == 0);
+        }
+    }
 }
 
 TEST_CASE("discovery: metadata naming a plain-http endpoint off loopback is refused before any token request") {
