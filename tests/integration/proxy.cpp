@@ -8,11 +8,13 @@
 #include <tokenflight/testing/fake_auth_server.hpp>
 #include <tokenflight/token_source.hpp>
 
+#include "hostile_server.hpp"
 #include "support.hpp"
 #include "temp_file.hpp"
 #include "tls_fixture.hpp"
 
 #include <tokenflight/testing/http_server.hpp>
+#include <tokenflight/token_endpoint.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -220,4 +222,62 @@ TEST_CASE("proxy: one that refuses CONNECT to the port, and one that is down: ty
     auto [ec2, res2] = test::run(io.executor(), down.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
     CHECK(ec2 == asio::error::connection_refused);
     CHECK(ec2 == condition::transient);
+}
+
+// --- hostile proxies: raw bytes, not tinyproxy ---
+
+TEST_CASE("proxy: what the CONNECT request says, and hostile answers to it as typed errors") {
+    tls_origin origin;
+    test::io_threads io(1);
+    const auto& f = origin.f;
+    const auto to = origin.where();
+    const auto attempt = [&](const test::hostile_server& proxy, const std::string& userinfo = {}) {
+        auto o = through("http://" + (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:" +
+                             std::to_string(proxy.port()),
+                         f);
+        o.connect_timeout = 1s;
+        http::connection_pool pool(io.executor(), o);
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
+        return ec;
+    };
+
+    SUBCASE("the request: authority-form with the port, Host, and the proxy credential as Basic") {
+        test::hostile_server proxy({"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", "", 0ms, 64});
+        CHECK(attempt(proxy, "tf-user:tf-pass") == errc::proxy_refused);
+        const auto heads = proxy.requests();
+        REQUIRE(heads.size() == 1);
+        const auto authority = "localhost:" + std::to_string(to.port);
+        CHECK(heads[0] == "CONNECT " + authority + " HTTP/1.1\r\nHost: " + authority +
+                              "\r\nProxy-Authorization: Basic " + base64_encode("tf-user:tf-pass") + "\r\n\r\n");
+    }
+    SUBCASE("a header that never ends: header_too_large, bounded by the header limit") {
+        test::hostile_server proxy({"HTTP/1.1 200 OK\r\n", "X-Pad: aaaaaaaaaaaaaaaa\r\n", 0ms, 1 << 20});
+        CHECK(attempt(proxy) == errc::header_too_large);
+    }
+    SUBCASE("a header that drips and never ends: connect_timeout") {
+        test::hostile_server proxy({"HTTP/1.1 200 OK\r\n", "X: y\r\n", 50ms, 4096});
+        CHECK(attempt(proxy) == errc::connect_timeout);
+    }
+    SUBCASE("bytes after a 200 before the client spoke: never a usable tunnel") {
+        // Read with the head (one write on loopback: the usual case), they are proxy_refused;
+        // read after it, they end the TLS handshake. Either way no request goes through.
+        test::hostile_server proxy({"HTTP/1.1 200 OK\r\n\r\nSMUGGLED", "", 0ms, 64});
+        CHECK(attempt(proxy));
+    }
+    SUBCASE("an answer that is not HTTP") {
+        test::hostile_server proxy({"SSH-2.0-OpenSSH_9.2\r\n\r\n", "", 0ms, 64});
+        CHECK(attempt(proxy) == errc::proxy_refused);
+    }
+    SUBCASE("407: proxy_refused, and the credential is not in the message") {
+        test::hostile_server proxy(
+            {"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"p\"\r\n\r\n", "", 0ms,
+             256});
+        const auto ec = attempt(proxy, "tf-user:SECRET-proxy-pass");
+        CHECK(ec == errc::proxy_refused);
+        CHECK(ec.message().find("SECRET") == std::string::npos);
+    }
+    SUBCASE("a proxy that closes at once: a transient error, no hang") {
+        test::hostile_server proxy({"", "", 0ms, 0});
+        CHECK(attempt(proxy) == condition::transient);
+    }
 }
