@@ -159,28 +159,36 @@ oauth_errc oauth_code(std::string_view e) {
 
 } // namespace
 
-boost::system::result<client_auth> effective_client_auth(const credentials& creds) {
-    if (creds.client_id.empty()) return error_code(errc::missing_credentials);
+namespace {
+// What `method` (automatic already resolved) needs of `creds`.
+error_code check_client_auth(const credentials& creds, client_auth method) {
+    if (creds.client_id.empty()) return errc::missing_credentials;
     const auto& a = creds.assertion;
-    client_auth method = creds.auth;
-    if (method == client_auth::automatic && a.key) method = client_auth::private_key_jwt;
     switch (method) {
     case client_auth::private_key_jwt:
-        if (!a.key) return error_code(errc::missing_credentials);
-        if (a.alg && !a.key->supports(*a.alg)) return error_code(errc::key_algorithm_mismatch);
+        if (!a.key) return errc::missing_credentials;
+        if (a.alg && !a.key->supports(*a.alg)) return errc::key_algorithm_mismatch;
         break;
     case client_auth::client_secret_jwt:
-        if (creds.client_secret.empty()) return error_code(errc::missing_credentials);
-        if (a.alg && *a.alg != jws_alg::hs256) return error_code(errc::key_algorithm_mismatch);
+        if (creds.client_secret.empty()) return errc::missing_credentials;
+        if (a.alg && *a.alg != jws_alg::hs256) return errc::key_algorithm_mismatch;
         // RFC 7518 section 3.2: an HS256 key of at least the hash's size.
-        if (creds.client_secret.reveal().size() < 32) return error_code(errc::invalid_signing_key);
+        if (creds.client_secret.reveal().size() < 32) return errc::invalid_signing_key;
         break;
     default:
-        if (creds.client_secret.empty()) return error_code(errc::missing_credentials);
+        if (creds.client_secret.empty()) return errc::missing_credentials;
     }
     if ((method == client_auth::private_key_jwt || method == client_auth::client_secret_jwt) &&
         a.lifetime <= std::chrono::seconds(0))
-        return error_code(errc::invalid_signing_key); // exp would not follow iat
+        return errc::invalid_signing_key; // exp would not follow iat
+    return {};
+}
+} // namespace
+
+boost::system::result<client_auth> effective_client_auth(const credentials& creds) {
+    client_auth method = creds.auth;
+    if (method == client_auth::automatic && creds.assertion.key) method = client_auth::private_key_jwt;
+    if (auto ec = check_client_auth(creds, method)) return ec;
     return method;
 }
 
@@ -195,9 +203,7 @@ boost::system::result<secret> make_client_assertion(const credentials& creds, cl
                                                     std::chrono::system_clock::time_point now, std::string_view jti) {
     if (method != client_auth::private_key_jwt && method != client_auth::client_secret_jwt)
         return error_code(errc::key_algorithm_mismatch);
-    credentials checked_as = creds; // shares the key; checks what `method` needs, not creds.auth
-    checked_as.auth = method;
-    if (auto ok = effective_client_auth(checked_as); !ok) return ok.error();
+    if (auto ec = check_client_auth(creds, method)) return ec; // what `method` needs, not creds.auth
     const auto& opt = creds.assertion;
     const jws_alg alg = method == client_auth::client_secret_jwt ? jws_alg::hs256 : opt.alg.value_or(opt.key->default_alg());
 

@@ -415,10 +415,13 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
                 // Every answer may carry the nonce to use next (RFC 9449 section 8).
                 if (dpop_)
                     if (auto n = res["DPoP-Nonce"]; !n.empty()) nonces_.update(location_.origin, n);
-                // A server may echo the assertion: masked like the secret.
+                // A server may echo the assertion: masked like the secret. The source's redactor
+                // is copied only then.
+                std::optional<redactor> with_assertion;
+                if (!assertion.empty()) with_assertion = redactor_.with(assertion);
                 auto parsed = parse_token_response(res.result_int(), res.body(), sent_wall,
                                                    options_.refresh.default_lifetime,
-                                                   assertion.empty() ? redactor_ : redactor_.with(assertion), diag);
+                                                   with_assertion ? *with_assertion : redactor_, diag);
                 if (parsed) {
                     token = std::move(*parsed);
                 } else {
