@@ -3,11 +3,14 @@
 #ifndef TOKENFLIGHT_SRC_ACCESS_HPP
 #define TOKENFLIGHT_SRC_ACCESS_HPP
 
+#include <tokenflight/http/client_identity.hpp>
 #include <tokenflight/http/connection_pool.hpp>
 #include <tokenflight/token.hpp>
 #include <tokenflight/token_source.hpp>
 
 #include <memory>
+
+struct ssl_st; // OpenSSL's SSL
 
 namespace tokenflight::detail {
 
@@ -17,6 +20,11 @@ struct access {
         return p.impl_;
     }
     static const access_token::data& data(const access_token& t) noexcept { return *t.d_; }
+    /// Makes `ssl` (a connection not yet handshaken) present `id`'s certificate, chain and key;
+    /// nothing for an empty identity. False when OpenSSL refuses.
+    static bool present(const http::client_identity& id, ssl_st* ssl) noexcept;
+    /// Identifies an identity for pooling: the same for copies, null for an empty one.
+    static const void* key(const http::client_identity& id) noexcept { return id.impl_.get(); }
 };
 
 } // namespace tokenflight::detail

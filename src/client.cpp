@@ -254,6 +254,7 @@ public:
         }
         op->token = std::move(token);
         pool_->configure(*op, op->form.origin(), op->form.wire, op->params.opts);
+        if (const auto& id = source_->identity()) op->identity = &id; // see run()
         op->kind = http::detail::kind_of<typename Form::reader>();
         op->on_complete = &request_op<Form>::complete;
         op->on_destroy = &request_op<Form>::drop;
@@ -288,6 +289,8 @@ public:
                                                                   result_of<Form> res, int sends) {
         using result = std::tuple<error_code, result_of<Form>>;
         using reader = typename Form::reader;
+        // A certificate-bound token goes on connections that present the source's certificate.
+        if (const auto& id = source_->identity()) params.opts.identity = id;
         co_await asio::this_coro::throw_if_cancelled(false);
         // A cancellation that came before this coroutine's first step (the default filter keeps
         // terminal ones) would be lost by the reset below.

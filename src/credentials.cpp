@@ -58,6 +58,8 @@ std::string_view to_string(client_auth a) noexcept {
     case client_auth::automatic: return "automatic";
     case client_auth::private_key_jwt: return "private_key_jwt";
     case client_auth::client_secret_jwt: return "client_secret_jwt";
+    case client_auth::tls_client_auth: return "tls_client_auth";
+    case client_auth::self_signed_tls_client_auth: return "self_signed_tls_client_auth";
     }
     return "unknown";
 }
@@ -69,6 +71,7 @@ std::ostream& operator<<(std::ostream& os, const credentials& c) {
        << ", client_secret=" << c.client_secret << ", scope=" << c.scope << ", auth=" << to_string(c.auth);
     if (c.assertion.key) os << ", assertion_key=" << *c.assertion.key;
     if (c.assertion.alg) os << ", assertion_alg=" << to_string(*c.assertion.alg);
+    if (c.certificate) os << ", certificate=" << c.certificate;
     return os << '}';
 }
 

@@ -101,7 +101,12 @@ client_auth choose_client_auth(const server_metadata& metadata, credentials& cre
         }
         return client_auth::private_key_jwt;
     }
-    if (creds.client_secret.empty()) return client_auth::automatic;
+    if (creds.client_secret.empty()) {
+        if (creds.certificate && metadata.supports_auth("tls_client_auth")) return client_auth::tls_client_auth;
+        if (creds.certificate && metadata.supports_auth("self_signed_tls_client_auth"))
+            return client_auth::self_signed_tls_client_auth;
+        return client_auth::automatic;
+    }
     const bool basic = metadata.supports_auth("client_secret_basic");
     const bool post = metadata.supports_auth("client_secret_post");
     // Both listed: which one this client is registered for is not in the metadata, so Basic is

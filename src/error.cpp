@@ -48,6 +48,8 @@ constexpr entry client_entries[] = {
     {"invalid_signing_key", "signing key: not a usable PEM private key (RSA >= 2048 bits or EC P-256, unencrypted)"},
     {"key_algorithm_mismatch", "signing key: the JWS algorithm does not fit the key or the authentication method"},
     {"invalid_proxy", "proxy URL is not http://[user:password@]host[:port]"},
+    {"invalid_client_certificate", "TLS client certificate: no certificate, or no usable unencrypted private key, in the PEM"},
+    {"certificate_key_mismatch", "TLS client certificate: the private key is not the certificate's"},
     {"connect_timeout", "connect timed out"},
     {"request_timeout", "request timed out"},
     {"queue_timeout", "timed out waiting for a free connection"},
@@ -107,7 +109,7 @@ public:
         switch (static_cast<condition>(cond)) {
         case condition::transient: return transient(ec);
         case condition::oauth_error: return ec.category() == tokenflight::oauth_category();
-        case condition::configuration: return in(ec, errc::missing_credentials, errc::invalid_proxy);
+        case condition::configuration: return in(ec, errc::missing_credentials, errc::certificate_key_mismatch);
         case condition::bad_response:
             // A 5xx/429 is the server being busy (transient), not an unusable answer.
             return (in(ec, errc::token_endpoint_status, errc::bad_metadata) &&

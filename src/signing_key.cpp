@@ -1,6 +1,8 @@
 #include <tokenflight/signing_key.hpp>
 #include <tokenflight/error.hpp>
 
+#include "pem_file.hpp"
+
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
 
@@ -15,6 +17,7 @@
 #include <openssl/rsa.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <array>
 #include <mutex>
 #include <vector>
@@ -86,9 +89,6 @@ struct sig_deleter {
     void operator()(ECDSA_SIG* s) const noexcept { ECDSA_SIG_free(s); }
 };
 using bn_ptr = std::unique_ptr<BIGNUM, bn_deleter>;
-
-// An encrypted PEM is refused: without this callback OpenSSL would prompt on the terminal.
-int no_passphrase(char*, int, int, void*) { return -1; }
 
 bn_ptr bn_param(EVP_PKEY* pkey, const char* name) {
     BIGNUM* bn = nullptr;
@@ -166,23 +166,33 @@ boost::system::result<signing_key> signing_key::from_pem(const secret& pem) {
     const auto text = pem.reveal();
     std::unique_ptr<BIO, bio_deleter> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
     if (!bio) return error_code(errc::invalid_signing_key);
-    return adopt(PEM_read_bio_PrivateKey(bio.get(), nullptr, &no_passphrase, nullptr));
+    return adopt(PEM_read_bio_PrivateKey(bio.get(), nullptr, &detail::no_passphrase, nullptr));
 }
 
 boost::system::result<signing_key> signing_key::load_pem_file(const std::filesystem::path& path) {
+    auto pem = detail::read_pem_file(path, errc::invalid_signing_key);
+    if (!pem) return pem.error();
+    return from_pem(*pem);
+}
+
+namespace detail {
+
+boost::system::result<secret> read_pem_file(const std::filesystem::path& path, error_code too_large) {
     std::ifstream in(path, std::ios::binary);
     if (!in) return error_code(errno ? errno : ENOENT, boost::system::generic_category());
-    // A key file is small; anything past 64 KiB is not one (and is not read into memory).
-    constexpr std::size_t limit = 64 * 1024;
-    std::string buffer(limit + 1, '\0');
+    std::string buffer(pem_file_limit + 1, '\0');
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     const auto got = static_cast<std::size_t>(in.gcount());
     if (in.bad()) return error_code(EIO, boost::system::generic_category());
-    const secret pem(std::string_view(buffer.data(), got));
+    secret pem(std::string_view(buffer.data(), std::min(got, pem_file_limit)));
     OPENSSL_cleanse(buffer.data(), buffer.size());
-    if (got > limit) return error_code(errc::invalid_signing_key);
-    return from_pem(pem);
+    if (got > pem_file_limit) return too_large;
+    return pem;
 }
+
+int no_passphrase(char*, int, int, void*) { return -1; }
+
+} // namespace detail
 
 signing_key signing_key::generate_p256() {
     EVP_PKEY* pkey = EVP_EC_gen("P-256");

@@ -175,6 +175,10 @@ error_code check_client_auth(const credentials& creds, client_auth method) {
         // RFC 7518 section 3.2: an HS256 key of at least the hash's size.
         if (creds.client_secret.reveal().size() < 32) return errc::invalid_signing_key;
         break;
+    case client_auth::tls_client_auth:
+    case client_auth::self_signed_tls_client_auth:
+        if (!creds.certificate) return errc::missing_credentials;
+        break;
     default:
         if (creds.client_secret.empty()) return errc::missing_credentials;
     }
@@ -188,6 +192,8 @@ error_code check_client_auth(const credentials& creds, client_auth method) {
 boost::system::result<client_auth> effective_client_auth(const credentials& creds) {
     client_auth method = creds.auth;
     if (method == client_auth::automatic && creds.assertion.key) method = client_auth::private_key_jwt;
+    if (method == client_auth::automatic && creds.certificate && creds.client_secret.empty())
+        method = client_auth::tls_client_auth;
     if (auto ec = check_client_auth(creds, method)) return ec;
     return method;
 }
@@ -262,7 +268,10 @@ http::request make_token_request(const credentials& creds, client_auth method, s
     body.reserve(64 + jwt_bearer.size() + id.size() + encoded_secret.size() + rest.size());
     body += "grant_type=client_credentials&client_id=";
     body += id;
-    if (method == client_auth::post || assertion) {
+    const bool mutual_tls = method == client_auth::tls_client_auth || method == client_auth::self_signed_tls_client_auth;
+    if (mutual_tls) {
+        // RFC 8705 section 2: the certificate in the handshake authenticates; the form names the client.
+    } else if (method == client_auth::post || assertion) {
         body += method == client_auth::post ? std::string_view("&client_secret=") : jwt_bearer;
         body += encoded_secret;
         OPENSSL_cleanse(encoded_secret.data(), encoded_secret.size());

@@ -41,13 +41,14 @@ std::uint64_t next_source_id() {
     return ++n; // never reused, unlike an address: a thread's replica cannot match a new source
 }
 
-http::pool_options pool_options_for(const token_source_options& o) {
+http::pool_options pool_options_for(const token_source_options& o, const credentials& c) {
     http::pool_options p;
     p.max_connections_per_origin = 2; // single flight: one request at a time, plus a spare
     p.request_timeout = o.request_timeout;
     p.connect_timeout = std::min<clock::duration>(o.request_timeout, p.connect_timeout);
     p.body_limit = o.body_limit;
     p.tls = o.tls;
+    if (!p.tls.identity) p.tls.identity = c.certificate; // mutual TLS with the token endpoint
     p.proxy = o.proxy;
     return p;
 }
@@ -74,7 +75,7 @@ struct posted_completion {
 
 token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds, token_source_options options)
     : ex_(ex), strand_(asio::make_strand(ex)), creds_(std::move(creds)), options_(std::move(options)),
-      cache_(options_.backoff.cooldown), pool_(ex, pool_options_for(options_)), auth_(creds_.auth),
+      cache_(options_.backoff.cooldown), pool_(ex, pool_options_for(options_, creds_)), auth_(creds_.auth),
       id_(next_source_id()) {
     if (options_.dpop.enabled) {
         auto key = options_.dpop.key ? *options_.dpop.key : signing_key::generate_p256();
@@ -134,7 +135,10 @@ asio::awaitable<error_code> token_source_impl::discover(diagnostics& diag) {
             if (ec == errc::issuer_mismatch) break;
             continue;
         }
-        if (auto bad = set_token_endpoint(m->token_endpoint)) co_return bad; // insecure_transport
+        // RFC 8705 section 5: a client with a certificate uses the endpoint aliased for mutual TLS.
+        const auto& endpoint = creds_.certificate && !m->mtls_token_endpoint.empty() ? m->mtls_token_endpoint
+                                                                                     : m->token_endpoint;
+        if (auto bad = set_token_endpoint(endpoint)) co_return bad; // insecure_transport
         // A server that lists its DPoP algorithms and not ours would refuse every proof.
         if (dpop_ && !m->dpop_signing_algs.empty() &&
             std::find(m->dpop_signing_algs.begin(), m->dpop_signing_algs.end(), to_string(dpop_->alg())) ==

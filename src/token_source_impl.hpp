@@ -83,6 +83,9 @@ public:
     const dpop_prover* dpop() const noexcept { return dpop_ ? &*dpop_ : nullptr; }
     /// Server DPoP nonces by origin, shared by the token requests and the clients' API requests.
     dpop_nonces& nonces() noexcept { return nonces_; }
+    /// The client certificate of the credentials (set at construction, then only read): the
+    /// clients present it on API requests, as certificate-bound tokens need.
+    const http::client_identity& identity() const noexcept { return creds_.certificate; }
 
 private:
     // Each thread hands out its own copy of the token, so that copies made on different threads

@@ -54,7 +54,7 @@ inline std::unique_ptr<X509, decltype(&X509_free)> read_cert(const std::string& 
 
 /// A certificate for `cn` with the given subjectAltName, signed by `ca` (self-signed CA when null),
 /// valid from `not_before` to `not_after` seconds from now; `usage` is its extended key usage when
-/// signed by `ca` ("clientAuth" for a client certificate).
+/// signed by `ca` ("clientAuth" for a client certificate; nullptr for an intermediate CA).
 inline key_and_cert make_cert(const std::string& cn, const std::string& san, const key_and_cert* ca,
                               long not_before = -3600, long not_after = 24 * 3600, const char* usage = "serverAuth") {
     std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(EVP_EC_gen("P-256"), EVP_PKEY_free);
@@ -72,7 +72,7 @@ inline key_and_cert make_cert(const std::string& cn, const std::string& san, con
     auto ca_cert = ca ? detail::read_cert(ca->cert_pem) : std::unique_ptr<X509, decltype(&X509_free)>(nullptr, X509_free);
     X509* issuer = ca ? ca_cert.get() : cert.get();
     X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer));
-    if (ca) {
+    if (ca && usage) {
         detail::add_ext(cert.get(), issuer, NID_basic_constraints, "critical,CA:FALSE");
         detail::add_ext(cert.get(), issuer, NID_subject_alt_name, san.c_str());
         detail::add_ext(cert.get(), issuer, NID_ext_key_usage, usage);

@@ -1,6 +1,7 @@
 #ifndef TOKENFLIGHT_CREDENTIALS_HPP
 #define TOKENFLIGHT_CREDENTIALS_HPP
 
+#include <tokenflight/http/client_identity.hpp>
 #include <tokenflight/secret.hpp>
 #include <tokenflight/signing_key.hpp>
 
@@ -25,14 +26,21 @@ namespace tokenflight {
 enum class client_auth {
     basic,     ///< `client_secret_basic`: HTTP Basic with form-urlencoded id and secret (default)
     post,      ///< `client_secret_post`: `client_id` and `client_secret` in the form body
-    /// With credentials::assertion's key set: private_key_jwt. Otherwise try basic; on
-    /// `invalid_client` retry once with post and remember what worked.
+    /// With credentials::assertion's key set: private_key_jwt. With a certificate and no
+    /// secret: tls_client_auth. Otherwise try basic; on `invalid_client` retry once with post
+    /// and remember what worked.
     automatic,
     /// `private_key_jwt`: a JWT signed with credentials::assertion's key (RS256, PS256, ES256);
     /// no client secret is needed or sent
     private_key_jwt,
     /// `client_secret_jwt`: a JWT signed HS256 with the client secret; the secret itself is not sent
     client_secret_jwt,
+    /// `tls_client_auth` (RFC 8705 section 2.1): credentials::certificate, issued by a CA the
+    /// server trusts, presented in the TLS handshake; the form carries only the client id
+    tls_client_auth,
+    /// `self_signed_tls_client_auth` (RFC 8705 section 2.2): as tls_client_auth, with a
+    /// certificate the client registered itself (its `jwks`); the same request on the wire
+    self_signed_tls_client_auth,
 };
 
 /// The method's registered name, e.g. "client_secret_basic", "private_key_jwt"; "automatic".
@@ -75,6 +83,12 @@ struct credentials {
     std::vector<std::pair<std::string, std::string>> extra_params;
     client_auth auth = client_auth::basic; ///< how the client authenticates
     client_assertion_options assertion;   ///< for private_key_jwt and client_secret_jwt
+    /// The client certificate for mutual TLS (RFC 8705): presented to the token endpoint (for
+    /// tls_client_auth and self_signed_tls_client_auth, and so that the server may bind the
+    /// tokens to it), and by every client of the token source on its API requests, as
+    /// certificate-bound tokens need. With discovery, the metadata's `mtls_endpoint_aliases`
+    /// token endpoint is used when it lists one.
+    http::client_identity certificate{};
     /// Send the secret over plain http:// to a non-loopback host. Off unless you really mean it.
     bool allow_insecure_http = false;
 
@@ -84,8 +98,8 @@ struct credentials {
     /// Fails with errc::missing_credentials naming no secret value.
     static boost::system::result<credentials> from_env();
 
-    /// Writes every field but the secret's value, which prints as `***`, and the key's material
-    /// (only its type and size).
+    /// Writes every field but the secret's value, which prints as `***`, and the keys' material
+    /// (only the assertion key's type and size, the certificate's subject and thumbprint).
     friend std::ostream& operator<<(std::ostream& os, const credentials& c);
 };
 

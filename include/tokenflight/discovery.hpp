@@ -59,7 +59,9 @@ boost::system::result<server_metadata> parse_server_metadata(unsigned status, st
                                                               std::string_view expected_issuer, diagnostics& diag);
 
 /// client_auth::automatic, resolved with what the server supports: `private_key_jwt` when the
-/// credentials hold a key and the server lists it; else, with a secret, `automatic` when the
+/// credentials hold a key and the server lists it; else, with a certificate and no secret,
+/// `tls_client_auth` or `self_signed_tls_client_auth`, whichever is listed (the former first;
+/// the two send the same request); else, with a secret, `automatic` when the
 /// server lists both `client_secret_basic` and `client_secret_post` (which one the client is
 /// registered for is not in the metadata: Basic first, then post once on `invalid_client`),
 /// else the one of them it lists, else `client_secret_jwt` if listed, else `automatic`.

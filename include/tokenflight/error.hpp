@@ -68,6 +68,9 @@ enum class errc {
     key_algorithm_mismatch, ///< the configured JWS algorithm does not fit the key or the client
                             ///< authentication method (e.g. ES256 with an RSA key)
     invalid_proxy,          ///< a proxy URL that is not http://[user:password@]host[:port]
+    invalid_client_certificate, ///< a TLS client certificate or key that cannot be used: no
+                                ///< certificate in the PEM, no usable (unencrypted) private key
+    certificate_key_mismatch,   ///< the TLS client private key is not the certificate's
 
     // --- transport ---
     connect_timeout,        ///< TCP connect (and TLS handshake) did not finish in time

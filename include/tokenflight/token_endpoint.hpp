@@ -32,9 +32,11 @@ struct token_response {
 };
 
 /// The method a token request for `creds` starts with, after checking that the credentials
-/// hold what it needs: `automatic` becomes `private_key_jwt` when an assertion key is set.
+/// hold what it needs: `automatic` becomes `private_key_jwt` when an assertion key is set, else
+/// `tls_client_auth` when a certificate is set and no secret.
 /// Errors: errc::missing_credentials (no client id; no secret where one is sent or signs; no
-/// key for `private_key_jwt`), errc::key_algorithm_mismatch (an assertion algorithm the key
+/// key for `private_key_jwt`; no certificate for `tls_client_auth` and
+/// `self_signed_tls_client_auth`), errc::key_algorithm_mismatch (an assertion algorithm the key
 /// cannot sign with, or other than HS256 for `client_secret_jwt`), errc::invalid_signing_key
 /// (a `client_secret_jwt` secret under 32 bytes, RFC 7518 section 3.2; an assertion lifetime
 /// that is not positive).
@@ -60,6 +62,8 @@ std::string random_jti();
 /// With `basic`, id and secret are form-urlencoded before base64 (RFC 6749 section 2.3.1). With
 /// `private_key_jwt` and `client_secret_jwt`, `client_assertion` (from make_client_assertion) is
 /// sent with `client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer`.
+/// With `tls_client_auth` and `self_signed_tls_client_auth` the form names the client and
+/// nothing else authenticates it: the certificate does, in the TLS handshake.
 http::request make_token_request(const credentials& creds, client_auth method, std::string_view host,
                                  std::string_view target, const secret& client_assertion = secret());
 

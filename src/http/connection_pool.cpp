@@ -2,6 +2,7 @@
 
 #include "pool_impl.hpp"
 #include "exchange.hpp"
+#include "../access.hpp"
 #include "../hook.hpp"
 #include "../recycler.hpp"
 
@@ -170,6 +171,8 @@ bool pool_impl::same_context(const asio::any_completion_executor& handler_ex) co
 }
 
 namespace {
+const client_identity no_identity; // of every plain http origin pool
+
 // `ex` as a completion executor, unwrapped to its io_context target when it has one (which fits
 // in the small buffer; the any_io_executor itself does not).
 asio::any_completion_executor completion_executor_of(const asio::any_io_executor& ex) {
@@ -199,11 +202,16 @@ pool_impl::pool_impl(asio::any_io_executor ex, pool_options options)
     if (options_.tls.configure_context) options_.tls.configure_context(*ssl_);
 }
 
-origin_pool& pool_impl::pool_for(const origin& o) {
-    if (origin_pool* last = last_origin_.load(std::memory_order_acquire); last && last->where == o) return *last;
+origin_pool& pool_impl::pool_for(const origin& o, const client_identity* id) {
+    if (!id || id->empty()) id = &options_.tls.identity;
+    if (!o.tls) id = &no_identity;
+    const void* key = tokenflight::detail::access::key(*id);
+    if (origin_pool* last = last_origin_.load(std::memory_order_acquire);
+        last && tokenflight::detail::access::key(last->who) == key && last->where == o)
+        return *last;
     std::lock_guard lock(origins_mutex_);
-    auto& p = origins_[o];
-    if (!p) p = std::make_unique<origin_pool>(o, ex_);
+    auto& p = origins_[{o, key}];
+    if (!p) p = std::make_unique<origin_pool>(o, *id, ex_);
     last_origin_.store(p.get(), std::memory_order_release);
     return *p;
 }
@@ -216,6 +224,7 @@ void pool_impl::configure(exchange_op& op, const origin& to, const wire_request&
     op.deadline = now + opts.timeout.value_or(options_.request_timeout);
     op.body_limit = opts.body_limit.value_or(options_.body_limit);
     op.idempotent = opts.idempotent.value_or(is_idempotent(w.method));
+    op.identity = opts.identity ? &opts.identity : nullptr;
 }
 
 std::shared_ptr<connection> pool_impl::make_connection(origin_pool& p) {
@@ -231,7 +240,7 @@ void pool_impl::assign(origin_pool&, exchange_op& op, connection& c) noexcept {
 
 void pool_impl::submit(exchange_op& op) {
     requests_.fetch_add(1, std::memory_order_relaxed);
-    origin_pool& p = pool_for(*op.to);
+    origin_pool& p = pool_for(*op.to, op.identity);
     std::shared_ptr<connection> woken, spawned;
     bool failed = false;
     {
@@ -699,6 +708,7 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
         // OpenSSL checks the name (RFC 6125) or the address inside chain verification, so a
         // mismatch has its own verify result, reported as errc::tls_name_mismatch.
         SSL* ssl = c.tls->native_handle();
+        if (!tokenflight::detail::access::present(c.home.who, ssl)) co_return errc::invalid_client_certificate;
         if (options_.tls.verify_peer) {
             const bool set = not_ip ? SSL_set1_host(ssl, to.host.c_str()) == 1
                                     : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), to.host.c_str()) == 1;

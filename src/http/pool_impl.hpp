@@ -69,6 +69,9 @@ struct exchange_op {
 
     // What to send, set by the sender before submit().
     const origin* to = nullptr;
+    /// The client certificate to present (mutual TLS), or null for the pool's default; read by
+    /// submit() only (it picks the origin pool), so it need not outlive that call.
+    const client_identity* identity = nullptr;
     wire_request wire;
     clock::time_point started{}; // when it was sent through the pool (configure()): its latency's start
     clock::time_point deadline{};
@@ -229,8 +232,10 @@ struct connection : std::enable_shared_from_this<connection> {
 
 /// The connections of one origin, and the requests waiting for one.
 struct origin_pool {
-    origin_pool(origin o, const asio::any_io_executor& ex) : where(std::move(o)), queue_timer(ex) {}
+    origin_pool(origin o, client_identity id, const asio::any_io_executor& ex)
+        : where(std::move(o)), who(std::move(id)), queue_timer(ex) {}
     const origin where;
+    const client_identity who; // the certificate its connections present (https only)
     std::mutex mutex;
     std::vector<std::shared_ptr<connection>> idle; // parked loops, most recently used last
     std::size_t open = 0;                          // idle + busy + connecting
@@ -318,7 +323,9 @@ public:
 private:
 
     bool same_context(const asio::any_completion_executor& handler_ex) const noexcept;
-    origin_pool& pool_for(const origin& o);
+    /// The connections of `o` for `id` (a copy of options().tls.identity when null), made on
+    /// first use. Plain http origins have one set, whatever the identity.
+    origin_pool& pool_for(const origin& o, const client_identity* id);
     void assign(origin_pool& p, exchange_op& op, connection& c) noexcept;
     /// Resumes a parked loop taken out of the idle list (its `current` says what to do); under
     /// the origin's mutex.
@@ -389,7 +396,10 @@ private:
     std::unique_ptr<asio::ssl::context> ssl_;
     std::once_flag system_store_loaded_; // completed before any TLS stream uses ssl_
     mutable std::mutex origins_mutex_;
-    std::map<origin, std::unique_ptr<origin_pool>> origins_;
+    // By origin and identity (tokenflight::detail::access::key): an identity's connections are
+    // never handed to another's requests. The origin pools hold their identities, so a key
+    // is never reused while its entry lives.
+    std::map<std::pair<origin, const void*>, std::unique_ptr<origin_pool>> origins_;
     // The origin looked up last: a request to it skips the lock and the map. Origin pools live as
     // long as the pool, so a pointer read here stays valid.
     std::atomic<origin_pool*> last_origin_{nullptr};

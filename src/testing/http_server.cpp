@@ -19,6 +19,11 @@
 #include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <tokenflight/http/client_identity.hpp>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -38,6 +43,18 @@ void reset_connection(tcp::socket& socket) {
     error_code ec;
     socket.set_option(tcp::socket::linger(/*enabled=*/true, /*timeout=*/0), ec);
     socket.close(ec);
+}
+
+// RFC 8705's x5t#S256 of a peer certificate; empty for none.
+std::string thumbprint_of(X509* cert) {
+    if (!cert) return {};
+    unsigned char* der = nullptr;
+    const int n = i2d_X509(cert, &der);
+    if (n <= 0) return {};
+    auto thumbprint =
+        http::certificate_thumbprint(std::string_view(reinterpret_cast<const char*>(der), static_cast<std::size_t>(n)));
+    OPENSSL_free(der);
+    return thumbprint;
 }
 
 struct session_state {
@@ -62,7 +79,8 @@ struct http_server::impl {
     std::vector<std::thread> threads;
 
     template <class Stream>
-    asio::awaitable<void> serve(Stream& stream, beast::tcp_stream& transport, session_state& state) {
+    asio::awaitable<void> serve(Stream& stream, beast::tcp_stream& transport, session_state& state,
+                                std::string peer_certificate = {}) {
         beast::flat_buffer buffer;
         for (;;) {
             state.idle = true;
@@ -75,6 +93,10 @@ struct http_server::impl {
             state.idle = false;
             requests.fetch_add(1, std::memory_order_relaxed);
             http::request req = parser.release();
+            if (!opts.peer_certificate_header.empty()) {
+                req.erase(opts.peer_certificate_header);
+                if (!peer_certificate.empty()) req.set(opts.peer_certificate_header, peer_certificate);
+            }
             http::response res{http::status::ok, req.version()};
             res.keep_alive(req.keep_alive());
             const reply action = co_await handler(req, res);
@@ -135,7 +157,7 @@ struct http_server::impl {
             asio::ssl::stream<beast::tcp_stream&> tls(transport, *opts.tls);
             auto [handshake_ec] = co_await tls.async_handshake(asio::ssl::stream_base::server, tuple_awaitable);
             if (!handshake_ec) {
-                auto op = serve(tls, transport, *state);
+                auto op = serve(tls, transport, *state, thumbprint_of(SSL_get0_peer_certificate(tls.native_handle())));
                 co_await std::move(op);
             }
         } else {

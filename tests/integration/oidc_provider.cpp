@@ -3,7 +3,10 @@
 #include <tokenflight/client.hpp>
 
 #include "support.hpp"
+#include "tls_certs.hpp"
 
+#include <tokenflight/discovery.hpp>
+#include <tokenflight/http/client_identity.hpp>
 #include <tokenflight/signing_key.hpp>
 #include <tokenflight/testing/http_server.hpp>
 #include <tokenflight/token_endpoint.hpp>
@@ -13,11 +16,14 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
 
@@ -473,4 +479,185 @@ TEST_CASE("oidc-provider: each source makes its own DPoP key, and its tokens are
     REQUIRE(ia.contains("cnf"));
     REQUIRE(ib.contains("cnf"));
     CHECK(ia["cnf"].as_object()["jkt"] != ib["cnf"].as_object()["jkt"]); // a default key per source
+}
+
+// --- mutual TLS (RFC 8705): the server's second listener, over HTTPS, asks for certificates ---
+
+namespace {
+
+// The metadata's mtls_endpoint_aliases token endpoint, and the base URL of that listener.
+std::string mtls_token_endpoint() {
+    test::io_threads io(1);
+    http::connection_pool pool(io.executor());
+    auto loc = http::parse_url(issuer() + "/.well-known/openid-configuration").value();
+    http::request req{http::verb::get, loc.target, 11};
+    req.set(http::field::host, loc.origin.authority());
+    auto [ec, res] = test::run(io.executor(), pool.async_send(loc.origin, std::move(req), asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_FALSE(ec);
+    diagnostics diag;
+    auto m = parse_server_metadata(res.result_int(), res.body(), issuer(), diag);
+    REQUIRE(m.has_value());
+    REQUIRE_MESSAGE(!m->mtls_token_endpoint.empty(), "run with TOKENFLIGHT_OIDC_CERTS_TOOL set (ctest does)");
+    return m->mtls_token_endpoint;
+}
+std::string mtls_base() {
+    auto e = mtls_token_endpoint();
+    return e.substr(0, e.size() - std::string_view("/token").size());
+}
+
+http::client_identity oidc_identity(const char* name) {
+    const auto dir = client_key_file("").parent_path();
+    return http::client_identity::load_pem_files(dir / (std::string(name) + ".pem"), dir / (std::string(name) + ".key"))
+        .value();
+}
+
+// Trusts the CA of the server's HTTPS listener.
+http::tls_options oidc_trust() {
+    http::tls_options t;
+    t.use_system_store = false;
+    t.ca_file = (client_key_file("").parent_path() / "ca.pem").string();
+    return t;
+}
+
+credentials mtls_creds(const std::string& id, client_auth auth, const char* cert) {
+    credentials c;
+    c.token_url = mtls_token_endpoint();
+    c.client_id = id;
+    c.auth = auth;
+    c.scope = "read";
+    c.certificate = oidc_identity(cert);
+    return c;
+}
+
+// GET /api/resource of the mTLS listener through `c`: the status, and the thumbprint the resource
+// server saw the token bound to.
+std::pair<unsigned, std::string> resource(test::io_threads& io, client& c) {
+    auto [ec, res] = test::run(io.executor(), c.async_get(mtls_base() + "/api/resource", asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_MESSAGE(!ec, ec.message());
+    if (res.result_int() != 200) return {res.result_int(), std::string(res[http::field::www_authenticate])};
+    auto body = boost::json::parse(res.body()).as_object();
+    return {200, std::string(body["x5t#S256"].as_string())};
+}
+
+// A certificate-bound token: introspection shows the certificate's thumbprint as `cnf`, and the
+// resource server accepts it from a client of the source (which presents that certificate).
+void bound_token_works(const credentials& c) {
+    test::io_threads io(1);
+    token_source_options so;
+    so.tls = oidc_trust();
+    token_source src(io.executor(), c, so);
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    CHECK(src.stats().token_requests == 1);
+    http::connection_pool pool(io.executor());
+    auto info = test::run(io.executor(), introspection(pool, std::string(t.value())));
+    CHECK(info["active"] == true);
+    REQUIRE(info.contains("cnf"));
+    CHECK(info["cnf"].as_object()["x5t#S256"] == std::string(c.certificate.thumbprint()).c_str());
+
+    client_options co;
+    co.pool.tls = oidc_trust();
+    client api(io.executor(), src, co);
+    auto [status, seen] = resource(io, api);
+    CHECK(status == 200);
+    CHECK(seen == c.certificate.thumbprint());
+}
+
+// The token sent by a pool that presents `id` (or nothing): what the resource server answers.
+unsigned resource_status_with(test::io_threads& io, const access_token& t, const http::client_identity& id) {
+    auto po = http::pool_options();
+    po.tls = oidc_trust();
+    po.tls.identity = id;
+    http::connection_pool pool(io.executor(), po);
+    auto loc = http::parse_url(mtls_base() + "/api/resource").value();
+    http::request req{http::verb::get, loc.target, 11};
+    req.set(http::field::host, loc.origin.authority());
+    req.set(http::field::authorization, "Bearer " + std::string(t.value()));
+    auto [ec, res] = test::run(io.executor(), pool.async_send(loc.origin, std::move(req), asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_MESSAGE(!ec, ec.message());
+    return res.result_int();
+}
+
+} // namespace
+
+TEST_CASE("oidc-provider: tls_client_auth with a CA-issued certificate; the token is bound to it") {
+    bound_token_works(mtls_creds("tf-mtls", client_auth::tls_client_auth, "client"));
+}
+
+TEST_CASE("oidc-provider: self_signed_tls_client_auth with the certificate registered in the client's jwks") {
+    bound_token_works(mtls_creds("tf-mtls-self", client_auth::self_signed_tls_client_auth, "self"));
+}
+
+TEST_CASE("oidc-provider: a secret authenticates, the certificate presented binds the token") {
+    auto c = mtls_creds("tf-mtls-bound", client_auth::basic, "client");
+    c.client_secret = secret("tf-mtls-bound-secret");
+    bound_token_works(c);
+}
+
+TEST_CASE("oidc-provider: discovery with a certificate uses the mtls_endpoint_aliases token endpoint") {
+    auto c = mtls_creds("tf-mtls", client_auth::automatic, "client");
+    c.token_url.clear();
+    c.issuer = issuer();
+    test::io_threads io(1);
+    token_source_options so;
+    so.tls = oidc_trust();
+    token_source src(io.executor(), c, so);
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    // The issuer's own token endpoint is plain http, where no certificate can be presented:
+    // only the alias can have given this token.
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    CHECK(src.stats().metadata_requests == 1);
+    CHECK(src.stats().token_requests == 1);
+}
+
+TEST_CASE("oidc-provider: a bound token is refused with another certificate or none") {
+    test::io_threads io(1);
+    token_source_options so;
+    so.tls = oidc_trust();
+    token_source src(io.executor(), mtls_creds("tf-mtls", client_auth::tls_client_auth, "client"), so);
+    diagnostics diag;
+    auto [ec, t] = get_token(io, src, diag);
+    REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
+    CHECK(resource_status_with(io, t, oidc_identity("client")) == 200);
+    CHECK(resource_status_with(io, t, oidc_identity("self")) == 401);
+    CHECK(resource_status_with(io, t, {}) == 401);
+}
+
+TEST_CASE("oidc-provider: a certificate the server does not accept is invalid_client, asked once") {
+    // The right subject from an untrusted CA; then a trusted certificate for another client.
+    const auto rogue_ca = test::make_cert("rogue CA", "", nullptr);
+    const auto rogue = test::make_cert("tf-mtls", "DNS:tf-mtls.test", &rogue_ca, -3600, 24 * 3600, "clientAuth");
+    const auto rogue_id = http::client_identity::from_pem(rogue.cert_pem, secret(rogue.key_pem)).value();
+    for (const auto& [id, cert] : {std::pair{"tf-mtls", rogue_id}, std::pair{"tf-mtls-self", oidc_identity("client")}}) {
+        CAPTURE(id);
+        test::io_threads io(1);
+        auto c = mtls_creds(id, client_auth::tls_client_auth, "client");
+        c.certificate = cert;
+        token_source_options so;
+        so.tls = oidc_trust();
+        token_source src(io.executor(), c, so);
+        diagnostics diag;
+        auto [ec, t] = get_token(io, src, diag);
+        CHECK(ec == oauth_errc::invalid_client);
+        CHECK(src.stats().token_requests == 1);
+    }
+}
+
+TEST_CASE("oidc-provider: tokenflight-load with --client-cert and --client-key, against the bound resource") {
+    const auto dir = client_key_file("").parent_path();
+    const std::string out = (dir / "load.json").string();
+    const std::string cmd = "env -u TOKENFLIGHT_CLIENT_SECRET " + std::string(TOKENFLIGHT_LOAD_EXE) +
+                            " --token-url " + mtls_token_endpoint() + " --client-id tf-mtls --client-cert " +
+                            (dir / "client.pem").string() + " --client-key " + (dir / "client.key").string() +
+                            " --cacert " + (dir / "ca.pem").string() + " --scope read -n 100 -c 4 --json " +
+                            mtls_base() + "/api/resource > " + out;
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    std::ifstream in(out);
+    const auto report = boost::json::parse(std::string(std::istreambuf_iterator<char>(in), {})).as_object();
+    CAPTURE(boost::json::serialize(report));
+    CHECK(report.at("requests").as_int64() == 100);
+    CHECK(report.at("status").as_object().at("200").as_int64() == 100);
+    CHECK(report.at("token_fetches").as_int64() >= 1);
 }

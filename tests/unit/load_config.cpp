@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include "keys.hpp"
+#include "tls_certs.hpp"
 #include "temp_file.hpp"
 
 #include <filesystem>
@@ -241,4 +242,49 @@ TEST_CASE("--proxy: a proxy URL or none; a bad one is a usage error that shows n
     const auto m = error_of(parse({"--proxy", "https://u:SECRET-proxy-pw@proxy:443", "https://api.example/"}, env));
     CHECK(m.find("--proxy") != std::string::npos);
     CHECK(m.find("SECRET-proxy-pw") == std::string::npos);
+}
+
+TEST_CASE("--client-cert and --client-key: tls_client_auth without a secret, the certificate only presented with one") {
+    fake_env env;
+    env.vars = {{"TOKENFLIGHT_TOKEN_URL", "https://auth.example/token"}, {"TOKENFLIGHT_CLIENT_ID", "cid"}};
+    const auto ca = test::make_cert("cli CA", "", nullptr);
+    const auto kc = test::make_cert("cli-client", "DNS:cli.test", &ca, -3600, 24 * 3600, "clientAuth");
+    const auto other = test::make_cert("cli-other", "DNS:other.test", &ca, -3600, 24 * 3600, "clientAuth");
+    test::temp_file cert(kc.cert_pem), key(kc.key_pem), wrong_key(other.key_pem);
+
+    auto r = parse({"--client-cert", cert.path(), "--client-key", key.path(), "https://api.example/"}, env);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK(std::get<config>(r).creds.auth == client_auth::tls_client_auth);
+    CHECK(std::get<config>(r).creds.certificate.subject() == "CN=cli-client");
+    CHECK(std::get<config>(r).creds.client_secret.empty());
+    r = parse({"--auth-method", "self_signed_tls_client_auth", "--client-cert", cert.path(), "--client-key", key.path(),
+               "https://api.example/"},
+              env);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK(std::get<config>(r).creds.auth == client_auth::self_signed_tls_client_auth);
+    // --no-token: the certificate is still loaded, for the API.
+    r = parse({"--no-token", "--client-cert", cert.path(), "--client-key", key.path(), "https://api.example/"}, env);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK_FALSE(std::get<config>(r).creds.certificate.empty());
+
+    auto with_secret = good_env();
+    r = parse({"--client-cert", cert.path(), "--client-key", key.path(), "https://api.example/"}, with_secret);
+    REQUIRE(std::holds_alternative<config>(r));
+    CHECK(std::get<config>(r).creds.auth == client_auth::basic);
+    CHECK_FALSE(std::get<config>(r).creds.certificate.empty());
+
+    // Each misconfiguration: one line naming the problem, never key material.
+    CHECK(error_of(parse({"--client-cert", cert.path(), "https://a.example/"}, env)).find("go together") !=
+          std::string::npos);
+    CHECK(error_of(parse({"--client-key", key.path(), "https://a.example/"}, env)).find("go together") !=
+          std::string::npos);
+    const auto mismatch = error_of(parse({"--client-cert", cert.path(), "--client-key", wrong_key.path(), "https://a.example/"}, env));
+    CHECK(mismatch.find("not the certificate's") != std::string::npos);
+    CHECK(mismatch.find("PRIVATE") == std::string::npos);
+    CHECK(error_of(parse({"--client-cert", "/nonexistent/c.pem", "--client-key", key.path(), "https://a.example/"}, env))
+              .find("cannot use the client certificate '/nonexistent/c.pem'") != std::string::npos);
+    CHECK(error_of(parse({"--client-cert", key.path(), "--client-key", key.path(), "https://a.example/"}, env))
+              .find("no certificate") != std::string::npos);
+    CHECK(error_of(parse({"--auth-method", "tls_client_auth", "https://a.example/"}, env))
+              .find("tls_client_auth needs --client-cert") != std::string::npos);
 }

@@ -45,12 +45,17 @@ OAuth:
                              the secret is never accepted as a flag value
   --scope S                  space-separated scopes (or TOKENFLIGHT_SCOPE)
   --auth-method M            client authentication: basic (default), post, client_secret_jwt,
-                             private_key_jwt (the default with --client-assertion-key)
+                             private_key_jwt (the default with --client-assertion-key),
+                             tls_client_auth (the default with --client-cert and no secret),
+                             self_signed_tls_client_auth
   --client-assertion-key FILE  PEM private key (RSA or EC P-256) signing a client assertion per
                              token request (private_key_jwt, RFC 7523); no client secret needed
   --client-assertion-alg ALG RS256, PS256 or ES256 (default: RS256 for RSA, ES256 for EC keys)
   --client-assertion-kid KID the assertion's kid header
   --client-assertion-aud AUD the assertion's audience (default: the token URL)
+  --client-cert FILE         PEM client certificate (and chain) for mutual TLS (RFC 8705): presented
+                             to the token endpoint and the API, so certificate-bound tokens work
+  --client-key FILE          its PEM private key (unencrypted)
   --auth-scheme SCHEME|none  Authorization scheme (default: the token_type); none sends the raw token
   --dpop                     DPoP (RFC 9449): a P-256 key made for the run, a proof on every token
                              and API request, server nonces honoured; DPoP tokens sent as DPoP
@@ -91,6 +96,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     bool threads_given = false;
     std::optional<std::string> secret_file;
     std::optional<std::string> key_file;
+    std::optional<std::string> cert_file, cert_key_file;
     std::optional<client_auth> auth;
     const auto env = [&](const char* name) -> std::string {
         const char* v = getenv(name);
@@ -133,6 +139,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                    a == "--auth-method" || a == "--auth-scheme" || a == "-H" || a == "-X" || a == "--data" ||
                    a == "--client-assertion-key" || a == "--client-assertion-alg" ||
                    a == "--client-assertion-kid" || a == "--client-assertion-aud" ||
+                   a == "--client-cert" || a == "--client-key" ||
                    a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
                    a == "--timeout" || a == "--cacert" || a == "--proxy" || a == "--demo-token-lifetime" || a == "--demo-revoke-every") {
             auto v = value();
@@ -152,9 +159,16 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 else if (*v == "post") auth = client_auth::post;
                 else if (*v == "client_secret_jwt") auth = client_auth::client_secret_jwt;
                 else if (*v == "private_key_jwt") auth = client_auth::private_key_jwt;
-                else return bad(*v, "basic, post, client_secret_jwt or private_key_jwt");
+                else if (*v == "tls_client_auth") auth = client_auth::tls_client_auth;
+                else if (*v == "self_signed_tls_client_auth") auth = client_auth::self_signed_tls_client_auth;
+                else return bad(*v, "basic, post, client_secret_jwt, private_key_jwt, tls_client_auth or "
+                                    "self_signed_tls_client_auth");
             } else if (a == "--client-assertion-key") {
                 key_file = std::string(*v);
+            } else if (a == "--client-cert") {
+                cert_file = std::string(*v);
+            } else if (a == "--client-key") {
+                cert_key_file = std::string(*v);
             } else if (a == "--client-assertion-alg") {
                 auto alg = parse_jws_alg(*v);
                 if (!alg || *alg == jws_alg::hs256) return bad(*v, "RS256, PS256 or ES256");
@@ -264,6 +278,14 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + http::redact_url(c.url) + "': " + u.error().message()};
     if (c.no_token && c.demo_token_server) return usage_error{"--no-token and --demo-token-server exclude each other"};
     if (c.no_token && c.dpop) return usage_error{"--no-token and --dpop exclude each other: DPoP proves a token's key"};
+    if (cert_file || cert_key_file) {
+        if (!cert_file || !cert_key_file) return usage_error{"--client-cert FILE and --client-key FILE go together"};
+        auto id = http::client_identity::load_pem_files(*cert_file, *cert_key_file);
+        if (!id)
+            return usage_error{"cannot use the client certificate '" + *cert_file + "' with the key '" +
+                               *cert_key_file + "': " + id.error().message()};
+        c.creds.certificate = std::move(*id); // with --no-token too: presented to the API
+    }
     if (c.no_token || c.demo_token_server) return c; // no credentials needed
     if (!c.creds.token_url.empty() && !c.creds.issuer.empty())
         return usage_error{"--token-url and --issuer exclude each other: give one of them"};
@@ -294,6 +316,17 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                                          " does not fit the key in '" + *key_file + "'"};
         return c; // no client secret: the key authenticates
     }
+    // A certificate without a secret authenticates by itself (tls_client_auth); with one, it
+    // is presented anyway, so that the server may bind the tokens to it.
+    const bool secret_given = secret_file || !env("TOKENFLIGHT_CLIENT_SECRET").empty();
+    if (c.creds.certificate && !auth && !secret_given && c.creds.auth != client_auth::automatic)
+        c.creds.auth = client_auth::tls_client_auth;
+    const bool mutual_tls =
+        c.creds.auth == client_auth::tls_client_auth || c.creds.auth == client_auth::self_signed_tls_client_auth;
+    if (mutual_tls && !c.creds.certificate)
+        return usage_error{std::string(to_string(c.creds.auth)) + " needs --client-cert FILE --client-key FILE"};
+    if (mutual_tls || (c.creds.auth == client_auth::automatic && c.creds.certificate && !secret_given))
+        return c; // no client secret: the certificate authenticates
     if (secret_file) {
         auto s = load_secret_file(*secret_file);
         if (!s) return usage_error{"cannot read the client secret from '" + *secret_file + "': " + s.error().message()};

@@ -91,12 +91,15 @@ std::optional<std::string> first_token_failure(token_source& source, const confi
     return std::nullopt;
 }
 
-std::variant<senders, setup_error> bare_pools(const config& cfg, event_loops& loops) {
+// --client-cert without a token: the certificate is the API's only credential.
+std::variant<senders, setup_error> bare_pools(const config& cfg, const http::client_identity& certificate,
+                                              event_loops& loops) {
     senders s;
     s.loops.resize(static_cast<std::size_t>(loops.size()));
     for (int k = 0; k < loops.size(); ++k) {
         auto& l = s.loops[static_cast<std::size_t>(k)];
-        const auto po = pool_options_for(cfg, k, loops.size());
+        auto po = pool_options_for(cfg, k, loops.size());
+        po.tls.identity = certificate;
         l.bare_pool = std::make_unique<http::connection_pool>(loops.executor(k), po);
         // Prepared once per loop: every send writes the same head and body, nothing serialised
         // again.
@@ -152,7 +155,7 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
 std::variant<senders, setup_error> make_senders(const config& cfg, credentials creds,
                                                 event_loops& loops) {
     if (cfg.no_token)
-        return bare_pools(cfg, loops);
+        return bare_pools(cfg, creds.certificate, loops);
     return clients(cfg, std::move(creds), loops);
 }
 

@@ -3,6 +3,7 @@
 
 #include <tokenflight/completion_token.hpp>
 #include <tokenflight/error.hpp>
+#include <tokenflight/http/client_identity.hpp>
 #include <tokenflight/http/message.hpp>
 #include <tokenflight/http/proxy.hpp>
 #include <tokenflight/http/prepared_request.hpp>
@@ -39,6 +40,9 @@ struct tls_options {
     bool verify_peer = true;      ///< verify the certificate chain and the host name
     bool use_system_store = true; ///< trust the system CA store
     std::string ca_file;          ///< also trust the CAs in this PEM file
+    /// The client certificate https connections present (mutual TLS) when a request names none
+    /// (send_options::identity); empty: none. The pool keeps each identity's connections apart.
+    client_identity identity{};
     /// Called once, in the pool's constructor, with the TLS client context every https
     /// connection of the pool shares, after the options above were applied to it (TLS >= 1.2,
     /// verify mode, ca_file): the place for what they do not cover, such as a client
@@ -126,6 +130,10 @@ struct send_options {
     /// The request carries a credential (a token request): once it is sent, its serialised head,
     /// body and header values are overwritten (OPENSSL_cleanse) before the memory is freed.
     bool sensitive = false;
+    /// The client certificate to present (mutual TLS); empty: tls_options::identity. The
+    /// request goes on a connection opened for this identity, never on another's: connections
+    /// are pooled per (origin, identity). Plain http requests ignore it.
+    client_identity identity{};
 };
 
 /// A histogram of durations with fixed log-linear buckets: below 8 us, one bucket per

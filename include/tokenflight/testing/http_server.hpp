@@ -54,6 +54,12 @@ public:
         std::chrono::milliseconds idle_close{0};
         /// The largest request body read; a larger one ends the connection.
         std::size_t body_limit = 1024 * 1024;
+        /// With TLS: the name of a request header the server sets, before the handler sees the
+        /// request, to the RFC 8705 thumbprint (base64url SHA-256 of the DER) of the client
+        /// certificate of the request's connection, as a TLS-terminating proxy forwards it; a
+        /// header of that name sent by the client is removed. Empty (default): nothing done.
+        /// Ask for client certificates in the context (verify_peer).
+        std::string peer_certificate_header{};
     };
 
     /// Starts listening and serving at once; port() is known when the constructor returns.
