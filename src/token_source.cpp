@@ -48,7 +48,9 @@ http::pool_options pool_options_for(const token_source_options& o, const credent
     p.connect_timeout = std::min<clock::duration>(o.request_timeout, p.connect_timeout);
     p.body_limit = o.body_limit;
     p.tls = o.tls;
-    if (!p.tls.identity) p.tls.identity = c.certificate; // mutual TLS with the token endpoint
+    // Mutual TLS with the token endpoint: the credentials' certificate, which the clients present
+    // too, so that a token bound to it is sent on connections that present it.
+    if (c.certificate) p.tls.identity = c.certificate;
     p.proxy = o.proxy;
     return p;
 }

@@ -95,6 +95,10 @@ class client_impl;
 /// source's credentials::allow_insecure_http says otherwise: one switch for the secret and the
 /// tokens made from it.
 ///
+/// With a client certificate in the source's credentials (credentials::certificate), every
+/// request presents it (send_options::identity is set to it, whatever the caller gave): a token
+/// bound to the certificate (RFC 8705) is accepted only on connections that present it.
+///
 /// @par Thread safety
 /// All member functions may be called concurrently from any thread; requests run concurrently
 /// and never wait on each other except for connections (see http::pool_options).

@@ -47,7 +47,9 @@ struct token_source_options {
     backoff_policy backoff; ///< how a failed refresh is retried, and the cool-down after it
     clock::duration request_timeout = std::chrono::seconds(10); ///< one token request
     std::size_t body_limit = 64 * 1024;                         ///< token response body
-    http::tls_options tls;                                      ///< for an https token URL
+    /// For an https token URL. With credentials::certificate set, that certificate is presented,
+    /// whatever `tls.identity` says.
+    http::tls_options tls;
     http::proxy_options proxy; ///< egress proxy for token and metadata requests (default: the environment)
     /// DPoP (RFC 9449): proofs on token requests, and on the API requests of every client of
     /// this source; tokens bound to the source's key. Off by default.

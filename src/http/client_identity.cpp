@@ -62,6 +62,36 @@ std::string subject_of(X509* cert) {
     return std::string(data, static_cast<std::size_t>(n > 0 ? n : 0));
 }
 
+// The certificates of a PEM text, in order. Blocks are read into OpenSSL's secure heap and wiped
+// when freed, so that a private key in the same text (one file holding both) leaves no copy
+// behind; other blocks than certificates are skipped. False for a certificate that does not parse
+// or a block that is not PEM (never silently dropped).
+bool read_certificates(std::string_view text, STACK_OF(X509)* out) {
+    auto bio = memory_bio(text);
+    if (!bio) return false;
+    for (;;) {
+        char* name = nullptr;
+        char* header = nullptr;
+        unsigned char* data = nullptr;
+        long len = 0;
+        if (PEM_read_bio_ex(bio.get(), &name, &header, &data, &len, PEM_FLAG_SECURE | PEM_FLAG_EAY_COMPATIBLE) != 1) {
+            const unsigned long e = ERR_peek_last_error();
+            return ERR_GET_LIB(e) == ERR_LIB_PEM && ERR_GET_REASON(e) == PEM_R_NO_START_LINE; // the end
+        }
+        bool ok = true;
+        if (std::string_view(name) == PEM_STRING_X509 || std::string_view(name) == PEM_STRING_X509_OLD) {
+            const unsigned char* p = data;
+            X509* cert = d2i_X509(nullptr, &p, len);
+            ok = cert && p == data + len && sk_X509_push(out, cert) > 0;
+            if (!ok) X509_free(cert);
+        }
+        OPENSSL_secure_free(name);
+        OPENSSL_secure_free(header);
+        OPENSSL_secure_clear_free(data, static_cast<std::size_t>(len));
+        if (!ok) return false;
+    }
+}
+
 // What parsing leaves in OpenSSL's per-thread error queue (the end of the PEM, a refused
 // passphrase) must not be read later as the error of a TLS operation on this thread.
 struct clear_openssl_errors {
@@ -74,17 +104,10 @@ boost::system::result<client_identity> client_identity::from_pem(std::string_vie
                                                                   const secret& private_key) {
     clear_openssl_errors cleared;
     auto id = std::make_shared<impl>();
-    auto certs = memory_bio(certificate_chain);
-    if (!certs) return error_code(errc::invalid_client_certificate);
-    id->cert = PEM_read_bio_X509(certs.get(), nullptr, &tokenflight::detail::no_passphrase, nullptr);
-    if (!id->cert) return error_code(errc::invalid_client_certificate);
     id->chain = sk_X509_new_null();
-    if (!id->chain) return error_code(errc::invalid_client_certificate);
-    while (X509* next = PEM_read_bio_X509(certs.get(), nullptr, &tokenflight::detail::no_passphrase, nullptr))
-        if (!sk_X509_push(id->chain, next)) {
-            X509_free(next);
-            return error_code(errc::invalid_client_certificate);
-        }
+    if (!id->chain || !read_certificates(certificate_chain, id->chain) || sk_X509_num(id->chain) == 0)
+        return error_code(errc::invalid_client_certificate);
+    id->cert = sk_X509_shift(id->chain); // the first is the client's; the rest go with it
 
     const auto text = private_key.reveal();
     auto key = memory_bio(text);
@@ -134,8 +157,11 @@ namespace tokenflight::detail {
 bool access::present(const http::client_identity& id, ssl_st* ssl) noexcept {
     if (!id.impl_) return true;
     const auto& i = *id.impl_;
+    // Nothing of a certificate the shared context may hold (configure_context) goes with it:
+    // neither its chain nor, in TLS 1.3's choice by key type, the certificate itself.
+    SSL_certs_clear(ssl);
     const bool ok = SSL_use_certificate(ssl, i.cert) == 1 && SSL_use_PrivateKey(ssl, i.key) == 1 &&
-                    (sk_X509_num(i.chain) == 0 || SSL_set1_chain(ssl, i.chain) == 1);
+                    SSL_set1_chain(ssl, i.chain) == 1;
     if (!ok) ERR_clear_error();
     return ok;
 }

@@ -147,13 +147,41 @@ void connection::close() noexcept {
 
 void connection::reset() noexcept {
     close();
+    forward_origin.clear(); // the route is chosen again at the next connect
     tls.reset();
     tcp.reset();
     mem.reset();
     buffer.clear();
 }
 
+const wire_request& connection::forwarded(const wire_request& w) {
+    OPENSSL_cleanse(forward_head.data(), forward_head.size());
+    forward_head.clear();
+    forward_wire = w;
+    const std::string_view head(static_cast<const char*>(w.parts[0].data()), w.parts[0].size());
+    // "METHOD SP /target SP HTTP/1.1 CRLF fields": only origin-form targets are rewritten (an
+    // asterisk-form OPTIONS * goes as it is).
+    const auto sp = head.find(' ');
+    const auto eol = head.find("\r\n");
+    if (sp == std::string_view::npos || eol == std::string_view::npos || sp + 1 >= eol || head[sp + 1] != '/')
+        return forward_wire;
+    const auto credential = forward_authorization.reveal();
+    forward_head.reserve(head.size() + forward_origin.size() + (credential.empty() ? 0 : 23 + credential.size()));
+    forward_head.append(head.substr(0, sp + 1));
+    forward_head.append(forward_origin);
+    forward_head.append(head.substr(sp + 1, eol + 2 - (sp + 1)));
+    if (!credential.empty()) {
+        forward_head.append("Proxy-Authorization: ");
+        forward_head.append(credential);
+        forward_head.append("\r\n");
+    }
+    forward_head.append(head.substr(eol + 2));
+    forward_wire.parts[0] = asio::buffer(forward_head);
+    return forward_wire;
+}
+
 connection::~connection() {
+    OPENSSL_cleanse(forward_head.data(), forward_head.size());
     // Only when the io_context was shut down with a request in flight: its handler is
     // destroyed, as Asio destroys those of every operation it will never complete.
     if (exchange_op* op = std::exchange(current, nullptr)) {
@@ -536,8 +564,10 @@ void pool_impl::exchange_as(const std::shared_ptr<connection>& c, exchange_op& o
         start_exchange<Reader>(*c->tls, c->buffer, op.wire, limits, res, *st, exchanged_handler{{c}});
     else if (c->mem)
         start_exchange<Reader>(*c->mem, c->buffer, op.wire, limits, res, *st, exchanged_handler{{c}});
-    else
+    else if (c->forward_origin.empty())
         start_exchange<Reader>(*c->tcp, c->buffer, op.wire, limits, res, *st, exchanged_handler{{c}});
+    else
+        start_exchange<Reader>(*c->tcp, c->buffer, c->forwarded(op.wire), limits, res, *st, exchanged_handler{{c}});
 }
 
 void pool_impl::on_exchanged(const std::shared_ptr<connection>& c, const exchange_status& r) {
@@ -696,8 +726,13 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
     error_code no_delay_failure; // best effort: without TCP_NODELAY the request is only slower
     tcp.set_option(asio::ip::tcp::no_delay(true), no_delay_failure);
     opened_.fetch_add(1, std::memory_order_relaxed);
-    if (*route)
+    if (*route && to.tls) {
         if (auto tec = co_await tunnel(c, to, **route)) co_return tec;
+    } else if (*route) {
+        // Plain http: the proxy is the peer, and each request names the origin (absolute-form).
+        c.forward_origin = "http://" + to.authority();
+        c.forward_authorization = (*route)->authorization;
+    }
 
     if (c.tls) {
         // RFC 6066 section 3: an IP literal is never a server name.
@@ -728,7 +763,7 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
 
 // A CONNECT tunnel (RFC 9110 section 9.3.6) to `to` through the proxy `c` is connected to: the
 // request, then the proxy's answer head, read within the header limit and the connect deadline.
-// Plain http origins go through a tunnel too. Nothing of the answer's body is read: a 2xx
+// For https origins only (plain http ones are forwarded). Nothing of the answer's body is read: a 2xx
 // answer to CONNECT has none, and the origin's bytes follow.
 asio::awaitable<error_code> pool_impl::tunnel(connection& c, const origin& to, const proxy_route& via) {
     auto& tcp = c.lowest();

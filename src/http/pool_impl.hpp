@@ -222,6 +222,16 @@ struct connection : std::enable_shared_from_this<connection> {
     bool sending = false;                       // the current op's first byte was written
     bool aborted = false;                       // the current op was cancelled: its I/O stopped
 
+    // Plain http through a proxy: requests in absolute-form (RFC 9112 section 3.2.2), sent to the
+    // proxy itself. Set by connect(); the current request's rewritten head, on the strand only,
+    // wiped before it is rewritten again and with the connection (it may hold credentials).
+    std::string forward_origin;       // "http://host:port"; empty: the connection is not forwarded
+    secret forward_authorization;     // the Proxy-Authorization value; empty without one
+    std::string forward_head;
+    wire_request forward_wire;
+    /// `w` with its request line in absolute-form and Proxy-Authorization added (forward_head).
+    const wire_request& forwarded(const wire_request& w);
+
     /// The TCP socket under tcp or tls (not for mem).
     asio::ip::tcp::socket& lowest() noexcept { return tls ? tls->next_layer() : *tcp; }
     /// Closes the stream; pending operations end with operation_aborted. On the strand.

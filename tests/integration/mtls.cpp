@@ -20,6 +20,7 @@
 #include <atomic>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 using namespace tokenflight;
@@ -92,19 +93,25 @@ TEST_CASE("connections are pooled per (origin, identity): each request goes out 
 
     // 300 requests at once, identities interleaved, over at most 3 connections each.
     constexpr int n = 300;
+    // Sent from two threads at once, as the pool's lookup by (origin, identity) must bear.
     std::atomic<int> right{0}, wrong{0}, failed{0}, left{n};
     std::promise<void> all_done;
-    for (int i = 0; i < n; ++i) {
-        const auto& id = i % 2 ? f.a : f.b;
-        http::send_options so;
-        so.identity = id;
-        pool.async_send(o, get(o), so, [&, id](error_code ec, http::response res) {
-            if (ec) ++failed;
-            else if (res.body() == id.thumbprint()) ++right;
-            else ++wrong;
-            if (--left == 0) all_done.set_value();
-        });
-    }
+    const auto send_share = [&](int first) {
+        for (int i = first; i < n; i += 2) {
+            const auto& id = (i / 2) % 2 ? f.a : f.b;
+            http::send_options so;
+            so.identity = id;
+            pool.async_send(o, get(o), so, [&, id](error_code ec, http::response res) {
+                if (ec) ++failed;
+                else if (res.body() == id.thumbprint()) ++right;
+                else ++wrong;
+                if (--left == 0) all_done.set_value();
+            });
+        }
+    };
+    std::thread t0(send_share, 0), t1(send_share, 1);
+    t0.join();
+    t1.join();
     REQUIRE(all_done.get_future().wait_for(60s) == std::future_status::ready);
     CHECK(failed == 0);
     CHECK(wrong == 0);
@@ -242,6 +249,7 @@ TEST_CASE("tls_client_auth: the token request presents the certificate and carri
         c.certificate = id;
         token_source_options so;
         so.tls = test::tls_fixture::trust(f.tls.ca_file.path());
+        so.tls.identity = id == f.a ? f.b : f.a; // the credentials' certificate wins
         return std::make_unique<token_source>(io.executor(), c, so);
     };
     auto good = source_with(f.a);

@@ -156,7 +156,7 @@ TEST_CASE("proxy: https through a CONNECT tunnel, TLS verified with the origin, 
     CHECK(ec2 == asio::error::connection_refused);
 }
 
-TEST_CASE("proxy: a token source and a client through the proxy, plain http origins tunnelled too") {
+TEST_CASE("proxy: a token source and a client through the proxy, plain http origins forwarded") {
     tinyproxy proxy;
     testing::fake_auth_server auth;
     testing::fake_api_server api(auth);
@@ -222,6 +222,57 @@ TEST_CASE("proxy: one that refuses CONNECT to the port, and one that is down: ty
     auto [ec2, res2] = test::run(io.executor(), down.async_send(to, get("/"), asio::as_tuple(asio::use_awaitable)));
     CHECK(ec2 == asio::error::connection_refused);
     CHECK(ec2 == condition::transient);
+}
+
+TEST_CASE("proxy: plain http goes in absolute-form, so a proxy that tunnels only to 443 forwards it") {
+    tinyproxy tunnels_443_only("ConnectPort 443\n");
+    std::atomic<int> seen{0};
+    testing::http_server origin([&](const http::request& req, http::response& res) -> asio::awaitable<testing::reply> {
+        ++seen;
+        res.body() = std::string(req.target());
+        res.set("x-via", req["Via"]); // tinyproxy's mark: the request came through it
+        co_return testing::reply::send;
+    });
+    test::io_threads io(1);
+    http::pool_options o;
+    o.proxy.from = http::proxy_options::source::fixed;
+    o.proxy.url = tunnels_443_only.url();
+    http::connection_pool pool(io.executor(), o);
+    const http::origin to{.tls = false, .host = "127.0.0.1", .port = origin.port()};
+    for (int i = 0; i < 3; ++i) {
+        auto req = get("/plain?i=" + std::to_string(i));
+        req.set(http::field::host, to.authority());
+        auto [ec, res] = test::run(io.executor(), pool.async_send(to, req, asio::as_tuple(asio::use_awaitable)));
+        REQUIRE_MESSAGE(!ec, ec.message());
+        CHECK(res.result_int() == 200);
+        CHECK(res.body() == "/plain?i=" + std::to_string(i)); // the proxy passed the origin-form on
+        CHECK(res["x-via"].find("tinyproxy") != std::string_view::npos);
+    }
+    CHECK(seen == 3);
+}
+
+TEST_CASE("proxy: the absolute-form request as sent, with the proxy credential; the origin's bytes untouched") {
+    test::hostile_server proxy({"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "", 0ms, 64});
+    test::io_threads io(1);
+    http::pool_options o;
+    o.proxy.from = http::proxy_options::source::fixed;
+    o.proxy.url = "http://tf-user:tf-pass@127.0.0.1:" + std::to_string(proxy.port());
+    http::connection_pool pool(io.executor(), o);
+    const http::origin to{.tls = false, .host = "origin.test", .port = 8080};
+    http::request req{http::verb::post, "/items?x=1", 11};
+    req.set(http::field::host, "origin.test:8080");
+    req.set(http::field::authorization, "Bearer tok");
+    req.body() = "data";
+    auto [ec, res] = test::run(io.executor(), pool.async_send(to, req, asio::as_tuple(asio::use_awaitable)));
+    REQUIRE_MESSAGE(!ec, ec.message());
+    CHECK(res.body() == "ok");
+    const auto heads = proxy.requests();
+    REQUIRE(heads.size() == 1);
+    CHECK(heads[0].starts_with("POST http://origin.test:8080/items?x=1 HTTP/1.1\r\nProxy-Authorization: Basic " +
+                               base64_encode("tf-user:tf-pass") + "\r\n"));
+    CHECK(heads[0].find("\r\nHost: origin.test:8080\r\n") != std::string::npos);
+    CHECK(heads[0].find("\r\nAuthorization: Bearer tok\r\n") != std::string::npos);
+    CHECK(heads[0].ends_with("\r\n\r\n"));
 }
 
 // --- hostile proxies: raw bytes, not tinyproxy ---

@@ -108,6 +108,12 @@ TEST_CASE("what cannot be a client identity is refused with a typed error, each 
     CHECK(from(kc.cert_pem, public_pem(kc.key_pem)) == errc::invalid_client_certificate);
     CHECK(from(kc.cert_pem, encrypted_pem(kc.key_pem)) == errc::invalid_client_certificate); // never prompts
     CHECK(from(kc.cert_pem, "") == errc::invalid_client_certificate);
+    // A chain whose second certificate is damaged: refused, never cut short silently.
+    std::string damaged = other.cert_pem;
+    damaged[damaged.find('\n') + 10] = '*';
+    CHECK(from(kc.cert_pem + damaged, kc.key_pem) == errc::invalid_client_certificate);
+    auto two = client_identity::from_pem(kc.cert_pem + other.cert_pem, secret(kc.key_pem));
+    CHECK(two.has_value()); // the first is the client's, the second goes with it
     CHECK(error_code(errc::certificate_key_mismatch) == condition::configuration);
     CHECK(error_code(errc::invalid_client_certificate) == condition::configuration);
 

@@ -108,8 +108,9 @@ struct pool_options {
     std::string user_agent = "tokenflight/0.1"; ///< sent when the request has none
     tls_options tls;                            ///< for https origins
     /// Egress proxy: by default HTTPS_PROXY / HTTP_PROXY / NO_PROXY (loopback never proxied);
-    /// connections through a proxy are CONNECT tunnels, with TLS, SNI and certificate checks
-    /// end to end with the origin, never with the proxy.
+    /// https connections through a proxy are CONNECT tunnels, with TLS, SNI and certificate
+    /// checks end to end with the origin, never with the proxy; plain http requests go to the
+    /// proxy in absolute-form (`GET http://host:port/path`), with Proxy-Authorization added.
     proxy_options proxy;
     /// Called for every pool_event, for logging and metrics. Runs on the pool's executor (on
     /// the connection's strand for connection and exchange events), or for a request refused at
@@ -132,7 +133,10 @@ struct send_options {
     bool sensitive = false;
     /// The client certificate to present (mutual TLS); empty: tls_options::identity. The
     /// request goes on a connection opened for this identity, never on another's: connections
-    /// are pooled per (origin, identity). Plain http requests ignore it.
+    /// are pooled per (origin, identity). Plain http requests ignore it. The pool keeps a copy
+    /// of every identity it was given (and so its key) until the pool is destroyed: to rotate
+    /// certificates often, rotate the pools that use them too. A client sets its token source's
+    /// certificate here, whatever the caller set (see client).
     client_identity identity{};
 };
 
