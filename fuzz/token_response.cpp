@@ -55,12 +55,7 @@ bool printable_ascii(std::string_view s) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view body(reinterpret_cast<const char*>(data), size);
-    unsigned status = 200;
-    if (body.size() >= 4 && body[3] == ' ' && body[0] >= '0' && body[0] <= '9' && body[1] >= '0' &&
-        body[1] <= '9' && body[2] >= '0' && body[2] <= '9') {
-        status = static_cast<unsigned>((body[0] - '0') * 100 + (body[1] - '0') * 10 + (body[2] - '0'));
-        body.remove_prefix(4);
-    }
+    const unsigned status = fuzz::take_status(body);
     const tokenflight::secret scrub_secret{fuzz_secret};
     const auto now = std::chrono::system_clock::time_point(seconds(fuzz_now));
     tokenflight::diagnostics diag;

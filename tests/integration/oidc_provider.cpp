@@ -523,6 +523,13 @@ http::tls_options oidc_trust() {
     return t;
 }
 
+// A token source that trusts the mTLS listener's certificate.
+token_source mtls_source(test::io_threads& io, const credentials& c) {
+    token_source_options so;
+    so.tls = oidc_trust();
+    return token_source(io.executor(), c, so);
+}
+
 credentials mtls_creds(const std::string& id, client_auth auth, const char* cert) {
     credentials c;
     c.token_url = mtls_token_endpoint();
@@ -547,9 +554,7 @@ std::pair<unsigned, std::string> resource(test::io_threads& io, client& c) {
 // resource server accepts it from a client of the source (which presents that certificate).
 void bound_token_works(const credentials& c) {
     test::io_threads io(1);
-    token_source_options so;
-    so.tls = oidc_trust();
-    token_source src(io.executor(), c, so);
+    auto src = mtls_source(io, c);
     diagnostics diag;
     auto [ec, t] = get_token(io, src, diag);
     REQUIRE_MESSAGE(!ec, ec.message() << " " << diag.to_string());
@@ -613,9 +618,7 @@ TEST_CASE("oidc-provider: discovery with a certificate uses the mtls_endpoint_al
     c.token_url.clear();
     c.issuer = issuer();
     test::io_threads io(1);
-    token_source_options so;
-    so.tls = oidc_trust();
-    token_source src(io.executor(), c, so);
+    auto src = mtls_source(io, c);
     diagnostics diag;
     auto [ec, t] = get_token(io, src, diag);
     // The issuer's own token endpoint is plain http, where no certificate can be presented:
@@ -627,9 +630,7 @@ TEST_CASE("oidc-provider: discovery with a certificate uses the mtls_endpoint_al
 
 TEST_CASE("oidc-provider: a bound token is refused with another certificate or none") {
     test::io_threads io(1);
-    token_source_options so;
-    so.tls = oidc_trust();
-    token_source src(io.executor(), mtls_creds("tf-mtls", client_auth::tls_client_auth, "client"), so);
+    auto src = mtls_source(io, mtls_creds("tf-mtls", client_auth::tls_client_auth, "client"));
     // A usable token for each check (the server's tokens live 2 s): refused for the certificate,
     // never for its age.
     const auto answer_with = [&](const http::client_identity& id) {
@@ -654,9 +655,7 @@ TEST_CASE("oidc-provider: a certificate the server does not accept is invalid_cl
         test::io_threads io(1);
         auto c = mtls_creds(id, client_auth::tls_client_auth, "client");
         c.certificate = cert;
-        token_source_options so;
-        so.tls = oidc_trust();
-        token_source src(io.executor(), c, so);
+        auto src = mtls_source(io, c);
         diagnostics diag;
         auto [ec, t] = get_token(io, src, diag);
         CHECK(ec == oauth_errc::invalid_client);
