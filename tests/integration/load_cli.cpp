@@ -217,6 +217,25 @@ TEST_CASE("-t 2: two event loops share the run and every request succeeds") {
     CHECK(j.at("errors").as_object().empty());
 }
 
+TEST_CASE("-R stages: the run sends exactly the requests the ramps schedule, over both event loops") {
+    testing::fake_auth_server auth(auth_options());
+    testing::fake_api_server api(auth);
+    // 0 -> 200/s in 0.5 s (50 requests), then 200/s for 0.5 s (100): 150, and the stages end the run.
+    auto o = run_tool("-R 200:500ms,200:500ms -c 32 -t 2 --json " + api.url("/json"), env_for(auth));
+    INFO(o.err);
+    REQUIRE(o.status == 0);
+    auto v = boost::json::parse(o.out);
+    const auto& j = v.as_object();
+    CHECK(num(j, "requests") == 150);
+    CHECK(num(j, "ok") == 150);
+    CHECK(api.count_status(200) == 150);
+    CHECK(auth.token_requests() == 1);
+    // A bad schedule is a usage error naming the form expected.
+    auto bad = run_tool("-R 100:10 " + api.url("/json"), env_for(auth));
+    CHECK(bad.status == 2);
+    CHECK(bad.err.find("RATE:LENGTH") != std::string::npos);
+}
+
 TEST_CASE("-t above -c is a usage error: every event loop needs a request in flight") {
     auto too_many = run_tool("--demo -t 4 -c 2 -n 10");
     CHECK(too_many.status == 2);

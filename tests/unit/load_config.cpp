@@ -175,7 +175,7 @@ TEST_CASE("a run splits over its loops: shares of -c, and requests k, k + N, ...
     load::plan whole;
     whole.concurrency = 5;
     whole.requests = 200;
-    whole.rate = 100.0;
+    whole.rate = load::rate_schedule::constant(100.0);
     const auto start = tokenflight::clock::now();
     const auto p = load::plan_for_loop(whole, 1, 2, start);
     CHECK(p.concurrency == 2);
@@ -183,7 +183,8 @@ TEST_CASE("a run splits over its loops: shares of -c, and requests k, k + N, ...
     CHECK(p.loops == 2);
     CHECK(p.start == start);
     CHECK(p.requests == 200u); // the global count: the loop stops at its first index past it
-    CHECK(p.rate == 100.0);    // the global rate: the loop keeps its slots of the global schedule
+    REQUIRE(p.rate.has_value()); // the global schedule: the loop keeps its slots of it
+    CHECK(p.rate->due(3) == std::chrono::milliseconds(30));
 }
 
 TEST_CASE("--client-assertion-key: private_key_jwt, no client secret needed, the key checked at once") {

@@ -66,7 +66,10 @@ Request:
 Load:
   -c N                       requests in flight (default 64)
   -n N | -d SECONDS          total requests, or duration (default -d 10)
-  -R N                       constant arrival rate, N requests/s (latency from scheduled send time)
+  -R N | -R STAGES           arrival rate, N requests/s, or stages ramping it linearly from 0 to
+                             each target in turn: 1000:30s,5000:60s,0:10s (a 0-second stage is a
+                             step); the stages set the duration unless -d is given. Latency counts
+                             from each request's scheduled send time (no coordinated omission)
   -t N                       event loops, as wrk's threads: N io_contexts, one thread each, each
                              with its own client and connections; -c, --max-connections and -R
                              are split over them (default: hardware threads, at most -c)
@@ -219,9 +222,9 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 c.threads = *n;
                 threads_given = true;
             } else if (a == "-R") {
-                auto n = number<double>(*v);
-                if (!n || !(*n > 0)) return bad(*v, "requests per second, above 0");
-                c.rate = *n;
+                auto r = parse_rate(*v);
+                if (auto* why = std::get_if<std::string>(&r)) return bad(*v, *why);
+                c.rate = std::get<rate_schedule>(std::move(r));
             } else if (a == "--max-connections") {
                 auto n = number<int>(*v);
                 if (!n || *n < 1) return bad(*v, "a positive count");
@@ -268,6 +271,9 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         return usage_error{"-t " + std::to_string(c.threads) + " needs --max-connections " +
                            std::to_string(c.threads) + " or more: each thread's event loop has its own connections"};
     }
+    // Stages say how long the run lasts, unless -d or -n does.
+    if (c.rate && c.rate->length() && !c.requests && !c.duration)
+        c.duration = std::chrono::ceil<std::chrono::milliseconds>(*c.rate->length());
     if (c.demo) {
         if (!c.url.empty()) return usage_error{"--demo runs against its own servers: give no URL"};
         if (!c.requests && !c.duration) c.duration = std::chrono::seconds(6);

@@ -3,6 +3,8 @@
 #ifndef TOKENFLIGHT_LOAD_CONFIG_HPP
 #define TOKENFLIGHT_LOAD_CONFIG_HPP
 
+#include "schedule.hpp"
+
 #include <tokenflight/credentials.hpp>
 #include <tokenflight/http/message.hpp>
 
@@ -29,7 +31,7 @@ struct config {
     std::optional<std::uint64_t> requests;               ///< -n
     std::optional<std::chrono::milliseconds> duration;   ///< -d
     int threads = 1;                                     ///< -t: event loops, one thread each
-    std::optional<double> rate;                          ///< -R, requests per second (whole run)
+    std::optional<rate_schedule> rate;                   ///< -R: the arrival schedule (whole run)
     std::optional<int> max_connections;                  ///< whole run, split over loops; default: concurrency
     std::chrono::milliseconds timeout{10'000};
     std::string cacert;

@@ -47,7 +47,6 @@ struct shared_run {
     std::function<void()> on_done;
     clock::time_point start;
     std::optional<clock::time_point> deadline;
-    clock::duration period{};
     std::atomic<std::uint64_t> next{0}; ///< this loop's count of requests taken, not the global index
     std::atomic<int> running{0};
 };
@@ -62,9 +61,11 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
         if (r.slice.requests && i >= *r.slice.requests) break;
         clock::time_point scheduled = clock::now();
         if (r.slice.rate) {
-            // Open model: request i is due at start + i/rate whether or not earlier ones are
-            // done, and its latency counts from then (no coordinated omission).
-            scheduled = r.start + r.period * static_cast<clock::rep>(i);
+            // Open model: request i is due at its slot of the schedule whether or not earlier
+            // ones are done, and its latency counts from then (no coordinated omission).
+            const auto due = r.slice.rate->due(i);
+            if (!due) break; // the stages are over
+            scheduled = r.start + *due;
             if (r.deadline && scheduled >= *r.deadline) break;
             if (scheduled > clock::now()) {
                 timer.expires_at(scheduled);
@@ -107,7 +108,6 @@ void start_load(const asio::any_io_executor& ex, send_function send, const plan&
                 std::function<void()> on_done) {
     auto run = std::make_shared<shared_run>(std::move(send), p, t, std::move(on_done));
     if (p.duration) run->deadline = run->start + *p.duration;
-    if (p.rate) run->period = std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(1.0 / *p.rate));
     if (p.concurrency < 1) {
         asio::post(ex, std::move(run->on_done));
         return;

@@ -4,6 +4,7 @@
 #define TOKENFLIGHT_LOAD_RUNNER_HPP
 
 #include "histogram.hpp"
+#include "schedule.hpp"
 
 #include <tokenflight/client.hpp>
 #include <tokenflight/http/prepared_request.hpp>
@@ -29,7 +30,7 @@ struct plan {
     int concurrency = 64;                           ///< requests in flight
     std::optional<std::uint64_t> requests;          ///< stop after this many, or
     std::optional<clock::duration> duration;        ///< stop sending after this long
-    std::optional<double> rate;                     ///< open model: requests per second
+    std::optional<rate_schedule> rate;              ///< open model: when each request is due
     /// This event loop's slice of the run: it sends requests loop, loop + loops, loop + 2 loops,
     /// ... of the run's global sequence, each at its slot of the global schedule under `rate`,
     /// until `requests` or `duration` ends the whole run.
