@@ -15,6 +15,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <mutex>
 #include <sstream>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -346,4 +348,188 @@ TEST_CASE("peers that never stop sending: the tool ends with typed errors and bo
                                                                   " TOKENFLIGHT_CLIENT_ID=x TOKENFLIGHT_CLIENT_SECRET=s");
     CHECK(d.status == 2);
     CHECK(d.err.find("no first token") != std::string::npos);
+}
+
+namespace {
+
+// The CSV's rows as strings, header first.
+std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
+    std::vector<std::vector<std::string>> rows;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        std::vector<std::string> cells;
+        std::istringstream fields(line);
+        for (std::string cell; std::getline(fields, cell, ',');) cells.push_back(cell);
+        rows.push_back(std::move(cells));
+    }
+    return rows;
+}
+
+std::uint64_t sum_of(const boost::json::array& rows, const char* key) {
+    std::uint64_t n = 0;
+    for (const auto& r : rows) n += num(r.as_object(), key);
+    return n;
+}
+
+} // namespace
+
+TEST_CASE("the timeline, the JSON, the CSV and the HTML report agree with each other and with the servers") {
+    testing::fake_auth_server auth(auth_options());
+    testing::fake_api_server::options ao;
+    ao.api_key = "k1";
+    testing::fake_api_server api(auth, ao);
+    std::atomic<bool> stop{false};
+    std::thread revoker([&] {
+        while (!stop && api.requests() < 2500) std::this_thread::sleep_for(1ms);
+        if (!stop) api.revoke_all();
+    });
+    test::temp_file csv("", "tokenflight-load-timeline"), html("", "tokenflight-load-report");
+    // 2,000 requests/s for 5,000 requests: three rows at least, the revocation in the second.
+    auto o = run_tool("-n 5000 -R 2000 -c 16 -t 2 --json -H 'x-api-key: k1' --timeline " + csv.path() +
+                          " --report " + html.path() + ' ' + api.url("/json"),
+                      env_for(auth));
+    stop = true;
+    revoker.join();
+    INFO(o.err);
+    REQUIRE(o.status == 0);
+    const auto v = boost::json::parse(o.out);
+    const auto& j = v.as_object();
+    const auto& rows = j.at("timeline").as_array();
+    REQUIRE(rows.size() >= 3);
+
+    // Row by row, the totals: as the JSON's summary says, and as the servers counted.
+    CHECK(sum_of(rows, "requests") == 5000);
+    CHECK(sum_of(rows, "status_2xx") == api.count_status(200));
+    CHECK(sum_of(rows, "errors") == 0);
+    CHECK(sum_of(rows, "token_fetches") == auth.token_requests());
+    CHECK(num(j, "token_fetches") == auth.token_requests());
+    CHECK(sum_of(rows, "unauthorized") == api.count_status(401));
+    CHECK(sum_of(rows, "resends") == num(j, "retries_after_401"));
+    CHECK(api.count_status(401) >= 1);
+    double last_end = 0;
+    for (const auto& r : rows) {
+        const auto& row = r.as_object();
+        CHECK(row.at("end_s").to_number<double>() > last_end);
+        last_end = row.at("end_s").to_number<double>();
+        if (num(row, "requests")) {
+            CHECK(row.at("p50_ms").to_number<double>() <= row.at("p99_ms").to_number<double>());
+            CHECK(row.at("p99_ms").to_number<double>() <= row.at("max_ms").to_number<double>());
+        }
+    }
+    CHECK(last_end == doctest::Approx(j.at("duration_s").to_number<double>()).epsilon(0.01));
+
+    // The token story: every token request marked, every 401 in a storm.
+    const auto& story = j.at("token_story").as_object();
+    CHECK(story.at("fetches").as_array().size() == auth.token_requests());
+    std::uint64_t storm_401s = 0;
+    for (const auto& s : story.at("storms_401").as_array()) storm_401s += num(s.as_object(), "count");
+    CHECK(storm_401s == api.count_status(401));
+
+    // The distribution holds every request, and its p99 is in the bucket the summary names.
+    const auto& buckets = j.at("latency_distribution").as_object().at("buckets").as_array();
+    std::uint64_t in_buckets = 0;
+    for (const auto& b : buckets) in_buckets += b.as_array()[2].to_number<std::uint64_t>();
+    CHECK(in_buckets == 5000);
+    const double p99_ns = j.at("latency_ms").as_object().at("p99").to_number<double>() * 1e6;
+    std::uint64_t seen = 0;
+    for (const auto& b : buckets) {
+        const auto& triple = b.as_array();
+        seen += triple[2].to_number<std::uint64_t>();
+        if (seen >= 4950) { // the 4,950th of 5,000 values
+            CHECK(p99_ns >= triple[0].to_number<double>() - 1);
+            CHECK(p99_ns <= triple[1].to_number<double>());
+            break;
+        }
+    }
+
+    // The CSV is the JSON's timeline, cell by cell.
+    const auto table = csv_rows(csv.read());
+    REQUIRE(table.size() == rows.size() + 1);
+    const auto& header = table.front();
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        const auto& row = rows[i].as_object();
+        REQUIRE(table[i + 1].size() == header.size());
+        for (std::size_t c = 0; c < header.size(); ++c) {
+            INFO("row " << i << " column " << header[c]);
+            // Both printed from the same figure: the same decimal text, so the same double.
+            CHECK(std::stod(table[i + 1][c]) == row.at(header[c]).to_number<double>());
+        }
+    }
+
+    // The HTML report names the same totals, draws its charts, and carries no secret or key.
+    const auto page = html.read();
+    CHECK(page.find("5,000 requests") != std::string::npos);
+    for (const char* chart : {"throughput", "latency", "distribution", "status", "tokens", "connections"})
+        CHECK(page.find(std::string("data-chart=\"") + chart + '"') != std::string::npos);
+    CHECK(page.find("<script") == std::string::npos);
+    CHECK(page.find(client_secret) == std::string::npos);
+    CHECK(page.find("k1") == std::string::npos); // the x-api-key value
+    CHECK(page.find("x-api-key") != std::string::npos);
+    no_secret_in(o);
+}
+
+TEST_CASE("--targets: weighted turns over three requests, each as the file says, broken down per target") {
+    testing::fake_auth_server auth(auth_options());
+    struct seen {
+        std::mutex m;
+        std::map<std::string, std::uint64_t> by_path;
+        std::uint64_t tagged = 0, bodies_right = 0, unauthorized = 0;
+    } s;
+    const std::string body = R"({"order":42})";
+    testing::http_server api([&](const http::request& req, http::response& res) -> boost::asio::awaitable<testing::reply> {
+        std::lock_guard l(s.m);
+        const std::string path(req.target());
+        ++s.by_path[std::string(req.method_string()) + ' ' + path];
+        if (req[http::field::authorization].substr(0, 7) != "Bearer ") ++s.unauthorized;
+        if (req["x-tag"] == "one") ++s.tagged;
+        if (req.body() == body && req[http::field::content_type] == "application/json") ++s.bodies_right;
+        res.result(path == "/c" ? http::status::service_unavailable : http::status::ok);
+        co_return testing::reply::send;
+    });
+    test::temp_file body_file(body, "tokenflight-load-body");
+    test::temp_file targets("# three targets, the second and third not separated by a blank line\n"
+                            "GET " + api.base_url() + "/a\nX-Tag: one\n\n"
+                            "POST " + api.base_url() + "/b\r\nContent-Type: application/json\r\n@" + body_file.path() + "\n"
+                            "GET " + api.base_url() + "/c\n",
+                            "tokenflight-load-targets");
+    auto o = run_tool("-n 500 -c 4 -t 2 --json --targets " + targets.path() + " --weights 3,1,1", env_for(auth));
+    INFO(o.err);
+    CHECK(o.status == 1); // /c answers 503
+    {
+        std::lock_guard l(s.m);
+        CHECK(s.by_path["GET /a"] == 300);
+        CHECK(s.by_path["POST /b"] == 100);
+        CHECK(s.by_path["GET /c"] == 100);
+        CHECK(s.by_path.size() == 3);
+        CHECK(s.tagged == 300);
+        CHECK(s.bodies_right == 100);
+        CHECK(s.unauthorized == 0);
+    }
+    const auto v = boost::json::parse(o.out);
+    const auto& per_target = v.as_object().at("targets").as_array();
+    REQUIRE(per_target.size() == 3);
+    const std::uint64_t requests[] = {300, 100, 100}, ok[] = {300, 100, 0};
+    for (std::size_t k = 0; k < 3; ++k) {
+        const auto& t = per_target[k].as_object();
+        CHECK(num(t, "requests") == requests[k]);
+        CHECK(num(t, "ok") == ok[k]);
+        CHECK(num(t, "errors") == 0);
+    }
+    CHECK(per_target[1].as_object().at("name").as_string() == "POST " + api.base_url() + "/b");
+    CHECK(auth.token_requests() == 1);
+
+    // The text summary breaks it down the same way.
+    auto text = run_tool("-n 50 -c 2 --targets " + targets.path(), env_for(auth));
+    CHECK(text.out.find("3 targets") != std::string::npos);
+    CHECK(text.out.find("target 3    GET " + api.base_url() + "/c: 16 requests, 0 2xx") != std::string::npos);
+
+    // A bad file is a usage error naming the line; the URL is then not wanted.
+    test::temp_file bad("GET " + api.base_url() + "/a\nX-Key: secret\rvalue\n", "tokenflight-load-targets");
+    auto refused = run_tool("-n 1 --targets " + bad.path(), env_for(auth));
+    CHECK(refused.status == 2);
+    CHECK(refused.err.find(":2:") != std::string::npos);
+    CHECK(refused.err.find("secret") == std::string::npos);
+    auto both = run_tool("-n 1 --targets " + targets.path() + ' ' + api.base_url() + "/a", env_for(auth));
+    CHECK(both.status == 2);
+    CHECK(both.err.find("not both") != std::string::npos);
 }

@@ -31,6 +31,7 @@ std::optional<http::verb> method_of(std::string_view m) {
 
 std::string usage() {
     return R"(usage: tokenflight-load [options] URL
+       tokenflight-load [options] --targets FILE
        tokenflight-load --demo [options]
 
 Load-tests an OAuth 2.0 protected HTTP API: gets a client-credentials token, keeps it fresh,
@@ -63,6 +64,10 @@ Request:
   -H 'Name: value'           header on every request (repeatable)
   -X METHOD                  method (default GET)
   --data BODY                request body
+  --targets FILE             several requests, in vegeta's targets format: 'METHOD URL' lines,
+                             each followed by 'Name: value' header lines and an '@FILE' body
+                             line, all optional; sent in turn (no URL, -X or --data then)
+  --weights W1,W2,...        --targets: how many turns each target gets per cycle (default 1 each)
 Load:
   -c N                       requests in flight (default 64)
   -n N | -d SECONDS          total requests, or duration (default -d 10)
@@ -82,13 +87,26 @@ Benchmarking:
   --demo-token-server        get tokens from an in-process fake authorization server (load goes to URL)
   --no-token                 no token layer at all: only the -H headers (to measure the token layer)
 Output:
-  --json                     one JSON object on stdout at the end
+  --json                     one JSON object on stdout at the end: the summary, the per-second
+                             timeline, the latency distribution and the token story
+  --timeline FILE            the per-second rows as CSV: requests, status classes, errors,
+                             latency p50/p90/p99/max, token fetches, 401s, resends, connections
+  --report FILE              a self-contained HTML report with charts (opens offline)
   --demo                     run against in-process demo servers on 127.0.0.1 (2 s tokens, a
                              revocation storm mid-run); no other flag needed
   --demo-token-lifetime S    --demo: token lifetime in whole seconds (default 2)
   --demo-revoke-every S      --demo: revoke every token every S seconds instead of once
 Exit status: 0 when every request got a 2xx, 1 otherwise, 2 for usage or set-up errors.
 )";
+}
+
+std::vector<target> targets_of(const config& cfg) {
+    if (!cfg.targets.empty()) return cfg.targets;
+    target t;
+    t.method = cfg.method;
+    t.url = cfg.url;
+    t.body = cfg.body;
+    return {t};
 }
 
 std::variant<config, usage_error> parse_command_line(const std::vector<std::string_view>& args,
@@ -100,6 +118,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     std::optional<std::string> secret_file;
     std::optional<std::string> key_file;
     std::optional<std::string> cert_file, cert_key_file;
+    std::optional<std::string> targets_file, weights;
+    bool method_given = false;
     std::optional<client_auth> auth;
     const auto env = [&](const char* name) -> std::string {
         const char* v = getenv(name);
@@ -144,7 +164,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                    a == "--client-assertion-kid" || a == "--client-assertion-aud" ||
                    a == "--client-cert" || a == "--client-key" ||
                    a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
-                   a == "--timeout" || a == "--cacert" || a == "--proxy" || a == "--demo-token-lifetime" || a == "--demo-revoke-every") {
+                   a == "--timeout" || a == "--cacert" || a == "--proxy" || a == "--demo-token-lifetime" || a == "--demo-revoke-every" ||
+                   a == "--targets" || a == "--weights" || a == "--timeline" || a == "--report") {
             auto v = value();
             if (!v) return missing();
             if (a == "--token-url") {
@@ -201,9 +222,19 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 auto m = method_of(*v);
                 if (!m) return bad(*v, "an HTTP method");
                 c.method = *m;
+                method_given = true;
             } else if (a == "--data") {
                 c.body = *v;
                 if (c.method == http::verb::get) c.method = http::verb::post;
+                method_given = true;
+            } else if (a == "--targets") {
+                targets_file = std::string(*v);
+            } else if (a == "--weights") {
+                weights = std::string(*v);
+            } else if (a == "--timeline") {
+                c.timeline_file = *v;
+            } else if (a == "--report") {
+                c.report_file = *v;
             } else if (a == "-c") {
                 auto n = number<int>(*v);
                 if (!n || *n < 1 || *n > 1'000'000) return bad(*v, "1 to 1000000");
@@ -274,14 +305,27 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     // Stages say how long the run lasts, unless -d or -n does.
     if (c.rate && c.rate->length() && !c.requests && !c.duration)
         c.duration = std::chrono::ceil<std::chrono::milliseconds>(*c.rate->length());
+    if (weights && !targets_file) return usage_error{"--weights goes with --targets FILE"};
     if (c.demo) {
         if (!c.url.empty()) return usage_error{"--demo runs against its own servers: give no URL"};
+        if (targets_file) return usage_error{"--demo runs against its own servers: no --targets"};
         if (!c.requests && !c.duration) c.duration = std::chrono::seconds(6);
         return c;
     }
     if (!c.requests && !c.duration) c.duration = std::chrono::seconds(10);
-    if (c.url.empty()) return usage_error{"no URL to load (see --help, or try --demo)"};
-    if (auto u = http::parse_url(c.url); !u) return usage_error{"bad URL '" + http::redact_url(c.url) + "': " + u.error().message()};
+    if (targets_file) {
+        if (!c.url.empty()) return usage_error{"give a URL or --targets FILE, not both"};
+        if (method_given) return usage_error{"with --targets, the method and body come from the file: no -X or --data"};
+        auto loaded = load_targets(*targets_file);
+        if (auto* e = std::get_if<targets_error>(&loaded)) return usage_error{e->message};
+        c.targets = std::get<std::vector<target>>(std::move(loaded));
+        if (weights)
+            if (auto e = apply_weights(c.targets, *weights)) return usage_error{"bad value for --weights: " + e->message};
+    } else if (c.url.empty()) {
+        return usage_error{"no URL to load (see --help, or try --demo)"};
+    } else if (auto u = http::parse_url(c.url); !u) {
+        return usage_error{"bad URL '" + http::redact_url(c.url) + "': " + u.error().message()};
+    }
     if (c.no_token && c.demo_token_server) return usage_error{"--no-token and --demo-token-server exclude each other"};
     if (c.no_token && c.dpop) return usage_error{"--no-token and --dpop exclude each other: DPoP proves a token's key"};
     if (cert_file || cert_key_file) {

@@ -4,6 +4,7 @@
 #define TOKENFLIGHT_LOAD_CONFIG_HPP
 
 #include "schedule.hpp"
+#include "targets.hpp"
 
 #include <tokenflight/credentials.hpp>
 #include <tokenflight/http/message.hpp>
@@ -27,6 +28,7 @@ struct config {
     std::vector<std::pair<std::string, std::string>> headers;
     http::verb method = http::verb::get;
     std::string body;
+    std::vector<target> targets;     ///< --targets FILE (--weights applied); empty: the URL's
     int concurrency = 64;
     std::optional<std::uint64_t> requests;               ///< -n
     std::optional<std::chrono::milliseconds> duration;   ///< -d
@@ -37,6 +39,8 @@ struct config {
     std::string cacert;
     bool insecure = false;
     bool json = false;
+    std::string timeline_file;      ///< --timeline FILE.csv: the per-second rows ("": none)
+    std::string report_file;        ///< --report FILE.html ("": none)
     bool demo = false;
     std::chrono::seconds demo_token_lifetime{2};          ///< --demo: token lifetime
     std::optional<std::chrono::milliseconds> demo_revoke_every; ///< --demo: revoke periodically (default: once, half-way)
@@ -46,6 +50,9 @@ struct config {
     std::optional<std::string> proxy; ///< --proxy URL for every connection; unset: the environment
     bool help = false;
 };
+
+/// What the run sends: the --targets, or the one request the URL, -X and --data make.
+std::vector<target> targets_of(const config& cfg);
 
 /// A usage error: the one-line message tokenflight-load prints before exiting with status 2.
 struct usage_error {

@@ -5,7 +5,8 @@
 
 namespace tokenflight::load {
 
-histogram::histogram() : shards_(new shard[shards]) {}
+histogram::histogram(int shard_count)
+    : shard_count_(std::clamp(shard_count, 1, max_shards)), shards_(new shard[static_cast<std::size_t>(shard_count_)]) {}
 
 std::size_t histogram::bucket_of(std::uint64_t ns) noexcept {
     if (ns < sub_count) return static_cast<std::size_t>(ns); // octave 0 is exact: 0..127 ns
@@ -34,43 +35,54 @@ void histogram::record(std::chrono::nanoseconds d) noexcept {
     // Threads take shards in turn, so that up to `shards` concurrent recorders (the -t event
     // loops) never share a cache line; a hash of the thread id could put two on one shard.
     static std::atomic<std::size_t> next_shard{0};
-    thread_local const std::size_t my_shard = next_shard.fetch_add(1, std::memory_order_relaxed) % shards;
-    shards_[my_shard].buckets[bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
-    for (auto m = max_.load(std::memory_order_relaxed); ns > m && !max_.compare_exchange_weak(m, ns);) {
-    }
+    thread_local const std::size_t my_shard = next_shard.fetch_add(1, std::memory_order_relaxed) % max_shards;
+    shards_[my_shard % static_cast<std::size_t>(shard_count_)].buckets[bucket_of(ns)].fetch_add(
+        1, std::memory_order_relaxed);
+    for (auto* top : {&max_, &window_max_})
+        for (auto m = top->load(std::memory_order_relaxed); ns > m && !top->compare_exchange_weak(m, ns);) {
+        }
 }
 
 std::uint64_t histogram::count() const noexcept {
     std::uint64_t n = 0;
-    for (int s = 0; s < shards; ++s)
+    for (int s = 0; s < shard_count_; ++s)
         for (const auto& b : shards_[s].buckets) n += b.load(std::memory_order_relaxed);
     return n;
 }
 
-std::chrono::nanoseconds histogram::quantile(double q) const {
-    std::vector<std::uint64_t> merged(bucket_count);
+histogram::counts histogram::snapshot() const {
+    counts merged(bucket_count);
+    for (int s = 0; s < shard_count_; ++s)
+        for (std::size_t i = 0; i < bucket_count; ++i) merged[i] += shards_[s].buckets[i].load(std::memory_order_relaxed);
+    return merged;
+}
+
+std::chrono::nanoseconds histogram::quantile_of(const counts& c, double q, std::chrono::nanoseconds max) {
     std::uint64_t total = 0;
-    for (int s = 0; s < shards; ++s)
-        for (std::size_t i = 0; i < bucket_count; ++i) {
-            const auto v = shards_[s].buckets[i].load(std::memory_order_relaxed);
-            merged[i] += v;
-            total += v;
-        }
+    for (auto n : c) total += n;
     if (total == 0) return std::chrono::nanoseconds(0);
     const auto rank = static_cast<std::uint64_t>(std::ceil(std::clamp(q, 0.0, 1.0) * static_cast<double>(total)));
     std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < bucket_count; ++i) {
-        seen += merged[i];
+    for (std::size_t i = 0; i < c.size(); ++i) {
+        seen += c[i];
         if (seen >= std::max<std::uint64_t>(rank, 1)) {
-            const auto mid = (bucket_low(i) + bucket_high(i) - 1) / 2;
-            return std::chrono::nanoseconds(std::min<std::uint64_t>(mid, max_.load(std::memory_order_relaxed)));
+            const auto mid = static_cast<std::int64_t>((bucket_low(i) + bucket_high(i) - 1) / 2);
+            return std::chrono::nanoseconds(std::min<std::int64_t>(mid, max.count()));
         }
     }
-    return max();
+    return max;
+}
+
+std::chrono::nanoseconds histogram::quantile(double q) const {
+    return quantile_of(snapshot(), q, max());
 }
 
 std::chrono::nanoseconds histogram::max() const noexcept {
     return std::chrono::nanoseconds(max_.load(std::memory_order_relaxed));
+}
+
+std::chrono::nanoseconds histogram::take_window_max() noexcept {
+    return std::chrono::nanoseconds(window_max_.exchange(0, std::memory_order_relaxed));
 }
 
 } // namespace tokenflight::load

@@ -47,6 +47,11 @@ int run(int argc, char** argv) {
         return exit_ok;
     }
 
+    // An output file that cannot be written fails now, not after the run.
+    for (const auto* file : {&cfg.timeline_file, &cfg.report_file})
+        if (!file->empty())
+            if (auto why = tf::load::check_writable(*file)) return fail_setup(*why);
+
     // Declared in this order so that they go away in the reverse one: the senders (and the
     // servers they talk to) before the event loops stop, the demo's servers last.
     auto demo = cfg.demo ? tf::load::start_demo(cfg) : nullptr;
@@ -58,11 +63,18 @@ int run(int argc, char** argv) {
         return fail_setup(e->message);
     const auto& senders = std::get<tf::load::senders>(made);
 
-    tf::load::tally results;
-    const double duration_s = tf::load::run_load(cfg, loops, senders, results, demo.get());
-    const auto summary = tf::load::summarise(results, senders, duration_s);
-    tf::load::print_report(cfg, summary, results);
-    return summary.ok == summary.requests ? exit_ok : exit_not_all_2xx;
+    tf::load::tally results(tf::load::targets_of(cfg).size());
+    const auto run = tf::load::run_load(cfg, loops, senders, results, demo.get());
+    const tf::load::run_report report(cfg, results, senders, run);
+    tf::load::print_report(report);
+    if (!cfg.timeline_file.empty())
+        if (auto why = tf::load::write_file(cfg.timeline_file, tf::load::timeline_csv(report)))
+            return fail_setup(*why);
+    if (!cfg.report_file.empty()) {
+        if (auto why = tf::load::write_file(cfg.report_file, tf::load::html_report(report))) return fail_setup(*why);
+        if (!cfg.json) std::cout << "report: " << cfg.report_file << '\n';
+    }
+    return report.sum.ok == report.sum.requests ? exit_ok : exit_not_all_2xx;
 }
 
 } // namespace

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <iostream>
 #include <mutex>
 #include <string>
@@ -16,61 +17,154 @@ double to_ms(std::chrono::nanoseconds d) {
     return static_cast<double>(d.count()) / 1e6;
 }
 
-std::string format_ms(std::chrono::nanoseconds d) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%.3fms", to_ms(d));
+std::string fixed(double v, int decimals = 3) {
+    char buf[48];
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
     return buf;
 }
 
-double requests_per_second(const summary& sum) {
-    return sum.requests / std::max(sum.duration_s, 1e-9);
+std::string format_ms(std::chrono::nanoseconds d) {
+    return fixed(to_ms(d)) + "ms";
 }
 
-// `"key":n`, after a comma unless it is the object's first member.
-void append_member(std::string& out, bool& first, const std::string& key, std::uint64_t n) {
-    if (!first)
-        out += ',';
+double requests_per_second(const summary& sum) {
+    return static_cast<double>(sum.requests) / std::max(sum.duration_s, 1e-9);
+}
+
+// The timeline's columns, in order: the CSV's header and the JSON's member names.
+struct column {
+    const char* name;
+    std::string (*value)(const timeline_row&);
+};
+
+const column columns[] = {
+    {"end_s", [](const timeline_row& r) { return fixed(r.end_s); }},
+    {"length_s", [](const timeline_row& r) { return fixed(r.length_s); }},
+    {"requests", [](const timeline_row& r) { return std::to_string(r.requests); }},
+    {"status_2xx", [](const timeline_row& r) { return std::to_string(r.status_class[2]); }},
+    {"status_3xx", [](const timeline_row& r) { return std::to_string(r.status_class[3]); }},
+    {"status_4xx", [](const timeline_row& r) { return std::to_string(r.status_class[4]); }},
+    {"status_5xx", [](const timeline_row& r) { return std::to_string(r.status_class[5]); }},
+    {"errors", [](const timeline_row& r) { return std::to_string(r.errors); }},
+    {"p50_ms", [](const timeline_row& r) { return fixed(to_ms(r.p50)); }},
+    {"p90_ms", [](const timeline_row& r) { return fixed(to_ms(r.p90)); }},
+    {"p99_ms", [](const timeline_row& r) { return fixed(to_ms(r.p99)); }},
+    {"max_ms", [](const timeline_row& r) { return fixed(to_ms(r.max)); }},
+    {"token_fetches", [](const timeline_row& r) { return std::to_string(r.token_fetches); }},
+    {"unauthorized", [](const timeline_row& r) { return std::to_string(r.unauthorized); }},
+    {"resends", [](const timeline_row& r) { return std::to_string(r.resends); }},
+    {"connections", [](const timeline_row& r) { return std::to_string(r.connections); }},
+};
+
+// Appends `"key":value` (value already JSON), after a comma unless it is the first member.
+void member(std::string& out, bool& first, const std::string& key, const std::string& value) {
+    if (!first) out += ',';
     first = false;
     out += '"';
     out += key;
     out += "\":";
-    out += std::to_string(n);
+    out += value;
 }
 
-void print_json(const summary& sum, tally& t) {
-    // Written by hand: fixed-point numbers read better than Boost.JSON's exponent form.
-    std::string out = "{\"requests\":" + std::to_string(sum.requests) +
-                      ",\"ok\":" + std::to_string(sum.ok) + ",\"status\":{";
-    bool first = true;
-    for (std::size_t s = 0; s < t.status.size(); ++s)
-        if (auto n = t.status[s].load())
-            append_member(out, first, std::to_string(s), n);
-    out += "},\"errors\":{";
-    first = true;
-    {
-        std::lock_guard l(t.errors_mutex);
-        for (const auto& [kind, n] : t.errors)
-            append_member(out, first, kind, n);
+// A JSON string: tokenflight-load's names are printable ASCII but for what a URL may hold.
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (static_cast<unsigned char>(c) < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
+            out += buf;
+        } else {
+            out += c;
+        }
     }
-    const auto& latency = t.latency;
-    char tail[512];
-    std::snprintf(tail, sizeof tail,
-                  "},\"token_fetches\":%llu,\"retries_after_401\":%llu,\"duration_s\":%.3f,"
-                  "\"rps\":%.1f,"
-                  "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}}",
-                  static_cast<unsigned long long>(sum.token_fetches),
-                  static_cast<unsigned long long>(sum.resends_after_401), sum.duration_s,
-                  requests_per_second(sum), to_ms(latency.quantile(0.50)),
-                  to_ms(latency.quantile(0.90)), to_ms(latency.quantile(0.99)),
-                  to_ms(latency.max()));
-    std::cout << out << tail << std::endl;
+    return out + '"';
 }
 
-void print_text(const config& cfg, const summary& sum, tally& t) {
+std::string timeline_json(const std::vector<timeline_row>& rows) {
+    std::string out = "[";
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+        if (i) out += ',';
+        bool first = true;
+        out += '{';
+        for (const auto& c : columns) member(out, first, c.name, c.value(rows[i]));
+        out += '}';
+    }
+    return out + ']';
+}
+
+std::string distribution_json(const histogram::counts& c) {
+    std::string out = "{\"unit\":\"ns\",\"buckets\":[";
+    bool first = true;
+    for (std::size_t b = 0; b < c.size(); ++b) {
+        if (!c[b]) continue;
+        if (!first) out += ',';
+        first = false;
+        out += '[' + std::to_string(histogram::bucket_low(b)) + ',' + std::to_string(histogram::bucket_high(b)) + ',' +
+               std::to_string(c[b]) + ']';
+    }
+    return out + "]}";
+}
+
+std::string token_story_json(const run_report& r) {
+    std::string out = "{\"fetches\":[";
+    for (std::size_t i = 0; i < r.fetches.size(); ++i) {
+        const auto& f = r.fetches[i];
+        if (i) out += ',';
+        bool first = true;
+        out += '{';
+        member(out, first, "start_s", fixed(f.start_s));
+        member(out, first, "end_s", f.end_s ? fixed(*f.end_s) : "null");
+        member(out, first, "ok", f.ok ? "true" : "false");
+        member(out, first, "background", f.background ? "true" : "false");
+        out += '}';
+    }
+    out += "],\"storms_401\":[";
+    for (std::size_t i = 0; i < r.storms.size(); ++i) {
+        const auto& s = r.storms[i];
+        if (i) out += ',';
+        bool first = true;
+        out += '{';
+        member(out, first, "start_s", fixed(s.start_s));
+        member(out, first, "end_s", fixed(s.end_s));
+        member(out, first, "count", std::to_string(s.count));
+        out += '}';
+    }
+    return out + "],\"dropped\":" + std::to_string(r.marks_dropped) + '}';
+}
+
+std::string targets_json(const run_report& r) {
+    std::string out = "[";
+    for (std::size_t k = 0; k < r.t.targets.size(); ++k) {
+        const auto& tt = *r.t.targets[k];
+        if (k) out += ',';
+        bool first = true;
+        out += '{';
+        member(out, first, "name", json_string(r.targets[k].name()));
+        member(out, first, "weight", std::to_string(r.targets[k].weight));
+        member(out, first, "requests", std::to_string(tt.done.load()));
+        member(out, first, "ok", std::to_string(tt.ok.load()));
+        member(out, first, "errors", std::to_string(tt.failed.load()));
+        member(out, first, "p50_ms", fixed(to_ms(tt.latency.quantile(0.5))));
+        member(out, first, "p99_ms", fixed(to_ms(tt.latency.quantile(0.99))));
+        member(out, first, "max_ms", fixed(to_ms(tt.latency.max())));
+        out += '}';
+    }
+    return out + ']';
+}
+
+void print_text(const run_report& r) {
+    const auto& cfg = r.cfg;
+    const auto& sum = r.sum;
+    const auto& t = r.t;
+    const std::string to = r.targets.size() == 1 ? http::redact_url(r.targets.front().url)
+                                                  : std::to_string(r.targets.size()) + " targets";
     std::printf("%llu requests in %.2fs to %s, %d in flight, %d thread%s\n",
-                static_cast<unsigned long long>(sum.requests), sum.duration_s,
-                http::redact_url(cfg.url).c_str(), cfg.concurrency, cfg.threads,
-                cfg.threads == 1 ? "" : "s");
+                static_cast<unsigned long long>(sum.requests), sum.duration_s, to.c_str(), cfg.concurrency,
+                cfg.threads, cfg.threads == 1 ? "" : "s");
     const auto& latency = t.latency;
     std::printf("  latency     p50 %s   p90 %s   p99 %s   max %s\n",
                 format_ms(latency.quantile(0.5)).c_str(), format_ms(latency.quantile(0.9)).c_str(),
@@ -93,6 +187,23 @@ void print_text(const config& cfg, const summary& sum, tally& t) {
     std::printf("  tokens      %llu fetched, %llu requests resent after a 401\n",
                 static_cast<unsigned long long>(sum.token_fetches),
                 static_cast<unsigned long long>(sum.resends_after_401));
+    if (!r.storms.empty()) {
+        std::uint64_t n = 0;
+        double longest = 0;
+        for (const auto& s : r.storms) {
+            n += s.count;
+            longest = std::max(longest, s.end_s - s.start_s);
+        }
+        std::printf("  401 storms  %zu, %llu 401s, the longest drained in %.0fms\n", r.storms.size(),
+                    static_cast<unsigned long long>(n), longest * 1000);
+    }
+    for (std::size_t k = 0; k < t.targets.size(); ++k) {
+        const auto& tt = *t.targets[k];
+        std::printf("  target %zu    %s: %llu requests, %llu 2xx, %llu errors, p50 %s, p99 %s\n", k + 1,
+                    r.targets[k].name().c_str(), static_cast<unsigned long long>(tt.done.load()),
+                    static_cast<unsigned long long>(tt.ok.load()), static_cast<unsigned long long>(tt.failed.load()),
+                    format_ms(tt.latency.quantile(0.5)).c_str(), format_ms(tt.latency.quantile(0.99)).c_str());
+    }
     std::fflush(stdout);
 }
 
@@ -108,11 +219,83 @@ summary summarise(const tally& t, const senders& s, double duration_s) {
     return sum;
 }
 
-void print_report(const config& cfg, const summary& sum, tally& t) {
-    if (cfg.json)
-        print_json(sum, t);
+run_report::run_report(const config& c, const tally& tl, const senders& s, const run_outcome& run)
+    : cfg(c), t(tl), sum(summarise(tl, s, run.duration_s)), rows(run.rows.rows()), fetches(s.story->fetches(run.start)),
+      storms(s.story->storms(run.start)), marks_dropped(s.story->dropped()), latency(tl.latency.snapshot()),
+      targets(targets_of(c)) {}
+
+std::string json_report(const run_report& r) {
+    // Written by hand: fixed-point numbers read better than Boost.JSON's exponent form.
+    const auto& t = r.t;
+    std::string out = "{";
+    bool first = true;
+    member(out, first, "requests", std::to_string(r.sum.requests));
+    member(out, first, "ok", std::to_string(r.sum.ok));
+    std::string status = "{";
+    bool first_status = true;
+    for (std::size_t s = 0; s < t.status.size(); ++s)
+        if (auto n = t.status[s].load()) member(status, first_status, std::to_string(s), std::to_string(n));
+    member(out, first, "status", status + '}');
+    std::string errors = "{";
+    bool first_error = true;
+    {
+        std::lock_guard l(t.errors_mutex);
+        for (const auto& [kind, n] : t.errors) member(errors, first_error, kind, std::to_string(n));
+    }
+    member(out, first, "errors", errors + '}');
+    member(out, first, "token_fetches", std::to_string(r.sum.token_fetches));
+    member(out, first, "retries_after_401", std::to_string(r.sum.resends_after_401));
+    member(out, first, "duration_s", fixed(r.sum.duration_s));
+    member(out, first, "rps", fixed(requests_per_second(r.sum), 1));
+    const auto max = t.latency.max();
+    member(out, first, "latency_ms",
+           "{\"p50\":" + fixed(to_ms(histogram::quantile_of(r.latency, 0.5, max))) +
+               ",\"p90\":" + fixed(to_ms(histogram::quantile_of(r.latency, 0.9, max))) +
+               ",\"p99\":" + fixed(to_ms(histogram::quantile_of(r.latency, 0.99, max))) +
+               ",\"max\":" + fixed(to_ms(max)) + '}');
+    member(out, first, "timeline", timeline_json(r.rows));
+    member(out, first, "latency_distribution", distribution_json(r.latency));
+    member(out, first, "token_story", token_story_json(r));
+    if (!t.targets.empty()) member(out, first, "targets", targets_json(r));
+    return out + '}';
+}
+
+std::string timeline_csv(const run_report& r) {
+    std::string out;
+    for (const auto& c : columns) {
+        if (&c != columns) out += ',';
+        out += c.name;
+    }
+    out += '\n';
+    for (const auto& row : r.rows) {
+        for (const auto& c : columns) {
+            if (&c != columns) out += ',';
+            out += c.value(row);
+        }
+        out += '\n';
+    }
+    return out;
+}
+
+void print_report(const run_report& r) {
+    if (r.cfg.json)
+        std::cout << json_report(r) << std::endl;
     else
-        print_text(cfg, sum, t);
+        print_text(r);
+}
+
+std::optional<std::string> check_writable(const std::string& path) {
+    std::ofstream f(path, std::ios::app);
+    if (!f) return "cannot write '" + path + "'";
+    return std::nullopt;
+}
+
+std::optional<std::string> write_file(const std::string& path, const std::string& text) {
+    std::ofstream f(path, std::ios::trunc | std::ios::binary);
+    f << text;
+    f.close();
+    if (!f) return "cannot write '" + path + "'";
+    return std::nullopt;
 }
 
 } // namespace tokenflight::load

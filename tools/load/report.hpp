@@ -1,12 +1,18 @@
-// tokenflight-load's report: the run's figures, as text for people or as one JSON line.
+// tokenflight-load's report: the run's figures as text for people, as one JSON object, as the
+// timeline's CSV, and as a self-contained HTML page with charts. All four are written from one
+// run_report, so they cannot disagree.
 #ifndef TOKENFLIGHT_LOAD_REPORT_HPP
 #define TOKENFLIGHT_LOAD_REPORT_HPP
 
 #include "config.hpp"
+#include "run_load.hpp"
 #include "runner.hpp"
 #include "senders.hpp"
+#include "timeline.hpp"
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace tokenflight::load {
 
@@ -22,8 +28,40 @@ struct summary {
 /// The counts of a finished run that lasted `duration_s` seconds.
 summary summarise(const tally& t, const senders& s, double duration_s);
 
+/// Everything a finished run reports, gathered once.
+struct run_report {
+    run_report(const config& cfg, const tally& t, const senders& s, const run_outcome& run);
+
+    const config& cfg;
+    const tally& t;
+    summary sum;
+    std::vector<timeline_row> rows;
+    std::vector<token_fetch_mark> fetches;   ///< every token request, from the run's start
+    std::vector<unauthorized_storm> storms;  ///< every storm of 401s
+    std::uint64_t marks_dropped = 0;         ///< past token_story::max_marks
+    histogram::counts latency;               ///< the whole run's distribution
+    std::vector<target> targets;             ///< what was sent (names and weights)
+};
+
 /// Prints the report on stdout: one JSON object on one line with --json, text otherwise.
-void print_report(const config& cfg, const summary& sum, tally& t);
+void print_report(const run_report& r);
+
+/// The JSON object --json prints: the summary, `timeline` (one object per row),
+/// `latency_distribution` (every non-empty bucket's bounds and count, in nanoseconds, so runs
+/// can be merged bucket by bucket), `token_story`, and `targets` when there are several.
+std::string json_report(const run_report& r);
+
+/// The timeline as CSV, one header line and one line per row, with the same names as the JSON's
+/// timeline members.
+std::string timeline_csv(const run_report& r);
+
+/// The HTML report (report_html.cpp): one file, no script, nothing fetched.
+std::string html_report(const run_report& r);
+
+/// Opens `path` for writing (so that a bad path fails before the run), or says why not.
+std::optional<std::string> check_writable(const std::string& path);
+/// Writes `text` to `path`, or says why it could not.
+std::optional<std::string> write_file(const std::string& path, const std::string& text);
 
 } // namespace tokenflight::load
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <string>
 
 namespace tokenflight::load {
 
@@ -22,27 +23,63 @@ plan whole_run(const config& cfg) {
     if (cfg.duration)
         p.duration = *cfg.duration;
     p.rate = cfg.rate;
+    const auto targets = targets_of(cfg);
+    if (targets.size() > 1) {
+        std::vector<unsigned> weights;
+        for (const auto& t : targets) weights.push_back(t.weight);
+        p.order = std::make_shared<const std::vector<std::uint32_t>>(weighted_order(weights));
+    }
     return p;
 }
 
-void show_progress(const tally& t, clock::time_point start) {
-    const double secs = std::chrono::duration<double>(clock::now() - start).count();
-    std::fprintf(stderr, "\r%llu done, %.0f req/s, %llu errors   ",
-                 static_cast<unsigned long long>(t.done.load()),
-                 t.done.load() / std::max(secs, 1e-9),
-                 static_cast<unsigned long long>(t.failed.load()));
-}
+// The live panel on a terminal: three lines redrawn in place, from the last whole second.
+class live_panel {
+public:
+    static constexpr int lines = 3;
+
+    void draw(const timeline& tl, const run_counters& now, const config& cfg) {
+        if (drawn_) std::fprintf(stderr, "\x1b[%dF\x1b[J", lines); // back to the panel's top, erase
+        drawn_ = true;
+        const auto& row = tl.rows().back();
+        std::string of;
+        if (cfg.duration) of = " of " + seconds(std::chrono::duration<double>(*cfg.duration).count());
+        else if (cfg.requests) of = " of " + std::to_string(*cfg.requests) + " requests";
+        std::fprintf(stderr, " elapsed   %s%s   requests %llu   errors %llu   non-2xx %llu\n",
+                     seconds(row.end_s).c_str(), of.c_str(), ull(now.requests), ull(now.errors),
+                     ull(now.requests - now.errors - now.status_class[2]));
+        std::fprintf(stderr, " last 1s   %.0f req/s   p99 %.3fms   errors %llu   401s %llu\n",
+                     static_cast<double>(row.requests) / std::max(row.length_s, 1e-9),
+                     static_cast<double>(row.p99.count()) / 1e6, ull(row.errors), ull(row.unauthorized));
+        std::fprintf(stderr, " tokens    %llu fetched   connections %zu\n", ull(now.token_fetches),
+                     now.connections);
+        std::fflush(stderr);
+    }
+
+    void erase() {
+        if (drawn_) std::fprintf(stderr, "\x1b[%dF\x1b[J", lines);
+        std::fflush(stderr);
+    }
+
+private:
+    static unsigned long long ull(std::uint64_t n) { return static_cast<unsigned long long>(n); }
+    static std::string seconds(double s) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.1fs", s);
+        return buf;
+    }
+    bool drawn_ = false;
+};
 
 } // namespace
 
-double run_load(const config& cfg, event_loops& loops, const senders& s, tally& t,
-                demo_servers* demo) {
+run_outcome run_load(const config& cfg, event_loops& loops, const senders& s, tally& t, demo_servers* demo) {
     const plan whole = whole_run(cfg);
     std::mutex m;
     std::condition_variable cv;
     bool finished = false;
     std::atomic<int> loops_running{loops.size()};
     const auto start = clock::now();
+    run_outcome out{start, 0, timeline(start)};
     for (int k = 0; k < loops.size(); ++k)
         start_load(loops.executor(k), s.loops[static_cast<std::size_t>(k)].send,
                    plan_for_loop(whole, k, loops.size(), start), t, [&] {
@@ -56,22 +93,33 @@ double run_load(const config& cfg, event_loops& loops, const senders& s, tally& 
     std::optional<demo_revocations> revocations;
     if (demo)
         revocations.emplace(*demo, cfg, start);
-    const bool progress = !cfg.json && ::isatty(STDERR_FILENO);
+    std::optional<live_panel> panel;
+    if (!cfg.json && ::isatty(STDERR_FILENO))
+        panel.emplace();
+    auto next_row = start + 1s;
     {
         std::unique_lock l(m);
         while (!finished) {
-            // A demo's revocations are due at a finer grain than the progress line.
-            cv.wait_for(l, demo ? 50ms : 1s);
+            // A demo's revocations are due at a finer grain than the rows.
+            cv.wait_until(l, demo ? std::min(next_row, clock::now() + 50ms) : next_row);
             if (revocations)
                 revocations->tick(t.done.load(), clock::now());
-            if (progress)
-                show_progress(t, start);
+            if (finished || clock::now() < next_row)
+                continue;
+            next_row += 1s;
+            const auto now = s.sample(t);
+            out.rows.add(now, t.latency.take_window_max());
+            if (panel)
+                panel->draw(out.rows, now, cfg);
         }
     }
-    const double duration_s = std::chrono::duration<double>(clock::now() - start).count();
-    if (progress)
-        std::fprintf(stderr, "\r%60s\r", "");
-    return duration_s;
+    // The last, shorter row: whatever was done since the last whole second.
+    const auto last = s.sample(t);
+    out.rows.add(last, t.latency.take_window_max());
+    out.duration_s = std::chrono::duration<double>(last.at - start).count();
+    if (panel)
+        panel->erase();
+    return out;
 }
 
 } // namespace tokenflight::load

@@ -28,6 +28,11 @@ std::string error_kind(const error_code& ec) {
     return "other";
 }
 
+tally::tally(std::size_t target_count) {
+    if (target_count > 1)
+        for (std::size_t k = 0; k < target_count; ++k) targets.push_back(std::make_unique<target_tally>());
+}
+
 void tally::count_error(const error_code& ec) {
     failed.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard lock(errors_mutex);
@@ -74,15 +79,27 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
         } else if (r.deadline && scheduled >= *r.deadline) {
             break;
         }
-        auto op = r.send();
+        const std::size_t k = r.slice.order ? (*r.slice.order)[i % r.slice.order->size()] : 0;
+        auto op = r.send(k);
         auto [ec, res] = co_await std::move(op);
-        r.results.latency.record(clock::now() - scheduled);
+        const auto latency = clock::now() - scheduled;
+        const unsigned status = ec ? 0 : res.result_int();
+        const bool ok = status >= 200 && status < 300;
+        if (!r.results.targets.empty()) {
+            auto& mine = *r.results.targets[k];
+            mine.latency.record(latency);
+            if (ec)
+                mine.failed.fetch_add(1, std::memory_order_relaxed);
+            else if (ok)
+                mine.ok.fetch_add(1, std::memory_order_relaxed);
+            mine.done.fetch_add(1, std::memory_order_relaxed);
+        }
+        r.results.latency.record(latency);
         if (ec) {
             r.results.count_error(ec);
         } else {
-            const unsigned status = res.result_int();
             if (status < r.results.status.size()) r.results.status[status].fetch_add(1, std::memory_order_relaxed);
-            if (status >= 200 && status < 300) r.results.ok.fetch_add(1, std::memory_order_relaxed);
+            if (ok) r.results.ok.fetch_add(1, std::memory_order_relaxed);
         }
         r.results.done.fetch_add(1, std::memory_order_relaxed);
     }
@@ -90,6 +107,26 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
 }
 
 } // namespace
+
+std::vector<std::uint32_t> weighted_order(const std::vector<unsigned>& weights) {
+    // Each turn every target gains its weight and the one furthest ahead goes, paying back the
+    // sum: nginx's smooth weighted round-robin.
+    std::int64_t sum = 0;
+    for (auto w : weights) sum += w;
+    std::vector<std::int64_t> credit(weights.size(), 0);
+    std::vector<std::uint32_t> order;
+    order.reserve(static_cast<std::size_t>(sum));
+    for (std::int64_t turn = 0; turn < sum; ++turn) {
+        std::size_t best = 0;
+        for (std::size_t k = 0; k < weights.size(); ++k) {
+            credit[k] += weights[k];
+            if (credit[k] > credit[best]) best = k;
+        }
+        credit[best] -= sum;
+        order.push_back(static_cast<std::uint32_t>(best));
+    }
+    return order;
+}
 
 int share(int total, int loop, int loops) {
     return total / loops + (loop < total % loops ? 1 : 0);

@@ -18,10 +18,12 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <tuple>
+#include <vector>
 
 namespace tokenflight::load {
 
@@ -37,7 +39,14 @@ struct plan {
     int loop = 0, loops = 1;
     /// The run's start, shared by all its loops (unset: when start_load is called).
     std::optional<clock::time_point> start;
+    /// Several targets (--targets): request i goes to target order[i % order.size()]. Empty:
+    /// every request to target 0.
+    std::shared_ptr<const std::vector<std::uint32_t>> order;
 };
+
+/// The order in which weighted targets take turns, one cycle long (the weights' sum): smooth
+/// weighted round-robin, so weights 5,1,1 give a a b a a c a rather than five a in a row.
+std::vector<std::uint32_t> weighted_order(const std::vector<unsigned>& weights);
 
 /// Loop `loop`'s share of `total` split over `loops`: total / loops each, the remainder one more
 /// each to the first loops (10 over 4: 3 3 2 2).
@@ -47,14 +56,24 @@ int share(int total, int loop, int loops);
 /// slice of the request sequence, the run's common start.
 plan plan_for_loop(const plan& whole, int loop, int loops, clock::time_point start);
 
+/// One target's share of a run with several (--targets).
+struct target_tally {
+    std::atomic<std::uint64_t> done{0}, ok{0}, failed{0};
+    histogram latency{1};
+};
+
 /// Counters shared by the workers of every loop (atomics, and a histogram recorded without
 /// locks from any thread); readable while the run goes on.
 struct tally {
+    /// `target_count` targets get counters of their own when there are two or more.
+    explicit tally(std::size_t target_count = 1);
+
     std::atomic<std::uint64_t> done{0}, ok{0}, failed{0};
     std::array<std::atomic<std::uint64_t>, 600> status{};
     histogram latency;
-    std::mutex errors_mutex;
+    mutable std::mutex errors_mutex;
     std::map<std::string, std::uint64_t> errors;
+    std::vector<std::unique_ptr<target_tally>> targets; ///< empty with a single target
 
     void count_error(const error_code& ec);
 };
@@ -62,10 +81,11 @@ struct tally {
 /// A short, stable name for an error, for reports: "request_timeout", "connection_refused", ...
 std::string error_kind(const error_code& ec);
 
-/// Sends the run's prepared request once, keeping the brief response:
+/// Sends the run's prepared request for target `k` once, keeping the brief response:
 /// tokenflight::client::async_send_brief, or the bare connection pool's when the token layer is
 /// switched off (--no-token, to measure what the token layer costs).
-using send_function = std::function<boost::asio::awaitable<std::tuple<error_code, http::brief_response>>()>;
+using send_function =
+    std::function<boost::asio::awaitable<std::tuple<error_code, http::brief_response>>(std::size_t k)>;
 
 /// Runs `p` through `send` on `ex`; `on_done` is called once, from one of the executor's threads,
 /// when every worker finished (at once, posted, if `p.concurrency` is below 1). Latency is

@@ -29,6 +29,28 @@ std::uint64_t senders::resends_after_401() const {
     return resends;
 }
 
+run_counters senders::sample(const tally& t) const {
+    run_counters c;
+    c.at = clock::now();
+    c.requests = t.done.load(std::memory_order_relaxed);
+    c.errors = t.failed.load(std::memory_order_relaxed);
+    for (std::size_t s = 100; s < t.status.size(); ++s) c.status_class[s / 100] += t.status[s].load(std::memory_order_relaxed);
+    c.token_fetches = token_fetches();
+    for (const auto& l : loops) {
+        if (l.client) {
+            const auto cs = l.client->stats();
+            c.resends += cs.resends_after_401;
+            // Every resend answers a 401, and so does a DPoP nonce resend; the 401s returned
+            // are in the status counts.
+            c.unauthorized += cs.resends_after_401 + cs.dpop_nonce_resends;
+        }
+        c.connections += l.pool->stats().open_connections;
+    }
+    c.unauthorized += t.status[401].load(std::memory_order_relaxed);
+    c.latency = t.latency.snapshot();
+    return c;
+}
+
 namespace {
 
 // The workers' completion token: awaited, as a tuple, with the loop's io_context executor bound
@@ -91,6 +113,17 @@ std::optional<std::string> first_token_failure(token_source& source, const confi
     return std::nullopt;
 }
 
+// A target's headers: its own, then every -H.
+std::vector<std::pair<std::string, std::string>> headers_of(const config& cfg, const target& t) {
+    auto h = t.headers;
+    h.insert(h.end(), cfg.headers.begin(), cfg.headers.end());
+    return h;
+}
+
+std::string cannot_prepare(const target& t, const error_code& ec) {
+    return "cannot prepare the request " + t.name() + ": " + ec.message();
+}
+
 // --client-cert without a token: the certificate is the API's only credential.
 std::variant<senders, setup_error> bare_pools(const config& cfg, const http::client_identity& certificate,
                                               event_loops& loops) {
@@ -100,15 +133,17 @@ std::variant<senders, setup_error> bare_pools(const config& cfg, const http::cli
         auto& l = s.loops[static_cast<std::size_t>(k)];
         auto po = pool_options_for(cfg, k, loops.size());
         po.tls.identity = certificate;
-        l.bare_pool = std::make_unique<http::connection_pool>(loops.executor(k), po);
+        l.pool = std::make_unique<http::connection_pool>(loops.executor(k), po);
         // Prepared once per loop: every send writes the same head and body, nothing serialised
         // again.
-        auto prepared =
-            http::make_prepared_request(cfg.method, cfg.url, cfg.headers, cfg.body, po.user_agent);
-        if (!prepared)
-            return setup_error{"cannot prepare the request: " + prepared.error().message()};
-        l.send = [pool = l.bare_pool.get(), req = std::move(*prepared), ex = loops.executor(k)] {
-            return pool->async_send_brief(req, http::send_options{}, completion_token(ex));
+        std::vector<http::prepared_request> requests;
+        for (const auto& t : targets_of(cfg)) {
+            auto prepared = http::make_prepared_request(t.method, t.url, headers_of(cfg, t), t.body, po.user_agent);
+            if (!prepared) return setup_error{cannot_prepare(t, prepared.error())};
+            requests.push_back(std::move(*prepared));
+        }
+        l.send = [pool = l.pool.get(), reqs = std::move(requests), ex = loops.executor(k)](std::size_t t) {
+            return pool->async_send_brief(reqs[t], http::send_options{}, completion_token(ex));
         };
     }
     return s;
@@ -123,6 +158,14 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
     so.tls = tls_for(cfg);
     so.proxy = proxy_for(cfg);
     so.dpop.enabled = cfg.dpop;
+    so.on_event = [story = s.story](const token_event& e) {
+        if (e.what == token_event::kind::request_sent)
+            story->fetch_started(e.background);
+        else if (e.what == token_event::kind::token_received)
+            story->fetch_ended(true);
+        else
+            story->fetch_ended(false); // the attempt failed (it may be retried: a new fetch)
+    };
     const std::string token_url = http::redact_url(creds.token_url.empty() ? creds.issuer : creds.token_url);
     try {
         s.source = std::make_unique<token_source>(loops.executor(0), std::move(creds), so);
@@ -137,14 +180,20 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
         auto& l = s.loops[static_cast<std::size_t>(k)];
         client_options co;
         co.auth_scheme = cfg.auth_scheme;
-        co.pool = pool_options_for(cfg, k, loops.size());
-        l.client = std::make_unique<client>(loops.executor(k), *s.source, co);
+        co.on_event = [story = s.story](const client_event& e) {
+            if (e.what != client_event::kind::token_failed) story->unauthorized();
+        };
+        l.pool = std::make_unique<http::connection_pool>(loops.executor(k), pool_options_for(cfg, k, loops.size()));
+        l.client = std::make_unique<client>(*s.source, *l.pool, co);
         // Prepared once per loop: the Authorization line is rebuilt only when the token changes.
-        auto prepared = l.client->prepare(cfg.method, cfg.url, cfg.headers, cfg.body);
-        if (!prepared)
-            return setup_error{"cannot prepare the request: " + prepared.error().message()};
-        l.send = [c = l.client.get(), req = std::move(*prepared), ex = loops.executor(k)] {
-            return c->async_send_brief(req, completion_token(ex));
+        std::vector<http::prepared_request> requests;
+        for (const auto& t : targets_of(cfg)) {
+            auto prepared = l.client->prepare(t.method, t.url, headers_of(cfg, t), t.body);
+            if (!prepared) return setup_error{cannot_prepare(t, prepared.error())};
+            requests.push_back(std::move(*prepared));
+        }
+        l.send = [c = l.client.get(), reqs = std::move(requests), ex = loops.executor(k)](std::size_t t) {
+            return c->async_send_brief(reqs[t], completion_token(ex));
         };
     }
     return s;

@@ -6,6 +6,7 @@
 #include "config.hpp"
 #include "event_loops.hpp"
 #include "runner.hpp"
+#include "timeline.hpp"
 
 #include <tokenflight/client.hpp>
 #include <tokenflight/http/connection_pool.hpp>
@@ -23,11 +24,13 @@ namespace tokenflight::load {
 /// loop's executor; the token source runs on loop 0's. Destroy the senders before the loops.
 struct senders {
     struct per_loop {
-        std::unique_ptr<tokenflight::client> client;      ///< null with --no-token
-        std::unique_ptr<http::connection_pool> bare_pool; ///< --no-token only
+        std::unique_ptr<http::connection_pool> pool;
+        std::unique_ptr<tokenflight::client> client; ///< on `pool`; null with --no-token
         send_function send;
     };
 
+    /// The token layer's events with their times, for the report (shared with the event hooks).
+    std::shared_ptr<token_story> story = std::make_shared<token_story>();
     std::unique_ptr<token_source> source; ///< null with --no-token
     std::vector<per_loop> loops;          ///< one for each event loop, in order
 
@@ -35,6 +38,8 @@ struct senders {
     std::uint64_t token_fetches() const;
     /// Requests sent again with a new token after a 401, over every loop's client.
     std::uint64_t resends_after_401() const;
+    /// The run's counters now: `t`'s, and the token source's, clients' and pools' own.
+    run_counters sample(const tally& t) const;
 };
 
 /// Why tokenflight-load cannot start: the one line it prints before exiting with status 2.
