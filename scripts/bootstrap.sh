@@ -3,13 +3,15 @@
 # Idempotent: installs only what is missing. As root it runs apt-get; otherwise it prints the
 # exact command and exits 1.
 #
-#   scripts/bootstrap.sh            build + test dependencies, and doxygen for scripts/docs.sh
+#   scripts/bootstrap.sh            build + test dependencies (chromium and tmux for the load
+#                                   tool's report and live-panel tests), and doxygen for scripts/docs.sh
 #   scripts/bootstrap.sh --bench    also nginx-light and wrk for the benchmarks
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ccache
           libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-          libssl-dev doctest-dev libbenchmark-dev doxygen tinyproxy)
+          libssl-dev doctest-dev libbenchmark-dev doxygen tinyproxy
+          chromium tmux)
 for arg in "$@"; do
     case "$arg" in
         --bench) packages+=(nginx-light wrk) ;;

@@ -304,6 +304,16 @@ TEST_CASE("error: an unreadable body file names the line and the path") {
     CHECK(files.asked == std::vector<std::string>{"missing.json"});
 }
 
+TEST_CASE("error: body files that add up to more than max_bodies") {
+    fake_files files;
+    files.files["big.bin"] = std::string(load::max_bodies / 4, 'x');
+    std::string text;
+    for (int i = 0; i < 4; ++i) text += "POST https://api.example/b\n@big.bin\n"; // exactly the limit
+    CHECK(parsed(text, files).size() == 4);
+    text += "POST https://api.example/b\n@big.bin\n";
+    CHECK(contains(error_of(text, files), "targets.txt:10: the body files add up to more than 64 MiB"));
+}
+
 TEST_CASE("error: a byte order mark is refused, not skipped") {
     CHECK(contains(error_of("\xEF\xBB\xBFGET https://api.example/a\n"),
                    "targets.txt:1: the file starts with a UTF-8 byte order mark"));

@@ -194,7 +194,7 @@ void print_text(const run_report& r) {
             n += s.count;
             longest = std::max(longest, s.end_s - s.start_s);
         }
-        std::printf("  401 storms  %zu, %llu 401s, the longest drained in %.0fms\n", r.storms.size(),
+        std::printf("  401 storms  %zu, %llu 401s, the longest drained in %.1fms\n", r.storms.size(),
                     static_cast<unsigned long long>(n), longest * 1000);
     }
     for (std::size_t k = 0; k < t.targets.size(); ++k) {

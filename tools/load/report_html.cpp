@@ -114,7 +114,7 @@ struct series {
 // One chart: axes, grid and labels around marks (class "mark") drawn in between.
 class chart {
 public:
-    static constexpr double width = 960, height = 280, left = 64, right = 16, top = 28, bottom = 40;
+    static constexpr double width = 960, height = 280, left = 64, right = 36, top = 28, bottom = 40;
 
     chart(std::string name, std::string title, scale x, scale y, std::string x_title, std::string y_title)
         : name_(std::move(name)), title_(std::move(title)), x_(x), y_(y), x_title_(std::move(x_title)),
@@ -139,7 +139,7 @@ public:
 
     // A shaded span of the x axis (a storm of 401s), behind the lines.
     void band(double x0, double x1, const std::string& css, const std::string& title) {
-        const double a = x_(x0), b = std::max(x_(x1), a + 2);
+        const double a = x_(x0), b = std::max(x_(x1), a + 4);
         under_ += "<rect class=\"" + css + "\" x=\"" + num(a) + "\" y=\"" + num(top) + "\" width=\"" + num(b - a) +
                   "\" height=\"" + num(height - top - bottom) + "\"><title>" + escape(title) + "</title></rect>";
     }
@@ -155,12 +155,14 @@ public:
     void legend(std::string label, std::string css) { legend_.emplace_back(std::move(label), std::move(css)); }
 
     void x_ticks(std::vector<std::pair<double, std::string>> ticks) { x_ticks_ = std::move(ticks); }
+    /// No y grid or tick labels (a bar chart labels its bars).
+    void hide_y_ticks() { y_ticks_shown_ = false; }
 
     std::string str() const {
         std::string out = "<figure><figcaption>" + escape(title_) + "</figcaption><svg class=\"chart\" data-chart=\"" +
                           name_ + "\" viewBox=\"0 0 " + num(width, 0) + ' ' + num(height, 0) +
                           "\" role=\"img\" aria-label=\"" + escape(title_) + "\">";
-        for (double v : y_.ticks()) {
+        for (double v : y_ticks_shown_ ? y_.ticks() : std::vector<double>{}) {
             const double py = y_(v);
             out += "<line class=\"grid\" x1=\"" + num(left) + "\" x2=\"" + num(width - right) + "\" y1=\"" + num(py) +
                    "\" y2=\"" + num(py) + "\"/><text class=\"tick\" x=\"" + num(left - 6) + "\" y=\"" + num(py + 4) +
@@ -201,6 +203,7 @@ private:
     std::string under_, body_;
     std::vector<std::pair<std::string, std::string>> legend_;
     std::vector<std::pair<double, std::string>> x_ticks_;
+    bool y_ticks_shown_ = true;
 };
 
 // The token story on a time chart: a band per storm of 401s, a line per token fetch.
@@ -226,7 +229,7 @@ std::string throughput_chart(const run_report& r) {
     double top = 0;
     for (const auto& row : r.rows) {
         const double len = std::max(row.length_s, 1e-3);
-        const auto non_ok = row.requests - row.errors - row.status_class[2];
+        const auto non_ok = not_2xx(row.status_class);
         total.points.emplace_back(mid(row), static_cast<double>(row.requests) / len);
         non2xx.points.emplace_back(mid(row), static_cast<double>(non_ok) / len);
         errors.points.emplace_back(mid(row), static_cast<double>(row.errors) / len);
@@ -306,6 +309,7 @@ std::string status_chart(const run_report& r) {
     for (const auto& b : bars) top = std::max(top, b.second);
     chart c("status", "Responses by status, and errors", linear_to(static_cast<double>(top), 0, 1),
             scale{0, static_cast<double>(std::max<std::size_t>(bars.size(), 1)), 0, 1, false}, "requests", "");
+    c.hide_y_ticks();
     const double step = (chart::height - chart::top - chart::bottom) / static_cast<double>(std::max<std::size_t>(bars.size(), 1));
     for (std::size_t i = 0; i < bars.size(); ++i) {
         const auto& [label, n] = bars[i];
@@ -462,7 +466,7 @@ svg.chart{width:100%;height:auto;display:block;background:#fbfcfe;border:1px sol
 polyline.mark{fill:none;stroke-width:1.8;stroke-linejoin:round}
 .s1{stroke:#2f6fde;fill:#2f6fde}.s2{stroke:#1a9e77;fill:#1a9e77}.s3{stroke:#e08a00;fill:#e08a00}.s4{stroke:#8e44ad;fill:#8e44ad}
 .err{stroke:#d7263d;fill:#d7263d}.ok{fill:#1a9e77;stroke:none}rect.bar{stroke:none}
-rect.storm,rect.key.storm{fill:#d7263d;fill-opacity:.14;stroke:none}
+rect.storm,rect.key.storm{fill:#d7263d;fill-opacity:.25;stroke:none}
 line.fetch{stroke:#7b5cd6;stroke-width:1.4;stroke-dasharray:4 3}rect.key.fetch{fill:#7b5cd6}
 line.failed{stroke:#d7263d}
 details{margin-top:16px}pre{font-size:12px;overflow:auto}

@@ -46,7 +46,7 @@ public:
         else if (cfg.requests) of = " of " + std::to_string(*cfg.requests) + " requests";
         std::fprintf(stderr, " elapsed   %s%s   requests %llu   errors %llu   non-2xx %llu\n",
                      seconds(row.end_s).c_str(), of.c_str(), ull(now.requests), ull(now.errors),
-                     ull(now.requests - now.errors - now.status_class[2]));
+                     ull(not_2xx(now.status_class)));
         std::fprintf(stderr, " last 1s   %.0f req/s   p99 %.3fms   errors %llu   401s %llu\n",
                      static_cast<double>(row.requests) / std::max(row.length_s, 1e-9),
                      static_cast<double>(row.p99.count()) / 1e6, ull(row.errors), ull(row.unauthorized));

@@ -91,6 +91,7 @@ parse_targets(std::string_view text, std::string_view file_name,
               const std::function<std::optional<std::string>(const std::string&)>& read_body) {
     std::vector<target> targets;
     bool open = false; // the last target may still take headers or a body: no blank line since
+    std::size_t body_bytes = 0;
     std::size_t line_number = 0;
     const std::string file = shown(file_name);
     const auto fail = [&](const std::string& what) {
@@ -129,6 +130,9 @@ parse_targets(std::string_view text, std::string_view file_name,
             if (!body)
                 return fail("cannot read the body file '" + shown(path) + "' (missing, unreadable or bigger than " +
                             mib(max_body_file) + ")");
+            body_bytes += body->size();
+            if (body_bytes > max_bodies)
+                return fail("the body files add up to more than " + mib(max_bodies) + " (each target keeps its own copy)");
             t.body = std::move(*body);
             t.body_path = std::move(path);
             continue;

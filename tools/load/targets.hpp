@@ -53,6 +53,7 @@ struct targets_error {
 inline constexpr std::size_t max_targets = 1000;
 inline constexpr std::size_t max_targets_file = 4 * 1024 * 1024; ///< bytes of the targets file
 inline constexpr std::size_t max_body_file = 16 * 1024 * 1024;   ///< bytes of one @body file
+inline constexpr std::size_t max_bodies = 64 * 1024 * 1024;      ///< bytes of all bodies together
 
 /// Parses `text`, a targets file's contents (`file_name` only names it in messages).
 /// `read_body(path)` gets the @path as written and returns the file's contents, or nullopt when it

@@ -18,13 +18,20 @@
 
 namespace tokenflight::load {
 
+/// Counts by status class: [k] for kxx, k from 1 to 5.
+using status_classes = std::array<std::uint64_t, 6>;
+
+/// Responses of any status but 2xx. (Not requests - errors - 2xx: the counters are read one after
+/// the other while requests complete, so such a difference could go below zero.)
+inline std::uint64_t not_2xx(const status_classes& c) noexcept { return c[1] + c[3] + c[4] + c[5]; }
+
 /// The run's counters at one instant, cumulative from its start (but `connections`, which is
 /// the number open at that instant): the timeline's rows are differences of two of these.
 struct run_counters {
     clock::time_point at;
     std::uint64_t requests = 0;                  ///< requests done (answered or failed)
     std::uint64_t errors = 0;                    ///< requests failed without a response
-    std::array<std::uint64_t, 6> status_class{}; ///< [k]: responses with status kxx (k 1 to 5)
+    status_classes status_class{};               ///< responses by status class
     std::uint64_t unauthorized = 0;              ///< 401s the clients got, resent or returned
     std::uint64_t resends = 0;                   ///< requests sent again after a 401
     std::uint64_t token_fetches = 0;             ///< requests to the token endpoint
@@ -37,7 +44,7 @@ struct timeline_row {
     double end_s = 0;    ///< the row's end, in seconds from the start
     double length_s = 0; ///< 1 but for the last row
     std::uint64_t requests = 0, errors = 0;
-    std::array<std::uint64_t, 6> status_class{};
+    status_classes status_class{};
     std::chrono::nanoseconds p50{}, p90{}, p99{}, max{}; ///< of the requests done in the row
     std::uint64_t token_fetches = 0, unauthorized = 0, resends = 0;
     std::size_t connections = 0; ///< open at the row's end
