@@ -376,7 +376,7 @@ std::uint64_t sum_of(const boost::json::array& rows, const char* key) {
 TEST_CASE("the timeline, the JSON, the CSV and the HTML report agree with each other and with the servers") {
     testing::fake_auth_server auth(auth_options());
     testing::fake_api_server::options ao;
-    ao.api_key = "k1";
+    ao.api_key = "API-KEY-7f3a-must-not-leak";
     testing::fake_api_server api(auth, ao);
     std::atomic<bool> stop{false};
     std::thread revoker([&] {
@@ -384,8 +384,9 @@ TEST_CASE("the timeline, the JSON, the CSV and the HTML report agree with each o
         if (!stop) api.revoke_all();
     });
     test::temp_file csv("", "tokenflight-load-timeline"), html("", "tokenflight-load-report");
+    const std::string api_key = "API-KEY-7f3a-must-not-leak";
     // 2,000 requests/s for 5,000 requests: three rows at least, the revocation in the second.
-    auto o = run_tool("-n 5000 -R 2000 -c 16 -t 2 --json -H 'x-api-key: k1' --timeline " + csv.path() +
+    auto o = run_tool("-n 5000 -R 2000 -c 16 -t 2 --json -H 'x-api-key: " + api_key + "' --timeline " + csv.path() +
                           " --report " + html.path() + ' ' + api.url("/json"),
                       env_for(auth));
     stop = true;
@@ -463,9 +464,27 @@ TEST_CASE("the timeline, the JSON, the CSV and the HTML report agree with each o
         CHECK(page.find(std::string("data-chart=\"") + chart + '"') != std::string::npos);
     CHECK(page.find("<script") == std::string::npos);
     CHECK(page.find(client_secret) == std::string::npos);
-    CHECK(page.find("k1") == std::string::npos); // the x-api-key value
+    CHECK(page.find(api_key) == std::string::npos); // the x-api-key value
     CHECK(page.find("x-api-key") != std::string::npos);
     no_secret_in(o);
+}
+
+TEST_CASE("without the token layer, the 401s returned are the timeline's and the story's alike") {
+    testing::http_server api([](const http::request&, http::response& res) -> boost::asio::awaitable<testing::reply> {
+        res.result(http::status::unauthorized);
+        co_return testing::reply::send;
+    });
+    auto o = run_tool("--no-token -n 40 -c 4 -t 1 --json " + api.base_url() + "/");
+    CHECK(o.status == 1);
+    const auto v = boost::json::parse(o.out);
+    const auto& j = v.as_object();
+    CHECK(sum_of(j.at("timeline").as_array(), "unauthorized") == 40);
+    CHECK(sum_of(j.at("timeline").as_array(), "status_4xx") == 40);
+    std::uint64_t storm_401s = 0;
+    for (const auto& s : j.at("token_story").as_object().at("storms_401").as_array())
+        storm_401s += num(s.as_object(), "count");
+    CHECK(storm_401s == 40);
+    CHECK(j.at("token_story").as_object().at("fetches").as_array().empty());
 }
 
 TEST_CASE("--targets: weighted turns over three requests, each as the file says, broken down per target") {
@@ -476,9 +495,12 @@ TEST_CASE("--targets: weighted turns over three requests, each as the file says,
         std::uint64_t tagged = 0, bodies_right = 0, unauthorized = 0;
     } s;
     const std::string body = R"({"order":42})";
+    constexpr const char* query_key = "TARGET-KEY-must-not-leak";
     testing::http_server api([&](const http::request& req, http::response& res) -> boost::asio::awaitable<testing::reply> {
         std::lock_guard l(s.m);
-        const std::string path(req.target());
+        const std::string target(req.target());
+        const std::string path = target.substr(0, target.find('?'));
+        if (path == "/c" && target != "/c?api_key=" + std::string(query_key)) ++s.unauthorized;
         ++s.by_path[std::string(req.method_string()) + ' ' + path];
         if (req[http::field::authorization].substr(0, 7) != "Bearer ") ++s.unauthorized;
         if (req["x-tag"] == "one") ++s.tagged;
@@ -490,7 +512,7 @@ TEST_CASE("--targets: weighted turns over three requests, each as the file says,
     test::temp_file targets("# three targets, the second and third not separated by a blank line\n"
                             "GET " + api.base_url() + "/a\nX-Tag: one\n\n"
                             "POST " + api.base_url() + "/b\r\nContent-Type: application/json\r\n@" + body_file.path() + "\n"
-                            "GET " + api.base_url() + "/c\n",
+                            "GET " + api.base_url() + "/c?api_key=" + query_key + "\n",
                             "tokenflight-load-targets");
     auto o = run_tool("-n 500 -c 4 -t 2 --json --targets " + targets.path() + " --weights 3,1,1", env_for(auth));
     INFO(o.err);
@@ -516,12 +538,18 @@ TEST_CASE("--targets: weighted turns over three requests, each as the file says,
         CHECK(num(t, "errors") == 0);
     }
     CHECK(per_target[1].as_object().at("name").as_string() == "POST " + api.base_url() + "/b");
+    CHECK(o.out.find(query_key) == std::string::npos); // the URL's query is not shown
     CHECK(auth.token_requests() == 1);
 
-    // The text summary breaks it down the same way.
-    auto text = run_tool("-n 50 -c 2 --targets " + targets.path(), env_for(auth));
+    // The text summary and the report break it down the same way, and show no query either.
+    test::temp_file html("", "tokenflight-load-report");
+    auto text = run_tool("-n 50 -c 2 --targets " + targets.path() + " --report " + html.path(), env_for(auth));
     CHECK(text.out.find("3 targets") != std::string::npos);
-    CHECK(text.out.find("target 3    GET " + api.base_url() + "/c: 16 requests, 0 2xx") != std::string::npos);
+    CHECK(text.out.find("target 3    GET " + api.base_url() + "/c?***: 16 requests, 0 2xx") != std::string::npos);
+    const auto page = html.read();
+    CHECK(page.find("<h2>Targets</h2>") != std::string::npos);
+    CHECK(page.find("<td>3</td><td>GET " + api.base_url() + "/c?***</td>") != std::string::npos);
+    for (const auto& shown : {text.out, text.err, page}) CHECK(shown.find(query_key) == std::string::npos);
 
     // A bad file is a usage error naming the line; the URL is then not wanted.
     test::temp_file bad("GET " + api.base_url() + "/a\nX-Key: secret\rvalue\n", "tokenflight-load-targets");

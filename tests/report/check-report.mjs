@@ -1,12 +1,13 @@
 // Loads a self-contained HTML report in headless Chromium (Debian's /usr/bin/chromium, or
 // $CHROMIUM) and checks that it rendered:
 //   node check-report.mjs REPORT.html SCREENSHOT.png [--expect-charts N] [--expect-text STRING]...
-//                         [--timeout SECONDS]
+//                         [--expect-selector CSS]... [--timeout SECONDS]
 // Fails (exit 1, one "FAIL: ..." line each) when the page tries any network request (all are
 // blocked but the report's own file:// URL), logs a console error or throws an uncaught
 // exception, has fewer than N charts (svg.chart elements, each named by data-chart), a chart
 // smaller than 51x51 px or without a drawn mark (a path, polyline, rect or circle of class
-// "mark" with a nonzero size or length), or lacks an expected text. Writes a full-page
+// "mark" with a nonzero size or length), or lacks an expected text, or has no rendered element
+// (nonzero box) matching an expected CSS selector. Writes a full-page
 // screenshot whenever the page loaded. Exit 2 on usage errors. Every wait is bounded by
 // --timeout (default 30 s; a watchdog 2 s later, then at most 5 s to close the browser), and the
 // browser is always closed. Uses playwright-core only: it downloads no browser.
@@ -17,7 +18,7 @@ import { chromium } from 'playwright-core';
 
 const USAGE =
     'usage: node check-report.mjs REPORT.html SCREENSHOT.png [--expect-charts N] ' +
-    '[--expect-text STRING]... [--timeout SECONDS]';
+    '[--expect-text STRING]... [--expect-selector CSS]... [--timeout SECONDS]';
 
 function usageError(message) {
     console.error(`check-report: ${message}`);
@@ -26,7 +27,7 @@ function usageError(message) {
 }
 
 function parseArgs(argv) {
-    const opts = { positional: [], expectCharts: 0, expectTexts: [], timeoutMs: 30000 };
+    const opts = { positional: [], expectCharts: 0, expectTexts: [], expectSelectors: [], timeoutMs: 30000 };
     for (let i = 0; i < argv.length; i++) {
         let arg = argv[i];
         let value;
@@ -56,6 +57,12 @@ function parseArgs(argv) {
                 const v = takeValue();
                 if (v === '') usageError('--expect-text wants a non-empty string');
                 opts.expectTexts.push(v);
+                break;
+            }
+            case '--expect-selector': {
+                const v = takeValue();
+                if (v === '') usageError('--expect-selector wants a CSS selector');
+                opts.expectSelectors.push(v);
                 break;
             }
             case '--timeout': {
@@ -252,6 +259,23 @@ async function main() {
         }
         if (charts.length < opts.expectCharts)
             fail(`found ${charts.length} chart(s) (svg.chart), expected at least ${opts.expectCharts}`);
+
+        for (const selector of opts.expectSelectors) {
+            let rendered = 0;
+            try {
+                rendered = await page.$$eval(selector, (els) =>
+                    els.filter((el) => {
+                        const b = el.getBoundingClientRect();
+                        return b.width > 0 || b.height > 0;
+                    }).length,
+                );
+            } catch (e) {
+                fail(`bad selector ${JSON.stringify(selector)}: ${String(e.message).split('\n')[0]}`);
+                continue;
+            }
+            if (rendered === 0) fail(`no rendered element matches ${JSON.stringify(selector)}`);
+            else console.log(`selector ${JSON.stringify(selector)}: ${rendered} rendered`);
+        }
 
         if (opts.expectTexts.length) {
             const text = await page.evaluate(() => document.body ? document.body.innerText : '');

@@ -311,7 +311,7 @@ TEST_CASE("error: body files that add up to more than max_bodies") {
     for (int i = 0; i < 4; ++i) text += "POST https://api.example/b\n@big.bin\n"; // exactly the limit
     CHECK(parsed(text, files).size() == 4);
     text += "POST https://api.example/b\n@big.bin\n";
-    CHECK(contains(error_of(text, files), "targets.txt:10: the body files add up to more than 64 MiB"));
+    CHECK(contains(error_of(text, files), "targets.txt:10: the body files add up to more than 32 MiB"));
 }
 
 TEST_CASE("error: a byte order mark is refused, not skipped") {
@@ -406,4 +406,24 @@ TEST_CASE("--weights errors leave the weights as they were") {
     CHECK(contains(error("99999999999,1,1"), "weight 1 is '99999999999'"));
     CHECK(error("5,1,1,") == "bad --weights: weight 4 is empty (each is a whole number from 1 to 1000)");
     CHECK(error("") == "bad --weights: weight 1 is empty (each is a whole number from 1 to 1000)");
+}
+
+TEST_CASE("--weights: a cycle of turns is at most max_weights long, once divided by the weights' gcd") {
+    std::string text;
+    for (int i = 0; i < 101; ++i) text += "GET https://api.example/" + std::to_string(i) + '\n';
+    auto t = parsed(text);
+    std::string all_1000, coprime;
+    for (int i = 0; i < 101; ++i) {
+        if (i) {
+            all_1000 += ',';
+            coprime += ',';
+        }
+        all_1000 += "1000";
+        coprime += i == 0 ? "999" : "1000";
+    }
+    CHECK_FALSE(load::apply_weights(t, all_1000).has_value()); // 101 turns once divided by 1000
+    CHECK(t[100].weight == 1000);
+    auto e = load::apply_weights(t, coprime);
+    REQUIRE(e.has_value());
+    CHECK(contains(e->message, "they add up to 100999 turns per cycle"));
 }

@@ -100,13 +100,12 @@ Exit status: 0 when every request got a 2xx, 1 otherwise, 2 for usage or set-up 
 )";
 }
 
-std::vector<target> targets_of(const config& cfg) {
-    if (!cfg.targets.empty()) return cfg.targets;
+target url_target(const config& cfg) {
     target t;
     t.method = cfg.method;
     t.url = cfg.url;
     t.body = cfg.body;
-    return {t};
+    return t;
 }
 
 std::variant<config, usage_error> parse_command_line(const std::vector<std::string_view>& args,
@@ -320,11 +319,13 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         if (auto* e = std::get_if<targets_error>(&loaded)) return usage_error{e->message};
         c.targets = std::get<std::vector<target>>(std::move(loaded));
         if (weights)
-            if (auto e = apply_weights(c.targets, *weights)) return usage_error{"bad value for --weights: " + e->message};
+            if (auto e = apply_weights(c.targets, *weights)) return usage_error{e->message};
     } else if (c.url.empty()) {
         return usage_error{"no URL to load (see --help, or try --demo)"};
     } else if (auto u = http::parse_url(c.url); !u) {
         return usage_error{"bad URL '" + http::redact_url(c.url) + "': " + u.error().message()};
+    } else {
+        c.targets = {url_target(c)};
     }
     if (c.no_token && c.demo_token_server) return usage_error{"--no-token and --demo-token-server exclude each other"};
     if (c.no_token && c.dpop) return usage_error{"--no-token and --dpop exclude each other: DPoP proves a token's key"};

@@ -28,7 +28,7 @@ struct config {
     std::vector<std::pair<std::string, std::string>> headers;
     http::verb method = http::verb::get;
     std::string body;
-    std::vector<target> targets;     ///< --targets FILE (--weights applied); empty: the URL's
+    std::vector<target> targets;     ///< what the run sends: --targets FILE (--weights applied), or url_target()
     int concurrency = 64;
     std::optional<std::uint64_t> requests;               ///< -n
     std::optional<std::chrono::milliseconds> duration;   ///< -d
@@ -51,8 +51,8 @@ struct config {
     bool help = false;
 };
 
-/// What the run sends: the --targets, or the one request the URL, -X and --data make.
-std::vector<target> targets_of(const config& cfg);
+/// The one request the URL, -X and --data make: the run's target without --targets.
+target url_target(const config& cfg);
 
 /// A usage error: the one-line message tokenflight-load prints before exiting with status 2.
 struct usage_error {

@@ -45,6 +45,7 @@ demo_servers::demo_servers(std::chrono::seconds token_lifetime, bool dpop)
 std::unique_ptr<demo_servers> start_demo(config& cfg) {
     auto demo = std::make_unique<demo_servers>(cfg.demo_token_lifetime, cfg.dpop);
     cfg.url = demo->api.url("/demo");
+    cfg.targets = {url_target(cfg)};
     use_server_client(cfg.creds, demo->auth);
     cfg.headers.emplace_back("x-api-key", demo_api_key);
     if (!cfg.json) {

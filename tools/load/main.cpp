@@ -63,7 +63,8 @@ int run(int argc, char** argv) {
         return fail_setup(e->message);
     const auto& senders = std::get<tf::load::senders>(made);
 
-    tf::load::tally results(tf::load::targets_of(cfg).size());
+    tf::load::tally results(cfg.targets.size());
+    results.story = senders.story.get();
     const auto run = tf::load::run_load(cfg, loops, senders, results, demo.get());
     const tf::load::run_report report(cfg, results, senders, run);
     tf::load::print_report(report);
@@ -72,7 +73,8 @@ int run(int argc, char** argv) {
             return fail_setup(*why);
     if (!cfg.report_file.empty()) {
         if (auto why = tf::load::write_file(cfg.report_file, tf::load::html_report(report))) return fail_setup(*why);
-        if (!cfg.json) std::cout << "report: " << cfg.report_file << '\n';
+        // With --json, stdout is the JSON alone.
+        (cfg.json ? std::cerr : std::cout) << "report: " << cfg.report_file << '\n';
     }
     return report.sum.ok == report.sum.requests ? exit_ok : exit_not_all_2xx;
 }

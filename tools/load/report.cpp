@@ -2,7 +2,12 @@
 
 #include <tokenflight/http/url.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <filesystem>
+#include <system_error>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -45,6 +50,7 @@ const column columns[] = {
     {"status_3xx", [](const timeline_row& r) { return std::to_string(r.status_class[3]); }},
     {"status_4xx", [](const timeline_row& r) { return std::to_string(r.status_class[4]); }},
     {"status_5xx", [](const timeline_row& r) { return std::to_string(r.status_class[5]); }},
+    {"status_other", [](const timeline_row& r) { return std::to_string(r.status_class[0] + r.status_class[1]); }},
     {"errors", [](const timeline_row& r) { return std::to_string(r.errors); }},
     {"p50_ms", [](const timeline_row& r) { return fixed(to_ms(r.p50)); }},
     {"p90_ms", [](const timeline_row& r) { return fixed(to_ms(r.p90)); }},
@@ -222,7 +228,7 @@ summary summarise(const tally& t, const senders& s, double duration_s) {
 run_report::run_report(const config& c, const tally& tl, const senders& s, const run_outcome& run)
     : cfg(c), t(tl), sum(summarise(tl, s, run.duration_s)), rows(run.rows.rows()), fetches(s.story->fetches(run.start)),
       storms(s.story->storms(run.start)), marks_dropped(s.story->dropped()), latency(tl.latency.snapshot()),
-      targets(targets_of(c)) {}
+      targets(c.targets) {}
 
 std::string json_report(const run_report& r) {
     // Written by hand: fixed-point numbers read better than Boost.JSON's exponent form.
@@ -285,8 +291,14 @@ void print_report(const run_report& r) {
 }
 
 std::optional<std::string> check_writable(const std::string& path) {
-    std::ofstream f(path, std::ios::app);
-    if (!f) return "cannot write '" + path + "'";
+    // Checked without creating the file: a run that fails to start leaves nothing behind.
+    namespace fs = std::filesystem;
+    const fs::path p(path);
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) return "cannot write '" + path + "': it is a directory";
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (fs::exists(p, ec) ? ::access(path.c_str(), W_OK) != 0 : ::access(dir.c_str(), W_OK) != 0)
+        return "cannot write '" + path + "': " + std::generic_category().message(errno);
     return std::nullopt;
 }
 

@@ -40,7 +40,7 @@ struct run_report {
     std::vector<unauthorized_storm> storms;  ///< every storm of 401s
     std::uint64_t marks_dropped = 0;         ///< past token_story::max_marks
     histogram::counts latency;               ///< the whole run's distribution
-    std::vector<target> targets;             ///< what was sent (names and weights)
+    const std::vector<target>& targets;      ///< what was sent (names and weights)
 };
 
 /// Prints the report on stdout: one JSON object on one line with --json, text otherwise.
@@ -58,7 +58,8 @@ std::string timeline_csv(const run_report& r);
 /// The HTML report (report_html.cpp): one file, no script, nothing fetched.
 std::string html_report(const run_report& r);
 
-/// Opens `path` for writing (so that a bad path fails before the run), or says why not.
+/// Whether `path` can be written (so that a bad path fails before the run, leaving no file), or
+/// why not.
 std::optional<std::string> check_writable(const std::string& path);
 /// Writes `text` to `path`, or says why it could not.
 std::optional<std::string> write_file(const std::string& path, const std::string& text);

@@ -130,11 +130,17 @@ public:
 
     void line(const series& s) {
         if (s.points.empty()) return;
+        legend_.emplace_back(s.label, s.css);
+        if (s.points.size() == 1) { // a run shorter than a second: a dot, not a line of no length
+            const auto [px, py] = s.points.front();
+            body_ += "<circle class=\"mark " + s.css + "\" cx=\"" + num(x_(px)) + "\" cy=\"" + num(y_(py)) +
+                     "\" r=\"3.5\"><title>" + escape(s.label) + "</title></circle>";
+            return;
+        }
         std::string pts;
         for (const auto& [px, py] : s.points) pts += num(x_(px)) + ',' + num(y_(py)) + ' ';
         body_ += "<polyline class=\"mark " + s.css + "\" points=\"" + pts + "\"><title>" + escape(s.label) +
                  "</title></polyline>";
-        legend_.emplace_back(s.label, s.css);
     }
 
     // A shaded span of the x axis (a storm of 401s), behind the lines.
@@ -253,7 +259,7 @@ std::string latency_chart(const run_report& r) {
         p90.points.emplace_back(mid(row), ms(row.p90));
         p99.points.emplace_back(mid(row), ms(row.p99));
         max.points.emplace_back(mid(row), ms(row.max));
-        lo = lo == 0 ? ms(row.p50) : std::min(lo, ms(row.p50));
+        if (const double p = ms(row.p50); p > 0) lo = lo == 0 ? p : std::min(lo, p);
         hi = std::max(hi, ms(row.max));
     }
     chart c("latency", "Latency percentiles per second (log scale)", linear_to(r.sum.duration_s, 0, 1),
@@ -271,7 +277,7 @@ std::string distribution_chart(const run_report& r) {
     const double nines = total > 1 ? std::min(6.0, std::ceil(std::log10(static_cast<double>(total)))) : 1;
     series s{"latency", "s1", {}};
     std::uint64_t seen = 0;
-    double hi = 0, lo = 0;
+    double hi = 0;
     const double max_ms = ms(r.t.latency.max());
     for (std::size_t b = 0; b < r.latency.size(); ++b) {
         if (!r.latency[b]) continue;
@@ -284,7 +290,6 @@ std::string distribution_chart(const run_report& r) {
         seen += r.latency[b];
         s.points.emplace_back(stretch(seen), v);
         hi = std::max(hi, v);
-        if (lo == 0) lo = v;
     }
     chart c("distribution", "Latency by percentile", scale{0, nines, 0, 1, false}, linear_to(hi, 0, 1),
             "percentile", "milliseconds");
@@ -440,11 +445,11 @@ std::string story_table(const run_report& r) {
 
 std::string targets_table(const run_report& r) {
     if (r.t.targets.empty()) return "";
-    std::string out = "<h2>Targets</h2><table class=\"targets\"><tr><th>target</th><th>weight</th><th>requests</th>"
+    std::string out = "<h2>Targets</h2><table class=\"targets\"><tr><th>#</th><th>target</th><th>weight</th><th>requests</th>"
                       "<th>2xx</th><th>errors</th><th>p50 (ms)</th><th>p99 (ms)</th><th>max (ms)</th></tr>";
     for (std::size_t k = 0; k < r.t.targets.size(); ++k) {
         const auto& tt = *r.t.targets[k];
-        out += "<tr><td>" + escape(r.targets[k].name()) + "</td><td>" + std::to_string(r.targets[k].weight) + "</td><td>" +
+        out += "<tr><td>" + std::to_string(k + 1) + "</td><td>" + escape(r.targets[k].name()) + "</td><td>" + std::to_string(r.targets[k].weight) + "</td><td>" +
                count(tt.done.load()) + "</td><td>" + count(tt.ok.load()) + "</td><td>" + count(tt.failed.load()) +
                "</td><td>" + num(ms(tt.latency.quantile(0.5)), 3) + "</td><td>" + num(ms(tt.latency.quantile(0.99)), 3) +
                "</td><td>" + num(ms(tt.latency.max()), 3) + "</td></tr>";

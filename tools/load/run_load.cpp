@@ -1,5 +1,6 @@
 #include "run_load.hpp"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace tokenflight::load {
 
@@ -23,16 +25,17 @@ plan whole_run(const config& cfg) {
     if (cfg.duration)
         p.duration = *cfg.duration;
     p.rate = cfg.rate;
-    const auto targets = targets_of(cfg);
-    if (targets.size() > 1) {
+    if (cfg.targets.size() > 1) {
         std::vector<unsigned> weights;
-        for (const auto& t : targets) weights.push_back(t.weight);
+        for (const auto& t : cfg.targets) weights.push_back(t.weight);
         p.order = std::make_shared<const std::vector<std::uint32_t>>(weighted_order(weights));
     }
     return p;
 }
 
-// The live panel on a terminal: three lines redrawn in place, from the last whole second.
+// The live panel on a terminal: three lines redrawn in place, from the last whole second. Each
+// line is cut to the terminal's width: a line that wrapped would take two rows, and the redraw,
+// which goes back three rows, would leave pieces behind.
 class live_panel {
 public:
     static constexpr int lines = 3;
@@ -44,14 +47,19 @@ public:
         std::string of;
         if (cfg.duration) of = " of " + seconds(std::chrono::duration<double>(*cfg.duration).count());
         else if (cfg.requests) of = " of " + std::to_string(*cfg.requests) + " requests";
-        std::fprintf(stderr, " elapsed   %s%s   requests %llu   errors %llu   non-2xx %llu\n",
-                     seconds(row.end_s).c_str(), of.c_str(), ull(now.requests), ull(now.errors),
-                     ull(not_2xx(now.status_class)));
-        std::fprintf(stderr, " last 1s   %.0f req/s   p99 %.3fms   errors %llu   401s %llu\n",
-                     static_cast<double>(row.requests) / std::max(row.length_s, 1e-9),
-                     static_cast<double>(row.p99.count()) / 1e6, ull(row.errors), ull(row.unauthorized));
-        std::fprintf(stderr, " tokens    %llu fetched   connections %zu\n", ull(now.token_fetches),
-                     now.connections);
+        const std::size_t width = terminal_width();
+        char line[256];
+        std::snprintf(line, sizeof line, " elapsed   %s%s   requests %llu   errors %llu   non-2xx %llu",
+                      seconds(row.end_s).c_str(), of.c_str(), ull(now.requests), ull(now.errors),
+                      ull(not_2xx(now.status_class)));
+        put(line, width);
+        std::snprintf(line, sizeof line, " last 1s   %.0f req/s   p99 %.3fms   errors %llu   401s %llu",
+                      static_cast<double>(row.requests) / std::max(row.length_s, 1e-9),
+                      static_cast<double>(row.p99.count()) / 1e6, ull(row.errors), ull(row.unauthorized));
+        put(line, width);
+        std::snprintf(line, sizeof line, " tokens    %llu fetched   connections %zu", ull(now.token_fetches),
+                      now.connections);
+        put(line, width);
         std::fflush(stderr);
     }
 
@@ -66,6 +74,16 @@ private:
         char buf[32];
         std::snprintf(buf, sizeof buf, "%.1fs", s);
         return buf;
+    }
+    static std::size_t terminal_width() {
+        winsize ws{};
+        if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 1) return ws.ws_col;
+        return 80;
+    }
+    // One line, cut to leave the last column free (a full line may wrap the cursor).
+    static void put(std::string_view line, std::size_t width) {
+        line = line.substr(0, std::min(line.size(), width - 1));
+        std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
     }
     bool drawn_ = false;
 };
@@ -117,7 +135,9 @@ run_outcome run_load(const config& cfg, event_loops& loops, const senders& s, ta
     const auto last = s.sample(t);
     out.rows.add(last, t.latency.take_window_max());
     out.duration_s = std::chrono::duration<double>(last.at - start).count();
-    if (panel)
+    // The summary takes the panel's place when it goes to the same terminal; printed elsewhere (a
+    // file, a pipe), it leaves the last panel on the screen.
+    if (panel && ::isatty(STDOUT_FILENO))
         panel->erase();
     return out;
 }

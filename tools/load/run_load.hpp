@@ -26,7 +26,8 @@ struct run_outcome {
 /// While it waits: samples the counters at every whole second from the start (and once more at
 /// the end) into the timeline; with `demo` (nullable), revokes every token when due (see
 /// demo_revocations); when stderr is a terminal and the output is not --json, keeps a live panel
-/// there, redrawn in place every second and erased at the end (the summary takes its place).
+/// there, redrawn in place every second and erased at the end when stdout is that terminal too
+/// (the summary takes its place).
 run_outcome run_load(const config& cfg, event_loops& loops, const senders& s, tally& t, demo_servers* demo);
 
 } // namespace tokenflight::load

@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <memory>
+#include <numeric>
 
 namespace tokenflight::load {
 
@@ -99,6 +100,7 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
             r.results.count_error(ec);
         } else {
             if (status < r.results.status.size()) r.results.status[status].fetch_add(1, std::memory_order_relaxed);
+            if (status == 401 && r.results.story) r.results.story->unauthorized();
             if (ok) r.results.ok.fetch_add(1, std::memory_order_relaxed);
         }
         r.results.done.fetch_add(1, std::memory_order_relaxed);
@@ -111,15 +113,17 @@ asio::awaitable<void> worker(std::shared_ptr<shared_run> run) {
 std::vector<std::uint32_t> weighted_order(const std::vector<unsigned>& weights) {
     // Each turn every target gains its weight and the one furthest ahead goes, paying back the
     // sum: nginx's smooth weighted round-robin.
+    unsigned divisor = 0;
+    for (auto w : weights) divisor = std::gcd(divisor, w);
+    std::vector<std::int64_t> weight(weights.size()), credit(weights.size(), 0);
     std::int64_t sum = 0;
-    for (auto w : weights) sum += w;
-    std::vector<std::int64_t> credit(weights.size(), 0);
+    for (std::size_t k = 0; k < weights.size(); ++k) sum += weight[k] = divisor ? weights[k] / divisor : 0;
     std::vector<std::uint32_t> order;
     order.reserve(static_cast<std::size_t>(sum));
     for (std::int64_t turn = 0; turn < sum; ++turn) {
         std::size_t best = 0;
         for (std::size_t k = 0; k < weights.size(); ++k) {
-            credit[k] += weights[k];
+            credit[k] += weight[k];
             if (credit[k] > credit[best]) best = k;
         }
         credit[best] -= sum;

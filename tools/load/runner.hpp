@@ -5,6 +5,7 @@
 
 #include "histogram.hpp"
 #include "schedule.hpp"
+#include "timeline.hpp"
 
 #include <tokenflight/client.hpp>
 #include <tokenflight/http/prepared_request.hpp>
@@ -44,8 +45,9 @@ struct plan {
     std::shared_ptr<const std::vector<std::uint32_t>> order;
 };
 
-/// The order in which weighted targets take turns, one cycle long (the weights' sum): smooth
-/// weighted round-robin, so weights 5,1,1 give a a b a a c a rather than five a in a row.
+/// The order in which weighted targets take turns, one cycle long (the weights' sum divided by
+/// their greatest common divisor): smooth weighted round-robin, so weights 5,1,1 give
+/// a a b a c a a rather than five a in a row.
 std::vector<std::uint32_t> weighted_order(const std::vector<unsigned>& weights);
 
 /// Loop `loop`'s share of `total` split over `loops`: total / loops each, the remainder one more
@@ -69,11 +71,12 @@ struct tally {
     explicit tally(std::size_t target_count = 1);
 
     std::atomic<std::uint64_t> done{0}, ok{0}, failed{0};
-    std::array<std::atomic<std::uint64_t>, 600> status{};
+    std::array<std::atomic<std::uint64_t>, 1000> status{}; ///< by code: Beast reads 0 to 999
     histogram latency;
     mutable std::mutex errors_mutex;
     std::map<std::string, std::uint64_t> errors;
     std::vector<std::unique_ptr<target_tally>> targets; ///< empty with a single target
+    token_story* story = nullptr; ///< if set, told of every 401 returned (with its time)
 
     void count_error(const error_code& ec);
 };

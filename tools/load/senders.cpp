@@ -34,15 +34,17 @@ run_counters senders::sample(const tally& t) const {
     c.at = clock::now();
     c.requests = t.done.load(std::memory_order_relaxed);
     c.errors = t.failed.load(std::memory_order_relaxed);
-    for (std::size_t s = 100; s < t.status.size(); ++s) c.status_class[s / 100] += t.status[s].load(std::memory_order_relaxed);
+    for (std::size_t s = 0; s < t.status.size(); ++s)
+        c.status_class[status_class_of(static_cast<unsigned>(s))] += t.status[s].load(std::memory_order_relaxed);
     c.token_fetches = token_fetches();
     for (const auto& l : loops) {
         if (l.client) {
-            const auto cs = l.client->stats();
-            c.resends += cs.resends_after_401;
-            // Every resend answers a 401, and so does a DPoP nonce resend; the 401s returned
-            // are in the status counts.
-            c.unauthorized += cs.resends_after_401 + cs.dpop_nonce_resends;
+            // Every resend answers a 401 the caller never sees; the 401s returned are in the
+            // status counts. (A DPoP nonce's 401 is the clients' dpop_nonce_resends: a nonce
+            // rotation, not a rejected token.)
+            const auto resends = l.client->stats().resends_after_401;
+            c.resends += resends;
+            c.unauthorized += resends;
         }
         c.connections += l.pool->stats().open_connections;
     }
@@ -137,7 +139,7 @@ std::variant<senders, setup_error> bare_pools(const config& cfg, const http::cli
         // Prepared once per loop: every send writes the same head and body, nothing serialised
         // again.
         std::vector<http::prepared_request> requests;
-        for (const auto& t : targets_of(cfg)) {
+        for (const auto& t : cfg.targets) {
             auto prepared = http::make_prepared_request(t.method, t.url, headers_of(cfg, t), t.body, po.user_agent);
             if (!prepared) return setup_error{cannot_prepare(t, prepared.error())};
             requests.push_back(std::move(*prepared));
@@ -180,14 +182,15 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
         auto& l = s.loops[static_cast<std::size_t>(k)];
         client_options co;
         co.auth_scheme = cfg.auth_scheme;
+        // The 401s behind resends; the workers record the 401s returned.
         co.on_event = [story = s.story](const client_event& e) {
-            if (e.what != client_event::kind::token_failed) story->unauthorized();
+            if (e.what == client_event::kind::resend_after_401) story->unauthorized();
         };
         l.pool = std::make_unique<http::connection_pool>(loops.executor(k), pool_options_for(cfg, k, loops.size()));
         l.client = std::make_unique<client>(*s.source, *l.pool, co);
         // Prepared once per loop: the Authorization line is rebuilt only when the token changes.
         std::vector<http::prepared_request> requests;
-        for (const auto& t : targets_of(cfg)) {
+        for (const auto& t : cfg.targets) {
             auto prepared = l.client->prepare(t.method, t.url, headers_of(cfg, t), t.body);
             if (!prepared) return setup_error{cannot_prepare(t, prepared.error())};
             requests.push_back(std::move(*prepared));

@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cstdio>
 #include <memory>
+#include <numeric>
 #include <system_error>
 
 namespace tokenflight::load {
@@ -221,6 +222,13 @@ std::optional<targets_error> apply_weights(std::vector<target>& targets, std::st
     if (parsed.size() != targets.size())
         return targets_error{"bad --weights: " + std::to_string(parsed.size()) + " weights for " +
                              std::to_string(targets.size()) + " targets (give one per target, in file order)"};
+    unsigned divisor = 0;
+    std::uint64_t sum = 0;
+    for (auto w : parsed) divisor = std::gcd(divisor, w);
+    for (auto w : parsed) sum += w / divisor;
+    if (sum > max_weights)
+        return targets_error{"bad --weights: they add up to " + std::to_string(sum) + " turns per cycle (at most " +
+                             std::to_string(max_weights) + " once divided by their greatest common divisor)"};
     for (std::size_t i = 0; i < targets.size(); ++i) targets[i].weight = parsed[i];
     return std::nullopt;
 }

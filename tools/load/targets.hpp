@@ -51,9 +51,12 @@ struct targets_error {
 };
 
 inline constexpr std::size_t max_targets = 1000;
+inline constexpr unsigned max_weights = 100'000; ///< the weights' sum, divided by their gcd
 inline constexpr std::size_t max_targets_file = 4 * 1024 * 1024; ///< bytes of the targets file
 inline constexpr std::size_t max_body_file = 16 * 1024 * 1024;   ///< bytes of one @body file
-inline constexpr std::size_t max_bodies = 64 * 1024 * 1024;      ///< bytes of all bodies together
+/// Bytes of all bodies together. Each -t event loop prepares its own copy of every request, so a
+/// run holds at most (loops + 1) times this.
+inline constexpr std::size_t max_bodies = 32 * 1024 * 1024;
 
 /// Parses `text`, a targets file's contents (`file_name` only names it in messages).
 /// `read_body(path)` gets the @path as written and returns the file's contents, or nullopt when it
@@ -67,7 +70,8 @@ parse_targets(std::string_view text, std::string_view file_name,
 std::variant<std::vector<target>, targets_error> load_targets(const std::string& path);
 
 /// Applies --weights ("5,1,1"): one whole number from 1 to 1000 per target, in file order, as
-/// many as there are targets. On error the targets are left as they were.
+/// many as there are targets, adding up to at most max_weights once divided by their greatest
+/// common divisor (a cycle of turns is that long). On error the targets are left as they were.
 std::optional<targets_error> apply_weights(std::vector<target>& targets, std::string_view weights);
 
 } // namespace tokenflight::load

@@ -28,11 +28,17 @@ void timeline::add(const run_counters& now, std::chrono::nanoseconds window_max)
     r.resends = now.resends - last_.resends;
     r.connections = now.connections;
     histogram::counts window(now.latency.size());
-    for (std::size_t b = 0; b < window.size(); ++b) window[b] = now.latency[b] - last_.latency[b];
-    r.max = window_max;
-    r.p50 = histogram::quantile_of(window, 0.50, window_max);
-    r.p90 = histogram::quantile_of(window, 0.90, window_max);
-    r.p99 = histogram::quantile_of(window, 0.99, window_max);
+    std::uint64_t highest_low = 0; // the lowest value the window's highest bucket can hold
+    for (std::size_t b = 0; b < window.size(); ++b) {
+        window[b] = now.latency[b] - last_.latency[b];
+        if (window[b]) highest_low = histogram::bucket_low(b);
+    }
+    // The snapshot and the window's max are read one after the other while requests complete:
+    // a value may be in one and not the other. The max is at least what the buckets show.
+    r.max = std::max(window_max, std::chrono::nanoseconds(static_cast<std::int64_t>(highest_low)));
+    r.p50 = histogram::quantile_of(window, 0.50, r.max);
+    r.p90 = histogram::quantile_of(window, 0.90, r.max);
+    r.p99 = histogram::quantile_of(window, 0.99, r.max);
     rows_.push_back(r);
     last_ = now;
 }

@@ -18,12 +18,16 @@
 
 namespace tokenflight::load {
 
-/// Counts by status class: [k] for kxx, k from 1 to 5.
+/// Counts by status class: [k] for kxx, k from 1 to 5; [0] for any other status (below 100 or
+/// above 599: a server's, since HTTP defines none).
 using status_classes = std::array<std::uint64_t, 6>;
+
+/// The class index of a status code.
+inline std::size_t status_class_of(unsigned status) noexcept { return status >= 100 && status < 600 ? status / 100 : 0; }
 
 /// Responses of any status but 2xx. (Not requests - errors - 2xx: the counters are read one after
 /// the other while requests complete, so such a difference could go below zero.)
-inline std::uint64_t not_2xx(const status_classes& c) noexcept { return c[1] + c[3] + c[4] + c[5]; }
+inline std::uint64_t not_2xx(const status_classes& c) noexcept { return c[0] + c[1] + c[3] + c[4] + c[5]; }
 
 /// The run's counters at one instant, cumulative from its start (but `connections`, which is
 /// the number open at that instant): the timeline's rows are differences of two of these.
@@ -59,7 +63,8 @@ public:
     explicit timeline(clock::time_point start);
 
     /// Adds the row from the previous sample to `now`; `window_max` is the largest latency
-    /// recorded since the previous sample.
+    /// recorded since the previous sample (raised to what the buckets show, if a value landed
+    /// in the snapshot but not yet in the max).
     void add(const run_counters& now, std::chrono::nanoseconds window_max);
 
     const std::vector<timeline_row>& rows() const noexcept { return rows_; }
