@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -227,13 +228,21 @@ void mark_token_story(chart& c, const run_report& r) {
     if (!r.fetches.empty()) c.legend("token fetch", "fetch");
 }
 
+// The rows the per-second charts plot: all but a last one shorter than a quarter of a second,
+// whose rate would be a few requests over a sliver of time (it is in the CSV and the JSON).
+std::span<const timeline_row> plotted_rows(const run_report& r) {
+    std::span<const timeline_row> rows(r.rows);
+    if (rows.size() > 1 && rows.back().length_s < 0.25) rows = rows.first(rows.size() - 1);
+    return rows;
+}
+
 // Each row plotted at its middle.
 double mid(const timeline_row& row) { return row.end_s - row.length_s / 2; }
 
 std::string throughput_chart(const run_report& r) {
     series total{"requests/s", "s1", {}}, non2xx{"non-2xx/s", "s3", {}}, errors{"errors/s", "err", {}};
     double top = 0;
-    for (const auto& row : r.rows) {
+    for (const auto& row : plotted_rows(r)) {
         const double len = std::max(row.length_s, 1e-3);
         const auto non_ok = not_2xx(row.status_class);
         total.points.emplace_back(mid(row), static_cast<double>(row.requests) / len);
@@ -253,7 +262,7 @@ std::string throughput_chart(const run_report& r) {
 std::string latency_chart(const run_report& r) {
     series p50{"p50", "s1", {}}, p90{"p90", "s2", {}}, p99{"p99", "s3", {}}, max{"max", "s4", {}};
     double lo = 0, hi = 0;
-    for (const auto& row : r.rows) {
+    for (const auto& row : plotted_rows(r)) {
         if (!row.requests) continue;
         p50.points.emplace_back(mid(row), ms(row.p50));
         p90.points.emplace_back(mid(row), ms(row.p90));
@@ -334,7 +343,7 @@ std::string status_chart(const run_report& r) {
 std::string tokens_chart(const run_report& r) {
     series unauthorized{"401s/s", "err", {}}, resends{"resent/s", "s2", {}}, fetches{"token fetches/s", "s1", {}};
     double top = 0;
-    for (const auto& row : r.rows) {
+    for (const auto& row : plotted_rows(r)) {
         const double len = std::max(row.length_s, 1e-3);
         unauthorized.points.emplace_back(mid(row), static_cast<double>(row.unauthorized) / len);
         resends.points.emplace_back(mid(row), static_cast<double>(row.resends) / len);
@@ -353,7 +362,7 @@ std::string tokens_chart(const run_report& r) {
 std::string connections_chart(const run_report& r) {
     series open{"connections open", "s2", {}};
     double top = 0;
-    for (const auto& row : r.rows) {
+    for (const auto& row : plotted_rows(r)) {
         open.points.emplace_back(row.end_s, static_cast<double>(row.connections));
         top = std::max(top, static_cast<double>(row.connections));
     }
