@@ -15,21 +15,9 @@ src="$(cd "$(dirname "$0")" && pwd)"
 here=${TOKENFLIGHT_OIDC_WORK_DIR:-$src}
 ttl=${TOKENFLIGHT_OIDC_TTL:-2}
 
-command -v node >/dev/null || { echo "oidc tests: node is not installed (apt-get install nodejs npm)" >&2; exit 1; }
-if [ "$here" != "$src" ]; then
-    # The server and its locked dependencies, copied where node_modules may be written.
-    mkdir -p "$here"
-    for f in package.json package-lock.json server.mjs; do
-        cmp -s "$src/$f" "$here/$f" || cp "$src/$f" "$here/$f"
-    done
-fi
-if [ ! -d "$here/node_modules/oidc-provider" ]; then
-    command -v npm >/dev/null || { echo "oidc tests: npm is not installed (apt-get install npm)" >&2; exit 1; }
-    # Serialised: several test runs may share this directory.
-    (flock 9; [ -d "$here/node_modules/oidc-provider" ] ||
-        (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)) 9>"$here/.npm-install.lock" ||
-        { echo "oidc tests: npm ci failed in $here" >&2; exit 1; }
-fi
+# shellcheck source=../../npm-work-dir.sh
+. "$src/../../npm-work-dir.sh"
+npm_work_dir "oidc tests" "$src" "$here" oidc-provider package.json package-lock.json server.mjs
 
 out=$(mktemp)
 keys=$(mktemp -d)
