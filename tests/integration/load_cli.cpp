@@ -561,3 +561,48 @@ TEST_CASE("--targets: weighted turns over three requests, each as the file says,
     CHECK(both.status == 2);
     CHECK(both.err.find("not both") != std::string::npos);
 }
+
+TEST_CASE("--targets with '# tokenflight-scope:' lines: one token source per scope, each target sent with its own") {
+    struct seen {
+        std::mutex m;
+        std::map<std::string, std::uint64_t> token_requests; // by scope asked for
+        std::map<std::string, std::uint64_t> right_token, wrong_token; // by path
+    } s;
+    // The authorization server and the API in one: a token names the scope it was issued for.
+    testing::http_server server([&](const http::request& req, http::response& res) -> boost::asio::awaitable<testing::reply> {
+        std::lock_guard l(s.m);
+        const std::string target(req.target());
+        if (target == "/token") {
+            std::string scope = "?";
+            for (const char* known : {"scope=read", "scope=admin", "scope=base"})
+                if (req.body().find(known) != std::string::npos) scope = std::string(known).substr(6);
+            ++s.token_requests[scope];
+            res.set(http::field::content_type, "application/json");
+            res.body() = R"({"access_token":"tok-)" + scope + R"(","token_type":"Bearer","expires_in":3600})";
+            co_return testing::reply::send;
+        }
+        const std::string expected = target == "/r" ? "read" : target == "/a" ? "admin" : "base";
+        ++(req[http::field::authorization] == "Bearer tok-" + expected ? s.right_token : s.wrong_token)[target];
+        co_return testing::reply::send;
+    });
+    test::temp_file targets("GET " + server.base_url() + "/r\n# tokenflight-scope: read\n"
+                            "GET " + server.base_url() + "/a\n# tokenflight-scope: admin\n"
+                            "GET " + server.base_url() + "/d\n",
+                            "tokenflight-load-targets");
+    auto o = run_tool("-n 300 -c 6 -t 2 --json --scope base --targets " + targets.path(),
+                      "env TOKENFLIGHT_TOKEN_URL=" + server.base_url() + "/token TOKENFLIGHT_CLIENT_ID=load-client "
+                      "TOKENFLIGHT_CLIENT_SECRET=" + client_secret);
+    INFO(o.err);
+    CHECK(o.status == 0);
+    std::lock_guard l(s.m);
+    CHECK(s.token_requests == std::map<std::string, std::uint64_t>{{"admin", 1}, {"base", 1}, {"read", 1}});
+    CHECK(s.right_token == std::map<std::string, std::uint64_t>{{"/a", 100}, {"/d", 100}, {"/r", 100}});
+    CHECK(s.wrong_token.empty());
+    const auto v = boost::json::parse(o.out);
+    CHECK(num(v.as_object(), "token_fetches") == 3);
+    const auto& per_target = v.as_object().at("targets").as_array();
+    REQUIRE(per_target.size() == 3);
+    CHECK(per_target[0].as_object().at("scope").as_string() == "read");
+    CHECK_FALSE(per_target[2].as_object().contains("scope"));
+    no_secret_in(o);
+}

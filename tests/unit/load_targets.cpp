@@ -427,3 +427,30 @@ TEST_CASE("--weights: a cycle of turns is at most max_weights long, once divided
     REQUIRE(e.has_value());
     CHECK(contains(e->message, "they add up to 100999 turns per cycle"));
 }
+
+TEST_CASE("a '# tokenflight-scope:' line gives its target a scope; vegeta reads it as a comment") {
+    const auto t = parsed("GET https://api.example/read\n"
+                          "# tokenflight-scope: read\n\n"
+                          "POST https://api.example/admin\n"
+                          "Content-Type: text/plain\n"
+                          "# tokenflight-scope:   admin write:all \n"
+                          "GET https://api.example/default\n"
+                          "# just a comment: scope: none\n");
+    REQUIRE(t.size() == 3);
+    CHECK(t[0].scope == "read");
+    CHECK(t[1].scope == "admin write:all"); // trimmed
+    CHECK(t[1].headers.size() == 1);
+    CHECK_FALSE(t[2].scope.has_value());
+}
+
+TEST_CASE("error: a scope line outside a target, twice in one, or with a bad scope") {
+    CHECK(contains(error_of("# tokenflight-scope: read\nGET https://api.example/a\n"),
+                   "targets.txt:1: a scope line ('# tokenflight-scope:') before any 'METHOD URL' line"));
+    CHECK(contains(error_of("GET https://api.example/a\n# tokenflight-scope: a\n# tokenflight-scope: b\n"),
+                   "targets.txt:3: a second scope line"));
+    for (const char* bad : {"", "a  b", "a \"b\"", "back\\slash", "tab\there", "ctl\x01"}) {
+        INFO(bad);
+        CHECK(contains(error_of("GET https://api.example/a\n# tokenflight-scope: " + std::string(bad) + "\n"),
+                       "targets.txt:2: bad scope"));
+    }
+}

@@ -151,6 +151,7 @@ std::string targets_json(const run_report& r) {
         out += '{';
         member(out, first, "name", json_string(r.targets[k].name()));
         member(out, first, "weight", std::to_string(r.targets[k].weight));
+        if (r.targets[k].scope) member(out, first, "scope", json_string(*r.targets[k].scope));
         member(out, first, "requests", std::to_string(tt.done.load()));
         member(out, first, "ok", std::to_string(tt.ok.load()));
         member(out, first, "errors", std::to_string(tt.failed.load()));
@@ -205,8 +206,9 @@ void print_text(const run_report& r) {
     }
     for (std::size_t k = 0; k < t.targets.size(); ++k) {
         const auto& tt = *t.targets[k];
-        std::printf("  target %zu    %s: %llu requests, %llu 2xx, %llu errors, p50 %s, p99 %s\n", k + 1,
-                    r.targets[k].name().c_str(), static_cast<unsigned long long>(tt.done.load()),
+        const auto& scope = r.targets[k].scope;
+        std::printf("  target %zu    %s%s: %llu requests, %llu 2xx, %llu errors, p50 %s, p99 %s\n", k + 1,
+                    r.targets[k].name().c_str(), scope ? (" (scope " + *scope + ")").c_str() : "", static_cast<unsigned long long>(tt.done.load()),
                     static_cast<unsigned long long>(tt.ok.load()), static_cast<unsigned long long>(tt.failed.load()),
                     format_ms(tt.latency.quantile(0.5)).c_str(), format_ms(tt.latency.quantile(0.99)).c_str());
     }

@@ -455,11 +455,12 @@ std::string story_table(const run_report& r) {
 std::string targets_table(const run_report& r) {
     if (r.t.targets.empty()) return "";
     std::string out = "<h2>Targets</h2><table class=\"targets\"><tr><th>#</th><th>target</th><th>weight</th><th>requests</th>"
-                      "<th>2xx</th><th>errors</th><th>p50 (ms)</th><th>p99 (ms)</th><th>max (ms)</th></tr>";
+                      "<th>scope</th><th>2xx</th><th>errors</th><th>p50 (ms)</th><th>p99 (ms)</th><th>max (ms)</th></tr>";
     for (std::size_t k = 0; k < r.t.targets.size(); ++k) {
         const auto& tt = *r.t.targets[k];
         out += "<tr><td>" + std::to_string(k + 1) + "</td><td>" + escape(r.targets[k].name()) + "</td><td>" + std::to_string(r.targets[k].weight) + "</td><td>" +
-               count(tt.done.load()) + "</td><td>" + count(tt.ok.load()) + "</td><td>" + count(tt.failed.load()) +
+               count(tt.done.load()) + "</td><td>" + escape(r.targets[k].scope.value_or("--scope")) + "</td><td>" +
+               count(tt.ok.load()) + "</td><td>" + count(tt.failed.load()) +
                "</td><td>" + num(ms(tt.latency.quantile(0.5)), 3) + "</td><td>" + num(ms(tt.latency.quantile(0.99)), 3) +
                "</td><td>" + num(ms(tt.latency.max()), 3) + "</td></tr>";
     }

@@ -8,6 +8,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/system/system_error.hpp>
 
+#include <algorithm>
 #include <future>
 #include <optional>
 #include <utility>
@@ -18,14 +19,15 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 
 std::uint64_t senders::token_fetches() const {
-    return source ? source->stats().token_requests : 0;
+    std::uint64_t n = 0;
+    for (const auto* s : sources) n += s->stats().token_requests;
+    return n;
 }
 
 std::uint64_t senders::resends_after_401() const {
     std::uint64_t resends = 0;
     for (const auto& l : loops)
-        if (l.client)
-            resends += l.client->stats().resends_after_401;
+        for (const auto& c : l.clients) resends += c->stats().resends_after_401;
     return resends;
 }
 
@@ -37,17 +39,12 @@ run_counters senders::sample(const tally& t) const {
     for (std::size_t s = 0; s < t.status.size(); ++s)
         c.status_class[status_class_of(static_cast<unsigned>(s))] += t.status[s].load(std::memory_order_relaxed);
     c.token_fetches = token_fetches();
-    for (const auto& l : loops) {
-        if (l.client) {
-            // Every resend answers a 401 the caller never sees; the 401s returned are in the
-            // status counts. (A DPoP nonce's 401 is the clients' dpop_nonce_resends: a nonce
-            // rotation, not a rejected token.)
-            const auto resends = l.client->stats().resends_after_401;
-            c.resends += resends;
-            c.unauthorized += resends;
-        }
-        c.connections += l.pool->stats().open_connections;
-    }
+    // Every resend answers a 401 the caller never sees; the 401s returned are in the status
+    // counts. (A DPoP nonce's 401 is the clients' dpop_nonce_resends: a nonce rotation, not a
+    // rejected token.)
+    c.resends = resends_after_401();
+    c.unauthorized = c.resends;
+    for (const auto& l : loops) c.connections += l.pool->stats().open_connections;
     c.unauthorized += t.status[401].load(std::memory_order_relaxed);
     c.latency = t.latency.snapshot();
     return c;
@@ -169,13 +166,23 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
             story->fetch_ended(false); // the attempt failed (it may be retried: a new fetch)
     };
     const std::string token_url = http::redact_url(creds.token_url.empty() ? creds.issuer : creds.token_url);
+    const std::string default_scope = creds.scope;
+    // One token source per scope the targets ask for (most runs: one, for --scope), from one
+    // registry; targets[t] uses source scope_of[t].
+    std::vector<std::size_t> scope_of;
     try {
-        s.source = std::make_unique<token_source>(loops.executor(0), std::move(creds), so);
+        s.registry = std::make_unique<token_registry>(loops.executor(0), std::move(creds), so);
+        for (const auto& t : cfg.targets) {
+            token_source& source = s.registry->source(t.scope.value_or(default_scope));
+            const auto known = std::find(s.sources.begin(), s.sources.end(), &source);
+            scope_of.push_back(static_cast<std::size_t>(known - s.sources.begin()));
+            if (known == s.sources.end()) s.sources.push_back(&source);
+        }
     } catch (const boost::system::system_error& e) {
         return setup_error{"cannot use token URL '" + token_url + "': " + e.code().message()};
     }
-    if (auto failure = first_token_failure(*s.source, cfg, token_url))
-        return setup_error{std::move(*failure)};
+    for (auto* source : s.sources)
+        if (auto failure = first_token_failure(*source, cfg, token_url)) return setup_error{std::move(*failure)};
 
     s.loops.resize(static_cast<std::size_t>(loops.size()));
     for (int k = 0; k < loops.size(); ++k) {
@@ -187,16 +194,18 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
             if (e.what == client_event::kind::resend_after_401) story->unauthorized();
         };
         l.pool = std::make_unique<http::connection_pool>(loops.executor(k), pool_options_for(cfg, k, loops.size()));
-        l.client = std::make_unique<client>(*s.source, *l.pool, co);
+        for (auto* source : s.sources) l.clients.push_back(std::make_unique<client>(*source, *l.pool, co));
         // Prepared once per loop: the Authorization line is rebuilt only when the token changes.
-        std::vector<http::prepared_request> requests;
-        for (const auto& t : cfg.targets) {
-            auto prepared = l.client->prepare(t.method, t.url, headers_of(cfg, t), t.body);
-            if (!prepared) return setup_error{cannot_prepare(t, prepared.error())};
-            requests.push_back(std::move(*prepared));
+        std::vector<std::pair<client*, http::prepared_request>> requests;
+        for (std::size_t t = 0; t < cfg.targets.size(); ++t) {
+            const auto& target = cfg.targets[t];
+            client* c = l.clients[scope_of[t]].get();
+            auto prepared = c->prepare(target.method, target.url, headers_of(cfg, target), target.body);
+            if (!prepared) return setup_error{cannot_prepare(target, prepared.error())};
+            requests.emplace_back(c, std::move(*prepared));
         }
-        l.send = [c = l.client.get(), reqs = std::move(requests), ex = loops.executor(k)](std::size_t t) {
-            return c->async_send_brief(reqs[t], completion_token(ex));
+        l.send = [reqs = std::move(requests), ex = loops.executor(k)](std::size_t t) {
+            return reqs[t].first->async_send_brief(reqs[t].second, completion_token(ex));
         };
     }
     return s;

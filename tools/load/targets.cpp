@@ -20,6 +20,24 @@ namespace {
 
 bool blank(char c) { return c == ' ' || c == '\t'; }
 
+constexpr std::string_view scope_directive = "# tokenflight-scope:";
+
+// RFC 6749 section 3.3: scope-token *( SP scope-token ), scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+bool is_scope(std::string_view s) {
+    bool token_started = false;
+    for (const char c : s) {
+        if (c == ' ') {
+            if (!token_started) return false; // leading or double space
+            token_started = false;
+        } else if (c < 0x21 || c > 0x7e || c == '"' || c == '\\') {
+            return false;
+        } else {
+            token_started = true;
+        }
+    }
+    return token_started;
+}
+
 std::string_view trim(std::string_view s) {
     while (!s.empty() && blank(s.front())) s.remove_prefix(1);
     while (!s.empty() && blank(s.back())) s.remove_suffix(1);
@@ -119,6 +137,17 @@ parse_targets(std::string_view text, std::string_view file_name,
             open = false;
             continue;
         }
+        if (line.starts_with(scope_directive)) {
+            if (!open) return orphan("a scope line ('" + std::string(scope_directive) + "')");
+            target& t = targets.back();
+            if (t.scope) return fail("a second scope line: a target has one scope");
+            const std::string_view scope = trim(line.substr(scope_directive.size()));
+            if (!is_scope(scope))
+                return fail("bad scope '" + shown(scope) +
+                            "': scope tokens (printable ASCII but '\"' and '\\') separated by single spaces");
+            t.scope = std::string(scope);
+            continue;
+        }
         if (line.front() == '#') continue;
 
         if (line.front() == '@') {
@@ -181,7 +210,7 @@ parse_targets(std::string_view text, std::string_view file_name,
             return fail("bad URL '" + http::redact_url(url) + "': " + u.error().message() +
                         " (expected an absolute http:// or https:// URL, without user info)");
         if (targets.size() == max_targets) return fail("more than " + std::to_string(max_targets) + " targets");
-        targets.push_back(target{method, std::string(url), {}, {}, {}, 1});
+        targets.push_back(target{method, std::string(url), {}, {}, {}, 1, std::nullopt});
         open = true;
     }
     if (targets.empty()) return targets_error{file + ": no targets: expected 'METHOD URL' lines"};

@@ -14,6 +14,10 @@
 // end a target; lines starting with '#' are skipped. Lines may end in CRLF; spaces and tabs
 // around a line are trimmed. As in vegeta, a relative @path is relative to the current
 // directory, not to the targets file's.
+//
+// One extension, in a comment so that vegeta still reads the file: a `# tokenflight-scope: S`
+// line inside a target asks for its token with scope S (RFC 6749 scope tokens separated by
+// spaces) instead of --scope. Targets with the same scope share a token source.
 #ifndef TOKENFLIGHT_LOAD_TARGETS_HPP
 #define TOKENFLIGHT_LOAD_TARGETS_HPP
 
@@ -38,6 +42,7 @@ struct target {
     std::string body;      ///< the @file's contents, or empty
     std::string body_path; ///< the @path as written (for messages), or empty
     unsigned weight = 1;   ///< its share of the requests (--weights)
+    std::optional<std::string> scope; ///< `# tokenflight-scope:`; unset: the run's --scope
 
     /// "GET http://host/path", the URL passed through http::redact_url (no user info, query or
     /// fragment): the target's name in reports.
