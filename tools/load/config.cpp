@@ -66,7 +66,8 @@ Request:
   --data BODY                request body
   --targets FILE             several requests, in vegeta's targets format: 'METHOD URL' lines,
                              each followed by 'Name: value' header lines and an '@FILE' body
-                             line, all optional; sent in turn (no URL, -X or --data then)
+                             line, all optional; sent in turn (no URL, -X or --data then);
+                             '# tokenflight-scope: S' in a target: its token has scope S
   --weights W1,W2,...        --targets: how many turns each target gets per cycle (default 1 each)
 Load:
   -c N                       requests in flight (default 64)
