@@ -4,14 +4,15 @@
 # exact command and exits 1.
 #
 #   scripts/bootstrap.sh            build + test dependencies (chromium and tmux for the load
-#                                   tool's report and live-panel tests), and doxygen for scripts/docs.sh
+#                                   tool's report and live-panel tests, hiredis and redis-server
+#                                   for the shared token store's), and doxygen for scripts/docs.sh
 #   scripts/bootstrap.sh --bench    also nginx-light and wrk for the benchmarks
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ccache
           libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
           libssl-dev doctest-dev libbenchmark-dev doxygen tinyproxy
-          chromium tmux libhiredis-dev)
+          chromium tmux libhiredis-dev redis-server)
 for arg in "$@"; do
     case "$arg" in
         --bench) packages+=(nginx-light wrk) ;;

@@ -1,0 +1,81 @@
+// One connection to a Redis server, for tokenflight's shared token store: TCP on tokenflight's
+// Asio executor (no thread of its own, nothing blocking), logged in (AUTH, SELECT) when it
+// connects, commands sent as pipelines, every step under one deadline.
+#ifndef TOKENFLIGHT_REDIS_CONNECTION_HPP
+#define TOKENFLIGHT_REDIS_CONNECTION_HPP
+
+#include "redis/resp.hpp"
+#include "redis/url.hpp"
+
+#include <tokenflight/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace tokenflight::redis {
+
+struct connection_options {
+    /// Connecting (resolve, TCP, AUTH, SELECT), and each pipeline: the store's calls must fail
+    /// fast, so that requests fall back to the local single flight.
+    std::chrono::milliseconds timeout{50};
+    std::size_t max_reply_bytes = 1024 * 1024;
+};
+
+/// A pipeline: commands appended one after the other, sent in one write.
+class pipeline {
+public:
+    pipeline& add(const std::vector<std::string_view>& args) {
+        append_command(bytes_, args);
+        ++count_;
+        return *this;
+    }
+    const std::string& bytes() const noexcept { return bytes_; }
+    std::size_t size() const noexcept { return count_; }
+
+private:
+    std::string bytes_;
+    std::size_t count_ = 0;
+};
+
+/// Not thread-safe: one coroutine at a time uses a connection (the store keeps one per use).
+/// After any error the connection is closed; connect() again (the store backs off first).
+class connection {
+public:
+    connection(boost::asio::any_io_executor ex, endpoint where, connection_options options = {});
+
+    /// Resolves, connects and logs in: AUTH [user] password when the endpoint has a password,
+    /// SELECT when its database is not 0: the lookup and the connection within the timeout, the
+    /// login within another. Errors: the transport's, errc::connect_timeout,
+    /// redis_errc::auth_refused, redis_errc::select_refused, errc::malformed_response;
+    /// redis_errc::tls_unsupported for rediss:// (not supported yet).
+    boost::asio::awaitable<error_code> connect();
+
+    /// Sends `p` and reads one reply per command (a Redis error is a reply, not a failure).
+    /// Errors: errc::request_timeout, errc::connection_closed, errc::malformed_response,
+    /// errc::body_too_large; the connection is then closed.
+    boost::asio::awaitable<boost::system::result<std::vector<reply>>> exec(const pipeline& p);
+
+    bool is_open() const noexcept;
+    void close() noexcept;
+
+private:
+    boost::asio::awaitable<boost::system::result<reply>> read_reply();
+
+    boost::beast::tcp_stream stream_;
+    endpoint where_;
+    connection_options options_;
+    std::unique_ptr<reply_reader> reader_; ///< new with every connection
+    std::string buffer_;
+};
+
+} // namespace tokenflight::redis
+
+#endif

@@ -1,0 +1,97 @@
+// A real redis-server (Debian's) for a test: started on a free 127.0.0.1 port with no
+// persistence, stopped (SIGTERM, then SIGKILL) on destruction. Fails the test with a clear
+// message when redis-server is not installed or does not come up within 10 s.
+#ifndef TOKENFLIGHT_TESTS_REDIS_SERVER_HPP
+#define TOKENFLIGHT_TESTS_REDIS_SERVER_HPP
+
+#include <doctest/doctest.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace test {
+
+class redis_server {
+public:
+    /// `extra`: more configuration as redis-server arguments, e.g. {"--requirepass", "pw"}.
+    explicit redis_server(std::vector<std::string> extra = {}) : port_(free_port()) {
+        REQUIRE_MESSAGE(::access("/usr/bin/redis-server", X_OK) == 0,
+                        "redis-server is not installed (apt-get install redis-server)");
+        std::vector<std::string> args{"redis-server", "--port",   std::to_string(port_), "--bind", "127.0.0.1",
+                                      "--save",       "",         "--appendonly",        "no",     "--daemonize",
+                                      "no",           "--loglevel", "warning",       "--logfile", "/dev/null"};
+        args.insert(args.end(), extra.begin(), extra.end());
+        pid_ = ::fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            std::vector<char*> argv;
+            for (auto& a : args) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            ::execv("/usr/bin/redis-server", argv.data());
+            ::_exit(127);
+        }
+        for (int i = 0; i < 1000; ++i) { // 10 s at most
+            if (accepts()) return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        stop();
+        FAIL("redis-server did not come up within 10 s");
+    }
+    ~redis_server() { stop(); }
+    redis_server(const redis_server&) = delete;
+    redis_server& operator=(const redis_server&) = delete;
+
+    std::uint16_t port() const noexcept { return port_; }
+    std::string url(const std::string& userinfo = "", int db = 0) const {
+        return "redis://" + (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:" + std::to_string(port_) + "/" +
+               std::to_string(db);
+    }
+
+    void stop() {
+        if (pid_ <= 0) return;
+        ::kill(pid_, SIGTERM);
+        for (int i = 0; i < 500; ++i) { // 5 s, then SIGKILL
+            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+        pid_ = -1;
+    }
+
+private:
+    // A port the kernel just handed out (and took back): free now, and unlikely to be handed out
+    // again in the instant before redis-server binds it.
+    static std::uint16_t free_port() {
+        boost::asio::io_context ioc;
+        boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
+        return a.local_endpoint().port();
+    }
+    bool accepts() const {
+        boost::asio::io_context ioc;
+        boost::asio::ip::tcp::socket s(ioc);
+        boost::system::error_code ec;
+        s.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
+        return !ec;
+    }
+
+    std::uint16_t port_;
+    pid_t pid_ = -1;
+};
+
+} // namespace test
+
+#endif
