@@ -134,4 +134,16 @@ asio::awaitable<boost::system::result<std::vector<reply>>> connection::exec(cons
     co_return replies;
 }
 
+asio::awaitable<boost::system::result<reply>> connection::next_pushed(std::chrono::steady_clock::time_point deadline) {
+    if (!is_open()) co_return error_code(errc::connection_closed);
+    stream_.expires_at(deadline);
+    auto r = co_await read_reply();
+    if (!r) {
+        close();
+        co_return r.error();
+    }
+    stream_.expires_never();
+    co_return r;
+}
+
 } // namespace tokenflight::redis

@@ -63,6 +63,11 @@ public:
     /// errc::body_too_large; the connection is then closed.
     boost::asio::awaitable<boost::system::result<std::vector<reply>>> exec(const pipeline& p);
 
+    /// Reads the next reply the server sends unasked (a pub/sub message), waiting until
+    /// `deadline`. On errc::request_timeout (nothing came) the connection is closed like after
+    /// any error: a subscription is made per wait.
+    boost::asio::awaitable<boost::system::result<reply>> next_pushed(std::chrono::steady_clock::time_point deadline);
+
     bool is_open() const noexcept;
     void close() noexcept;
 

@@ -1,0 +1,125 @@
+#include "fleet/redis_store.hpp"
+
+#include <tokenflight/error.hpp>
+
+namespace tokenflight::fleet {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// Deletes the lease only if it is still the caller's.
+constexpr std::string_view release_script =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+
+// Writes the record, announces it and ends the lease, if the lease is the caller's or nobody's:
+// a holder whose lease passed to another process never overwrites that one's newer token.
+constexpr std::string_view publish_script =
+    "local l = redis.call('get', KEYS[2]) "
+    "if l and l ~= ARGV[1] then return 0 end "
+    "redis.call('set', KEYS[1], ARGV[2], 'PXAT', ARGV[3]) "
+    "redis.call('del', KEYS[2]) "
+    "redis.call('publish', ARGV[4], ARGV[5]) "
+    "return 1";
+
+// result<bool> takes no error_code implicitly (a bool would convert too).
+boost::system::result<bool> failed(error_code ec) { return {boost::system::in_place_error, ec}; }
+
+std::string milliseconds_since_epoch(std::chrono::system_clock::time_point t) {
+    return std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count());
+}
+
+} // namespace
+
+redis_store::redis_store(asio::any_io_executor ex, redis::endpoint where, const credentials& creds,
+                         std::string_view key_material, store_options options)
+    : ex_(ex), where_(std::move(where)), options_(std::move(options)), keys_(keys_for(options_.prefix, creds)),
+      key_(record_key::derive(key_material, keys_.record)),
+      conn_(ex, where_, redis::connection_options{.timeout = options_.timeout}) {}
+
+asio::awaitable<error_code> redis_store::ensure_connected() {
+    if (conn_.is_open()) co_return error_code{};
+    co_return co_await conn_.connect();
+}
+
+asio::awaitable<boost::system::result<read_result>> redis_store::read() {
+    if (auto ec = co_await ensure_connected()) co_return ec;
+    redis::pipeline get;
+    get.add({"GET", keys_.record});
+    auto replies = co_await conn_.exec(get);
+    if (!replies) co_return replies.error();
+    const auto& r = replies->front();
+    read_result out;
+    if (r.is_nil()) co_return out;
+    if (r.type != redis::reply::kind::string) co_return error_code(errc::malformed_response);
+    if (auto t = open(r.text, key_, keys_.record))
+        out.token = std::move(*t);
+    else
+        out.unreadable = true; // another key, tampered, or garbage: ignored, and overwritten later
+    co_return out;
+}
+
+asio::awaitable<boost::system::result<bool>> redis_store::acquire(std::string_view owner) {
+    if (auto ec = co_await ensure_connected()) co_return failed(ec);
+    const std::string ttl = std::to_string(options_.lease.count());
+    redis::pipeline set;
+    set.add({"SET", keys_.lease, owner, "NX", "PX", ttl});
+    auto replies = co_await conn_.exec(set);
+    if (!replies) co_return failed(replies.error());
+    const auto& r = replies->front();
+    if (r.is_error()) co_return failed(errc::malformed_response);
+    co_return !r.is_nil(); // OK: taken; nil: someone holds it
+}
+
+asio::awaitable<boost::system::result<bool>> redis_store::publish(const shared_token& token, std::string_view owner) {
+    if (auto ec = co_await ensure_connected()) co_return failed(ec);
+    const std::string sealed = seal(token, key_, keys_.record);
+    const std::string expires = milliseconds_since_epoch(token.expires_at);
+    redis::pipeline p;
+    p.add({"EVAL", publish_script, "2", keys_.record, keys_.lease, owner, sealed, expires, keys_.channel, token.id});
+    auto replies = co_await conn_.exec(p);
+    if (!replies) co_return failed(replies.error());
+    const auto& r = replies->front();
+    if (r.type != redis::reply::kind::integer) co_return failed(errc::malformed_response);
+    co_return r.integer == 1;
+}
+
+asio::awaitable<boost::system::result<bool>> redis_store::release(std::string_view owner) {
+    if (auto ec = co_await ensure_connected()) co_return failed(ec);
+    redis::pipeline p;
+    p.add({"EVAL", release_script, "1", keys_.lease, owner});
+    auto replies = co_await conn_.exec(p);
+    if (!replies) co_return failed(replies.error());
+    const auto& r = replies->front();
+    if (r.type != redis::reply::kind::integer) co_return failed(errc::malformed_response);
+    co_return r.integer == 1;
+}
+
+asio::awaitable<boost::system::result<std::unique_ptr<redis_store::subscription>>> redis_store::subscribe() {
+    redis::connection c(ex_, where_, redis::connection_options{.timeout = options_.timeout});
+    if (auto ec = co_await c.connect()) co_return ec;
+    redis::pipeline p;
+    p.add({"SUBSCRIBE", keys_.channel});
+    auto replies = co_await c.exec(p);
+    if (!replies) co_return replies.error();
+    const auto& r = replies->front(); // ["subscribe", channel, 1]
+    if (r.type != redis::reply::kind::array || r.elements.size() != 3 || r.elements[0].text != "subscribe")
+        co_return error_code(errc::malformed_response);
+    co_return std::unique_ptr<subscription>(new subscription(std::move(c)));
+}
+
+asio::awaitable<boost::system::result<std::optional<std::string>>>
+redis_store::subscription::next(std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        auto r = co_await conn_.next_pushed(deadline);
+        if (!r) {
+            if (r.error() == errc::request_timeout) co_return std::optional<std::string>();
+            co_return r.error();
+        }
+        // ["message", channel, payload]; anything else (a ping's pong) is skipped.
+        if (r->type == redis::reply::kind::array && r->elements.size() == 3 && r->elements[0].text == "message")
+            co_return std::optional<std::string>(std::move(r->elements[2].text));
+    }
+}
+
+} // namespace tokenflight::fleet
