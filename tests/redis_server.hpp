@@ -23,13 +23,23 @@ namespace test {
 
 class redis_server {
 public:
-    /// `extra`: more configuration as redis-server arguments, e.g. {"--requirepass", "pw"}.
-    explicit redis_server(std::vector<std::string> extra = {}) : port_(free_port()) {
+    /// How clients reach it.
+    enum class transport { tcp, tls };
+
+    /// `extra`: more configuration as redis-server arguments, e.g. {"--requirepass", "pw"};
+    /// with transport::tls they must name the certificate files (--tls-cert-file, ...), and the
+    /// server listens for TLS only.
+    explicit redis_server(std::vector<std::string> extra = {}, transport t = transport::tcp)
+        : port_(free_port()), tls_(t == transport::tls) {
         REQUIRE_MESSAGE(::access("/usr/bin/redis-server", X_OK) == 0,
                         "redis-server is not installed (apt-get install redis-server)");
         std::vector<std::string> args{"redis-server", "--port",   std::to_string(port_), "--bind", "127.0.0.1",
                                       "--save",       "",         "--appendonly",        "no",     "--daemonize",
                                       "no",           "--loglevel", "warning",       "--logfile", "/dev/null"};
+        if (tls_) {
+            args[2] = "0"; // no plain port
+            args.insert(args.end(), {"--tls-port", std::to_string(port_)});
+        }
         args.insert(args.end(), extra.begin(), extra.end());
         pid_ = ::fork();
         REQUIRE(pid_ >= 0);
@@ -53,7 +63,7 @@ public:
 
     std::uint16_t port() const noexcept { return port_; }
     std::string url(const std::string& userinfo = "", int db = 0) const {
-        return "redis://" + (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:" + std::to_string(port_) + "/" +
+        return std::string(tls_ ? "rediss://" : "redis://") + (userinfo.empty() ? "" : userinfo + "@") + "127.0.0.1:" + std::to_string(port_) + "/" +
                std::to_string(db);
     }
 
@@ -89,6 +99,7 @@ private:
     }
 
     std::uint16_t port_;
+    bool tls_;
     pid_t pid_ = -1;
 };
 

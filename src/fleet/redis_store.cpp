@@ -35,7 +35,7 @@ redis_store::redis_store(asio::any_io_executor ex, redis::endpoint where, const 
                          std::string_view key_material, store_options options)
     : ex_(ex), where_(std::move(where)), options_(std::move(options)), keys_(keys_for(options_.prefix, creds)),
       key_(record_key::derive(key_material, keys_.record)),
-      conn_(ex, where_, redis::connection_options{.timeout = options_.timeout}) {}
+      conn_(ex, where_, redis::connection_options{.timeout = options_.timeout, .tls = options_.tls}) {}
 
 asio::awaitable<error_code> redis_store::ensure_connected() {
     if (conn_.is_open()) co_return error_code{};
@@ -96,7 +96,7 @@ asio::awaitable<boost::system::result<bool>> redis_store::release(std::string_vi
 }
 
 asio::awaitable<boost::system::result<std::unique_ptr<redis_store::subscription>>> redis_store::subscribe() {
-    redis::connection c(ex_, where_, redis::connection_options{.timeout = options_.timeout});
+    redis::connection c(ex_, where_, redis::connection_options{.timeout = options_.timeout, .tls = options_.tls});
     if (auto ec = co_await c.connect()) co_return ec;
     redis::pipeline p;
     p.add({"SUBSCRIBE", keys_.channel});

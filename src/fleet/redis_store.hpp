@@ -24,6 +24,7 @@ struct store_options {
     std::string prefix = "tokenflight:";                ///< of every key
     std::chrono::milliseconds timeout{50};              ///< each Redis step
     std::chrono::milliseconds lease{12'000};            ///< a token request's timeout and a margin
+    std::shared_ptr<boost::asio::ssl::context> tls{};   ///< for rediss:// (redis::connection_options::tls)
 };
 
 /// What read() found.

@@ -4,6 +4,8 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ip/address.hpp>
+#include <boost/asio/ssl/host_name_verification.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -23,7 +25,7 @@ public:
         switch (static_cast<redis_errc>(ev)) {
         case redis_errc::auth_refused: return "Redis refused the login (AUTH): wrong user or password";
         case redis_errc::select_refused: return "Redis refused the database (SELECT)";
-        case redis_errc::tls_unsupported: return "rediss:// (TLS) is not supported yet";
+        case redis_errc::tls_unsupported: return "rediss:// needs a TLS context";
         }
         return "unknown Redis error";
     }
@@ -56,12 +58,13 @@ void connection::close() noexcept {
     boost::system::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.socket().close(ignored);
+    tls_.reset();
     reader_ = std::make_unique<reply_reader>(options_.max_reply_bytes);
 }
 
 asio::awaitable<error_code> connection::connect() {
     close();
-    if (where_.tls) co_return redis_errc::tls_unsupported;
+    if (where_.tls && !options_.tls) co_return redis_errc::tls_unsupported;
     const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
     // The resolver has no deadline of its own: a timer cancels the lookup when it is due.
     tcp::resolver resolver(stream_.get_executor());
@@ -79,6 +82,20 @@ asio::awaitable<error_code> connection::connect() {
         co_return named(cec, errc::connect_timeout);
     }
     stream_.socket().set_option(tcp::no_delay(true));
+    if (where_.tls) {
+        tls_ = std::make_unique<asio::ssl::stream<boost::beast::tcp_stream&>>(stream_, *options_.tls);
+        boost::system::error_code bad_address;
+        asio::ip::make_address(where_.host, bad_address);
+        if (bad_address) // a name: sent as SNI (an address never is)
+            SSL_set_tlsext_host_name(tls_->native_handle(), where_.host.c_str());
+        if (SSL_CTX_get_verify_mode(options_.tls->native_handle()) & SSL_VERIFY_PEER)
+            tls_->set_verify_callback(asio::ssl::host_name_verification(where_.host));
+        auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, as_result);
+        if (hec) {
+            close();
+            co_return named(hec, errc::connect_timeout);
+        }
+    }
     pipeline login;
     if (!where_.password.empty()) {
         if (where_.user.empty())
@@ -100,13 +117,23 @@ asio::awaitable<error_code> connection::connect() {
     co_return error_code{};
 }
 
+asio::awaitable<std::tuple<error_code, std::size_t>> connection::read_some(asio::mutable_buffer b) {
+    if (tls_) co_return co_await tls_->async_read_some(b, as_result);
+    co_return co_await stream_.async_read_some(b, as_result);
+}
+
+asio::awaitable<std::tuple<error_code, std::size_t>> connection::write_all(asio::const_buffer b) {
+    if (tls_) co_return co_await asio::async_write(*tls_, b, as_result);
+    co_return co_await asio::async_write(stream_, b, as_result);
+}
+
 asio::awaitable<boost::system::result<reply>> connection::read_reply() {
     for (;;) {
         auto next = reader_->next();
         if (!next) co_return next.error();
         if (*next) co_return std::move(**next);
         char chunk[16 * 1024];
-        auto [ec, n] = co_await stream_.async_read_some(asio::buffer(chunk), as_result);
+        auto [ec, n] = co_await read_some(asio::buffer(chunk));
         if (ec) co_return named(ec, errc::request_timeout);
         if (auto fed = reader_->feed(std::string_view(chunk, n))) co_return fed;
     }
@@ -115,7 +142,7 @@ asio::awaitable<boost::system::result<reply>> connection::read_reply() {
 asio::awaitable<boost::system::result<std::vector<reply>>> connection::exec(const pipeline& p) {
     if (!is_open()) co_return error_code(errc::connection_closed);
     stream_.expires_after(options_.timeout);
-    auto [wec, written] = co_await asio::async_write(stream_, asio::buffer(p.bytes()), as_result);
+    auto [wec, written] = co_await write_all(asio::buffer(p.bytes()));
     if (wec) {
         close();
         co_return named(wec, errc::request_timeout);

@@ -11,6 +11,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/system/result.hpp>
 
@@ -18,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 namespace tokenflight::redis {
@@ -27,6 +30,10 @@ struct connection_options {
     /// fast, so that requests fall back to the local single flight.
     std::chrono::milliseconds timeout{50};
     std::size_t max_reply_bytes = 1024 * 1024;
+    /// For rediss://: the TLS client context (trust, client certificate). The connection adds
+    /// SNI and, when the context verifies peers, the host name or address check. Unset:
+    /// rediss:// fails with redis_errc::tls_unsupported.
+    std::shared_ptr<boost::asio::ssl::context> tls{};
 };
 
 /// A pipeline: commands appended one after the other, sent in one write.
@@ -54,8 +61,9 @@ public:
     /// Resolves, connects and logs in: AUTH [user] password when the endpoint has a password,
     /// SELECT when its database is not 0: the lookup and the connection within the timeout, the
     /// login within another. Errors: the transport's, errc::connect_timeout,
-    /// redis_errc::auth_refused, redis_errc::select_refused, errc::malformed_response;
-    /// redis_errc::tls_unsupported for rediss:// (not supported yet).
+    /// redis_errc::auth_refused, redis_errc::select_refused, errc::malformed_response; for
+    /// rediss://, the TLS handshake's (the handshake within the connection's deadline) and
+    /// redis_errc::tls_unsupported without connection_options::tls.
     boost::asio::awaitable<error_code> connect();
 
     /// Sends `p` and reads one reply per command (a Redis error is a reply, not a failure).
@@ -74,7 +82,12 @@ public:
 private:
     boost::asio::awaitable<boost::system::result<reply>> read_reply();
 
+    boost::asio::awaitable<std::tuple<error_code, std::size_t>> read_some(boost::asio::mutable_buffer b);
+    boost::asio::awaitable<std::tuple<error_code, std::size_t>> write_all(boost::asio::const_buffer b);
+
     boost::beast::tcp_stream stream_;
+    /// Over stream_, for rediss://; null for redis://.
+    std::unique_ptr<boost::asio::ssl::stream<boost::beast::tcp_stream&>> tls_;
     endpoint where_;
     connection_options options_;
     std::unique_ptr<reply_reader> reader_; ///< new with every connection

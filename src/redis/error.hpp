@@ -12,7 +12,7 @@ namespace tokenflight::redis {
 enum class redis_errc {
     auth_refused = 1, ///< AUTH failed: a wrong user or password (the server's text not kept)
     select_refused,   ///< SELECT failed: no such database
-    tls_unsupported,  ///< rediss:// (not supported yet)
+    tls_unsupported,  ///< rediss:// without a TLS context (connection_options::tls)
 };
 
 const boost::system::error_category& redis_category() noexcept;

@@ -6,11 +6,14 @@
 
 #include "redis_server.hpp"
 #include "support.hpp"
+#include "temp_file.hpp"
+#include "tls_certs.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -202,6 +205,40 @@ TEST_CASE("no server: connecting fails with the transport's error, at once") {
     const auto ec = test::run(io.executor(), c.connect());
     CHECK(ec == asio::error::connection_refused);
     CHECK_FALSE(c.is_open());
-    redis::connection tls(io.executor(), at("rediss://127.0.0.1:6379"), {.timeout = 2s});
-    CHECK(test::run(io.executor(), tls.connect()) == redis::redis_errc::tls_unsupported);
+}
+
+TEST_CASE("rediss://: TLS to a real redis-server, verified against the test's CA; a wrong CA or name fails") {
+    const auto ca = test::make_cert("tokenflight redis CA", "", nullptr);
+    const auto other_ca = test::make_cert("another CA", "", nullptr);
+    const auto served = test::make_cert("redis", "IP:127.0.0.1", &ca);
+    test::temp_file cert(served.cert_pem, "redis-cert"), key(served.key_pem, "redis-key"), ca_file(ca.cert_pem, "redis-ca");
+    test::redis_server server({"--tls-cert-file", cert.path(), "--tls-key-file", key.path(), "--tls-ca-cert-file",
+                               ca_file.path(), "--tls-auth-clients", "no"},
+                              test::redis_server::transport::tls);
+    test::io_threads io;
+    const auto context = [](const std::string& trusted_pem) {
+        auto c = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+        c->set_verify_mode(asio::ssl::verify_peer);
+        c->add_certificate_authority(asio::buffer(trusted_pem));
+        return c;
+    };
+    redis::pipeline ping;
+    ping.add({"PING"});
+    const auto ping_over = [&](const std::string& url, std::shared_ptr<asio::ssl::context> tls) {
+        redis::connection c(io.executor(), at(url), {.timeout = 5s, .tls = std::move(tls)});
+        return test::run(io.executor(), [&]() -> asio::awaitable<boost::system::result<reply>> {
+            if (auto ec = co_await c.connect()) co_return ec;
+            auto r = co_await c.exec(ping);
+            if (!r) co_return r.error();
+            co_return (*r)[0];
+        }());
+    };
+    auto ok = ping_over(server.url(), context(ca.cert_pem));
+    REQUIRE_MESSAGE(ok.has_value(), ok.error().message());
+    CHECK(ok->text == "PONG");
+    CHECK_FALSE(ping_over(server.url(), context(other_ca.cert_pem)).has_value());
+    // The certificate names 127.0.0.1 only: "localhost" is refused by the name check.
+    const auto by_name = "rediss://localhost:" + std::to_string(server.port());
+    CHECK_FALSE(ping_over(by_name, context(ca.cert_pem)).has_value());
+    CHECK(ping_over(server.url(), nullptr).error() == redis::redis_errc::tls_unsupported);
 }
