@@ -41,12 +41,21 @@ public:
             args.insert(args.end(), {"--tls-port", std::to_string(port_)});
         }
         args.insert(args.end(), extra.begin(), extra.end());
+        args_ = std::move(args);
+        start();
+    }
+    ~redis_server() { stop(); }
+
+    /// Starts it (again, after stop(): on the same port, empty).
+    void start() {
+        REQUIRE(pid_ <= 0);
+        // Built before the fork: the child of a threaded process may only exec.
+        std::vector<char*> argv;
+        for (auto& a : args_) argv.push_back(a.data());
+        argv.push_back(nullptr);
         pid_ = ::fork();
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {
-            std::vector<char*> argv;
-            for (auto& a : args) argv.push_back(a.data());
-            argv.push_back(nullptr);
             ::execv("/usr/bin/redis-server", argv.data());
             ::_exit(127);
         }
@@ -57,7 +66,6 @@ public:
         stop();
         FAIL("redis-server did not come up within 10 s");
     }
-    ~redis_server() { stop(); }
     redis_server(const redis_server&) = delete;
     redis_server& operator=(const redis_server&) = delete;
 
@@ -100,6 +108,7 @@ private:
 
     std::uint16_t port_;
     bool tls_;
+    std::vector<std::string> args_;
     pid_t pid_ = -1;
 };
 

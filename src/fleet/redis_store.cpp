@@ -2,6 +2,8 @@
 
 #include <tokenflight/error.hpp>
 
+#include <algorithm>
+
 namespace tokenflight::fleet {
 
 namespace asio = boost::asio;
@@ -39,7 +41,17 @@ redis_store::redis_store(asio::any_io_executor ex, redis::endpoint where, const 
 
 asio::awaitable<error_code> redis_store::ensure_connected() {
     if (conn_.is_open()) co_return error_code{};
-    co_return co_await conn_.connect();
+    const auto now = std::chrono::steady_clock::now();
+    if (backoff_.count() > 0 && now < retry_at_) co_return last_connect_error_;
+    ++connect_attempts_;
+    if (auto ec = co_await conn_.connect()) {
+        backoff_ = backoff_.count() == 0 ? options_.backoff : std::min(backoff_ * 2, options_.max_backoff);
+        retry_at_ = now + backoff_;
+        last_connect_error_ = ec;
+        co_return ec;
+    }
+    backoff_ = std::chrono::milliseconds(0);
+    co_return error_code{};
 }
 
 asio::awaitable<boost::system::result<read_result>> redis_store::read() {

@@ -25,6 +25,10 @@ struct store_options {
     std::chrono::milliseconds timeout{50};              ///< each Redis step
     std::chrono::milliseconds lease{12'000};            ///< a token request's timeout and a margin
     std::shared_ptr<boost::asio::ssl::context> tls{};   ///< for rediss:// (redis::connection_options::tls)
+    /// After a failed connect, calls fail at once with that error for this long, doubling up
+    /// to `max_backoff` while Redis stays away; the first success resets it.
+    std::chrono::milliseconds backoff{100};
+    std::chrono::milliseconds max_backoff{5'000};
 };
 
 /// What read() found.
@@ -34,7 +38,9 @@ struct read_result {
 };
 
 /// One process's view of the store for one set of credentials. Not thread-safe: one coroutine
-/// at a time (the token source runs its refreshes one at a time).
+/// at a time (the token source runs its refreshes one at a time). Every call connects first if
+/// need be; while Redis is away, calls fail fast (see store_options::backoff), so that requests
+/// fall back to the process's own single flight, and the store rejoins when Redis is back.
 class redis_store {
 public:
     /// `key_material`: what the record key is derived from (the client secret by default).
@@ -42,6 +48,8 @@ public:
                 std::string_view key_material, store_options options = {});
 
     const store_keys& keys() const noexcept { return keys_; }
+    /// Connections attempted so far (each after the backoff, while Redis is away).
+    std::uint64_t connect_attempts() const noexcept { return connect_attempts_; }
 
     /// The record, if there is one that opens.
     boost::asio::awaitable<boost::system::result<read_result>> read();
@@ -85,6 +93,10 @@ private:
     store_keys keys_;
     record_key key_;
     redis::connection conn_;
+    std::uint64_t connect_attempts_ = 0;
+    std::chrono::milliseconds backoff_{0};
+    std::chrono::steady_clock::time_point retry_at_{};
+    error_code last_connect_error_;
 };
 
 } // namespace tokenflight::fleet

@@ -156,3 +156,27 @@ TEST_CASE("a subscriber hears the announcement of a publication, and its deadlin
     const auto nothing = ok(test::run(io.executor(), quiet->next(std::chrono::steady_clock::now() + 200ms)));
     CHECK_FALSE(nothing.has_value());
 }
+
+TEST_CASE("Redis away: calls fail at once during the backoff, and the store rejoins when Redis is back") {
+    test::redis_server server;
+    test::io_threads io;
+    // A backoff no test run outlasts, so that the count is exact; and a short one, to rejoin.
+    redis_store patient(io.executor(), at(server), creds(), "k", {.timeout = 2s, .backoff = 60s, .max_backoff = 60s});
+    redis_store eager(io.executor(), at(server), creds(), "k", {.timeout = 2s, .backoff = 50ms, .max_backoff = 100ms});
+    CHECK(ok(test::run(io.executor(), patient.acquire("p"))));
+    CHECK(ok(test::run(io.executor(), eager.read())).token == std::nullopt);
+    CHECK(patient.connect_attempts() == 1);
+
+    server.stop();
+    CHECK_FALSE(test::run(io.executor(), patient.read()).has_value()); // the open connection fails
+    for (int i = 0; i < 20; ++i) CHECK_FALSE(test::run(io.executor(), patient.read()).has_value());
+    CHECK(patient.connect_attempts() == 2); // one reconnection, refused; the backoff answers the rest
+    CHECK_FALSE(test::run(io.executor(), eager.read()).has_value());
+
+    server.start();
+    CHECK(test::eventually([&] { return test::run(io.executor(), eager.read()).has_value(); }, 10s));
+    // Back, and empty: Redis was restarted without persistence.
+    CHECK_FALSE(ok(test::run(io.executor(), eager.read())).token.has_value());
+    CHECK_FALSE(test::run(io.executor(), patient.read()).has_value()); // still backing off
+    CHECK(patient.connect_attempts() == 2);
+}
