@@ -6,9 +6,7 @@
 
 #include <doctest/doctest.h>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
+#include "ports.hpp"
 
 #include <chrono>
 #include <csignal>
@@ -30,7 +28,7 @@ public:
     /// with transport::tls they must name the certificate files (--tls-cert-file, ...), and the
     /// server listens for TLS only.
     explicit redis_server(std::vector<std::string> extra = {}, transport t = transport::tcp)
-        : port_(free_port()), tls_(t == transport::tls) {
+        : port_(test::free_port()), tls_(t == transport::tls) {
         REQUIRE_MESSAGE(::access("/usr/bin/redis-server", X_OK) == 0,
                         "redis-server is not installed (apt-get install redis-server)");
         std::vector<std::string> args{"redis-server", "--port",   std::to_string(port_), "--bind", "127.0.0.1",
@@ -56,11 +54,18 @@ public:
         pid_ = ::fork();
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {
+            ::close_range(3, ~0U, 0); // the test's sockets are not close-on-exec
             ::execv("/usr/bin/redis-server", argv.data());
             ::_exit(127);
         }
         for (int i = 0; i < 1000; ++i) { // 10 s at most
-            if (accepts()) return;
+            // A server that died (its port taken meanwhile) is not waited for, nor is whatever
+            // took the port mistaken for it.
+            if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {
+                pid_ = -1;
+                FAIL("redis-server exited at start (port " << port_ << " taken?)");
+            }
+            if (accepts(port_)) return;
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
         }
         stop();
@@ -91,21 +96,6 @@ public:
     }
 
 private:
-    // A port the kernel just handed out (and took back): free now, and unlikely to be handed out
-    // again in the instant before redis-server binds it.
-    static std::uint16_t free_port() {
-        boost::asio::io_context ioc;
-        boost::asio::ip::tcp::acceptor a(ioc, {boost::asio::ip::make_address("127.0.0.1"), 0});
-        return a.local_endpoint().port();
-    }
-    bool accepts() const {
-        boost::asio::io_context ioc;
-        boost::asio::ip::tcp::socket s(ioc);
-        boost::system::error_code ec;
-        s.connect({boost::asio::ip::make_address("127.0.0.1"), port_}, ec);
-        return !ec;
-    }
-
     std::uint16_t port_;
     bool tls_;
     std::vector<std::string> args_;

@@ -23,7 +23,7 @@ namespace {
 constexpr std::string_view magic = "tf1";
 constexpr std::size_t nonce_size = 12, tag_size = 16;
 constexpr std::string_view hkdf_salt = "tokenflight shared token store v1";
-constexpr std::size_t max_plaintext = 64 * 1024; // a token response body is bounded alike
+
 
 struct cipher_free {
     void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
@@ -75,10 +75,18 @@ std::string token_id(std::string_view token) {
 
 store_keys keys_for(std::string_view prefix, const credentials& creds) {
     // Unit separators keep ("ab", "c") and ("a", "bc") apart.
-    const std::string who = (creds.token_url.empty() ? creds.issuer : creds.token_url) + '\x1f' + creds.client_id +
-                            '\x1f' + creds.scope;
+    std::string who = (creds.token_url.empty() ? creds.issuer : creds.token_url) + '\x1f' + creds.client_id + '\x1f' +
+                      creds.scope;
+    // Extra token request parameters (audience, resource) make another token.
+    for (const auto& [name, value] : creds.extra_params) who += '\x1f' + name + '=' + value;
     const std::string base = std::string(prefix) + '{' + sha256_hex(who).substr(0, 32) + "}:";
     return {base + "record", base + "lease", base + "events"};
+}
+
+bool fits_in_record(const shared_token& token) {
+    // The JSON around the fields, and every byte escaped at worst (\u00XX: 6 bytes).
+    const std::size_t fields = token.value.reveal().size() + token.type.size() + token.scope.size() + token.id.size();
+    return 6 * fields + 256 <= max_record_plaintext;
 }
 
 std::string seal(const shared_token& token, const record_key& key, std::string_view store_key) {
@@ -90,6 +98,10 @@ std::string seal(const shared_token& token, const record_key& key, std::string_v
     o["exp_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(token.expires_at.time_since_epoch()).count();
     o["id"] = token.id;
     std::string plain = boost::json::serialize(o);
+    if (plain.size() > max_record_plaintext) {
+        OPENSSL_cleanse(plain.data(), plain.size());
+        throw std::length_error("shared token record too large"); // callers check fits_in_record() first
+    }
 
     std::string out(magic);
     unsigned char nonce[nonce_size];
@@ -118,7 +130,7 @@ boost::system::result<shared_token> open(std::string_view sealed, const record_k
     const std::string_view nonce = sealed.substr(magic.size(), nonce_size);
     const std::string_view body = sealed.substr(magic.size() + nonce_size, sealed.size() - magic.size() - nonce_size - tag_size);
     std::string tag(sealed.substr(sealed.size() - tag_size));
-    if (body.size() > max_plaintext) return bad_record();
+    if (body.size() > max_record_plaintext) return bad_record();
 
     std::string plain(body.size(), '\0');
     cipher_ctx c(EVP_CIPHER_CTX_new());
@@ -151,6 +163,8 @@ boost::system::result<shared_token> open(std::string_view sealed, const record_k
     if (!version || !version->is_int64() || version->as_int64() != 1 || !value || !value->is_string() || !type ||
         !type->is_string() || !scope || !scope->is_string() || !exp || !exp->is_int64() || !id || !id->is_string())
         return bad_record();
+    // Within what the system clock holds in nanoseconds (until 2262): no overflow below.
+    if (exp->as_int64() < 0 || exp->as_int64() > 9'000'000'000'000) return bad_record();
     const std::string_view token = value->as_string();
     // The token endpoint's rules (token_endpoint.cpp): the token becomes a header line, so
     // visible ASCII only, and the type an RFC 9110 token.

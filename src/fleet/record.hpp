@@ -55,15 +55,24 @@ private:
 std::string token_id(std::string_view token);
 
 /// The Redis key names for one set of credentials: "<prefix>{<h>}:record", ":lease", ":events",
-/// where h is a hash of the token URL (or issuer), client id and scope, never of a secret. The
-/// braces keep the three in one Redis Cluster slot.
+/// where h is a hash of the token URL (or issuer), client id, scope and extra parameters (the
+/// token's audience or resource), never of a secret. The braces keep the three in one Redis
+/// Cluster slot.
 struct store_keys {
     std::string record, lease, channel;
 };
 store_keys keys_for(std::string_view prefix, const credentials& creds);
 
+/// The most a record's plaintext may hold: seal() refuses more, open() reads no more.
+inline constexpr std::size_t max_record_plaintext = 64 * 1024;
+
+/// Whether `token` surely seals within max_record_plaintext (a token over a few KiB is not
+/// shared: each process keeps its own).
+bool fits_in_record(const shared_token& token);
+
 /// The sealed record: "tf1" | 12-byte random nonce | AES-256-GCM ciphertext | 16-byte tag, with
 /// the record's Redis key as additional data (a record copied under another key does not open).
+/// Throws std::length_error for a token that does not fit_in_record().
 std::string seal(const shared_token& token, const record_key& key, std::string_view store_key);
 
 /// Opens a sealed record; fails (errc::malformed_response) for anything not sealed by seal()

@@ -43,7 +43,9 @@ struct read_result {
 /// fall back to the process's own single flight, and the store rejoins when Redis is back.
 class redis_store {
 public:
-    /// `key_material`: what the record key is derived from (the client secret by default).
+    /// `key_material`: what the record key is derived from (the client secret by default), 16
+    /// bytes at least. Throws boost::system::system_error: errc::missing_credentials for less
+    /// material, errc::invalid_url for a prefix with a brace (it would break the hash tag).
     redis_store(boost::asio::any_io_executor ex, redis::endpoint where, const credentials& creds,
                 std::string_view key_material, store_options options = {});
 
@@ -57,9 +59,10 @@ public:
     /// Takes the lease for `owner` (SET NX PX lease): true when this process now holds it.
     boost::asio::awaitable<boost::system::result<bool>> acquire(std::string_view owner);
 
-    /// If the lease is `owner`'s or nobody's: writes `token` (expiring in Redis when the token
-    /// does), ends the lease and announces the token's id, atomically (one Lua script). False
-    /// when another process holds the lease now: a slow holder never overwrites its successor.
+    /// If the lease is `owner`'s, or nobody's and no record expiring later is there: writes
+    /// `token` (expiring in Redis when the token does), ends the lease and announces the token's
+    /// id, atomically (one Lua script). False otherwise: a slow holder never overwrites its
+    /// successor. errc::body_too_large for a token too large to share (fits_in_record).
     boost::asio::awaitable<boost::system::result<bool>> publish(const shared_token& token, std::string_view owner);
 
     /// Releases the lease if `owner` still holds it (compare and delete, in Lua: a holder whose
@@ -76,8 +79,8 @@ public:
 
     private:
         friend class redis_store;
-        explicit subscription(redis::connection c) : conn_(std::move(c)) {}
-        redis::connection conn_;
+        explicit subscription(std::unique_ptr<redis::connection> c) : conn_(std::move(c)) {}
+        std::unique_ptr<redis::connection> conn_;
     };
 
     /// Subscribes to the channel. Subscribe first, then read(), then wait: an announcement made
@@ -85,7 +88,11 @@ public:
     boost::asio::awaitable<boost::system::result<std::unique_ptr<subscription>>> subscribe();
 
 private:
+    boost::asio::awaitable<error_code> connect_gated(redis::connection& c);
     boost::asio::awaitable<error_code> ensure_connected();
+    /// Sends a pipeline that may be sent twice, again once on a fresh connection if the open one
+    /// turns out closed.
+    boost::asio::awaitable<boost::system::result<std::vector<redis::reply>>> exec_idempotent(const redis::pipeline& p);
 
     boost::asio::any_io_executor ex_;
     redis::endpoint where_;

@@ -5,7 +5,11 @@
 #include <boost/asio/error.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ip/address.hpp>
-#include <boost/asio/ssl/host_name_verification.hpp>
+#include <boost/asio/ssl/error.hpp>
+
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -36,7 +40,8 @@ constexpr auto as_result = asio::as_tuple(asio::use_awaitable);
 // The transport's error, named as tokenflight names it.
 error_code named(const error_code& ec, errc on_timeout) {
     if (ec == boost::beast::error::timeout) return on_timeout;
-    if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe)
+    if (ec == asio::error::eof || ec == asio::error::connection_reset || ec == asio::error::broken_pipe ||
+        ec == asio::ssl::error::stream_truncated)
         return errc::connection_closed;
     return ec;
 }
@@ -52,6 +57,8 @@ connection::connection(asio::any_io_executor ex, endpoint where, connection_opti
     : stream_(std::move(ex)), where_(std::move(where)), options_(options),
       reader_(std::make_unique<reply_reader>(options.max_reply_bytes)) {}
 
+pipeline::~pipeline() { OPENSSL_cleanse(bytes_.data(), bytes_.size()); }
+
 bool connection::is_open() const noexcept { return stream_.socket().is_open(); }
 
 void connection::close() noexcept {
@@ -65,31 +72,62 @@ void connection::close() noexcept {
 asio::awaitable<error_code> connection::connect() {
     close();
     if (where_.tls && !options_.tls) co_return redis_errc::tls_unsupported;
-    const auto deadline = std::chrono::steady_clock::now() + options_.timeout;
-    // The resolver has no deadline of its own: a timer cancels the lookup when it is due.
-    tcp::resolver resolver(stream_.get_executor());
-    asio::steady_timer lookup_deadline(stream_.get_executor(), deadline);
-    lookup_deadline.async_wait([&resolver](const error_code& ec) {
-        if (!ec) resolver.cancel();
+    const auto deadline = std::chrono::steady_clock::now() + options_.connect_timeout.value_or(options_.timeout);
+    // Asio resolves with a blocking getaddrinfo on a thread of its own, which cancel() cannot
+    // interrupt (the connection pool does the same): the lookup completes into state it shares,
+    // and this waits on a timer that the lookup or the deadline ends. A lookup left behind
+    // finishes on its own and frees that state.
+    struct lookup {
+        lookup(const asio::any_io_executor& ex, std::chrono::steady_clock::time_point until)
+            : resolver(ex), done(ex, until) {}
+        tcp::resolver resolver;
+        asio::steady_timer done;
+        error_code ec;
+        tcp::resolver::results_type endpoints;
+        bool finished = false;
+    };
+    auto l = std::make_shared<lookup>(stream_.get_executor(), deadline);
+    l->resolver.async_resolve(where_.host, where_.port, [l](error_code ec, tcp::resolver::results_type r) {
+        l->ec = ec;
+        l->endpoints = std::move(r);
+        l->finished = true;
+        l->done.cancel();
     });
-    auto [rec, endpoints] = co_await resolver.async_resolve(where_.host, where_.port, as_result);
-    const bool late = lookup_deadline.cancel() == 0; // the timer had fired
-    if (rec) co_return late ? error_code(errc::connect_timeout) : rec;
+    co_await l->done.async_wait(as_result);
+    if (!l->finished) {
+        l->resolver.cancel();
+        co_return errc::connect_timeout;
+    }
+    if (l->ec) co_return l->ec;
     stream_.expires_at(deadline);
-    auto [cec, to] = co_await stream_.async_connect(endpoints, as_result);
+    auto [cec, to] = co_await stream_.async_connect(l->endpoints, as_result);
     if (cec) {
         close();
         co_return named(cec, errc::connect_timeout);
     }
-    stream_.socket().set_option(tcp::no_delay(true));
+    boost::system::error_code ignored;
+    stream_.socket().set_option(tcp::no_delay(true), ignored);
     if (where_.tls) {
         tls_ = std::make_unique<asio::ssl::stream<boost::beast::tcp_stream&>>(stream_, *options_.tls);
-        boost::system::error_code bad_address;
-        asio::ip::make_address(where_.host, bad_address);
-        if (bad_address) // a name: sent as SNI (an address never is)
-            SSL_set_tlsext_host_name(tls_->native_handle(), where_.host.c_str());
-        if (SSL_CTX_get_verify_mode(options_.tls->native_handle()) & SSL_VERIFY_PEER)
-            tls_->set_verify_callback(asio::ssl::host_name_verification(where_.host));
+        SSL* ssl = tls_->native_handle();
+        // RFC 6066 section 3: an IP literal is never a server name.
+        boost::system::error_code not_ip;
+        (void)asio::ip::make_address(where_.host, not_ip);
+        if (not_ip && !SSL_set_tlsext_host_name(ssl, where_.host.c_str())) {
+            close();
+            co_return errc::tls_verification_failed;
+        }
+        // Verified whatever the context says: the login's password goes over this connection.
+        if (options_.verify_peer) {
+            SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+            const bool set = not_ip ? SSL_set1_host(ssl, where_.host.c_str()) == 1
+                                    : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), where_.host.c_str()) == 1;
+            if (!set) {
+                close();
+                co_return errc::tls_verification_failed;
+            }
+            SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        }
         auto [hec] = co_await tls_->async_handshake(asio::ssl::stream_base::client, as_result);
         if (hec) {
             close();
@@ -141,6 +179,11 @@ asio::awaitable<boost::system::result<reply>> connection::read_reply() {
 
 asio::awaitable<boost::system::result<std::vector<reply>>> connection::exec(const pipeline& p) {
     if (!is_open()) co_return error_code(errc::connection_closed);
+    // Bytes left from before (a reply nobody asked for) would be taken for this pipeline's.
+    if (reader_->buffered()) {
+        close();
+        co_return error_code(errc::malformed_response);
+    }
     stream_.expires_after(options_.timeout);
     auto [wec, written] = co_await write_all(asio::buffer(p.bytes()));
     if (wec) {

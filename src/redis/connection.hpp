@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -26,19 +27,30 @@
 namespace tokenflight::redis {
 
 struct connection_options {
-    /// Connecting (resolve, TCP, AUTH, SELECT), and each pipeline: the store's calls must fail
-    /// fast, so that requests fall back to the local single flight.
+    /// Each pipeline (the login's too): the store's calls must fail fast, so that requests fall
+    /// back to the local single flight.
     std::chrono::milliseconds timeout{50};
+    /// The name lookup, the TCP connection and the TLS handshake together; unset: `timeout`.
+    std::optional<std::chrono::milliseconds> connect_timeout{};
     std::size_t max_reply_bytes = 1024 * 1024;
     /// For rediss://: the TLS client context (trust, client certificate). The connection adds
     /// SNI and, when the context verifies peers, the host name or address check. Unset:
     /// rediss:// fails with redis_errc::tls_unsupported.
     std::shared_ptr<boost::asio::ssl::context> tls{};
+    /// rediss://: verify the server's chain (against the context's trust) and its name or
+    /// address, whatever the context's own verify mode. Off only for tests of the unverified.
+    bool verify_peer = true;
 };
 
-/// A pipeline: commands appended one after the other, sent in one write.
+/// A pipeline: commands appended one after the other, sent in one write. Its bytes may hold a
+/// password (AUTH): wiped when it is destroyed.
 class pipeline {
 public:
+    pipeline() = default;
+    pipeline(const pipeline&) = delete;
+    pipeline& operator=(const pipeline&) = delete;
+    ~pipeline();
+
     pipeline& add(const std::vector<std::string_view>& args) {
         append_command(bytes_, args);
         ++count_;
@@ -54,9 +66,12 @@ private:
 
 /// Not thread-safe: one coroutine at a time uses a connection (the store keeps one per use).
 /// After any error the connection is closed; connect() again (the store backs off first).
+/// Neither copied nor moved: its TLS stream refers to its TCP stream.
 class connection {
 public:
     connection(boost::asio::any_io_executor ex, endpoint where, connection_options options = {});
+    connection(const connection&) = delete;
+    connection& operator=(const connection&) = delete;
 
     /// Resolves, connects and logs in: AUTH [user] password when the endpoint has a password,
     /// SELECT when its database is not 0: the lookup and the connection within the timeout, the
@@ -91,7 +106,6 @@ private:
     endpoint where_;
     connection_options options_;
     std::unique_ptr<reply_reader> reader_; ///< new with every connection
-    std::string buffer_;
 };
 
 } // namespace tokenflight::redis

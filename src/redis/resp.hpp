@@ -33,6 +33,7 @@ struct reply {
 };
 
 /// Appends one command, its arguments binary-safe ("*N\r\n$len\r\narg\r\n..."), to `out`.
+/// hiredis's copy is wiped before it is freed: an argument may be a password.
 void append_command(std::string& out, const std::vector<std::string_view>& args);
 
 /// Reads replies out of the bytes a connection receives, however they are split.
@@ -49,15 +50,21 @@ public:
     error_code feed(std::string_view bytes);
 
     /// The next complete reply, or nullopt until more bytes come. Fails (errc::malformed_response)
-    /// on bytes that are not RESP.
+    /// on bytes that are not RESP, and (errc::body_too_large) on an array announcing more
+    /// elements than the limit could hold, before hiredis allocates them.
     boost::system::result<std::optional<reply>> next();
+
+    /// Bytes received and not yet read as a reply.
+    std::size_t buffered() const noexcept;
 
 private:
     struct reader_free {
         void operator()(redisReader* r) const;
     };
+    friend struct array_hook;
     std::unique_ptr<redisReader, reader_free> reader_;
     std::size_t max_bytes_;
+    bool array_too_long_ = false; ///< set by the array hook (hiredis only sees out-of-memory)
     std::size_t pending_ = 0; ///< bytes fed since the last complete reply
     bool failed_ = false;
 };

@@ -24,6 +24,9 @@ boost::system::result<endpoint> parse_redis_url(std::string_view text) {
         return error_code(errc::unsupported_scheme);
     if (u.host_type() == boost::urls::host_type::none || u.encoded_host().empty()) return error_code(errc::invalid_url);
     e.host = u.host_type() == boost::urls::host_type::ipv6 ? std::string(u.host_address()) : std::string(u.host());
+    // A name goes to the resolver and into SNI as a C string: no NUL, no control, no space.
+    for (unsigned char c : e.host)
+        if (c <= 0x20 || c >= 0x7f) return error_code(errc::invalid_url);
     if (u.has_port()) {
         const std::string_view digits = u.port();
         unsigned port = 0;
@@ -33,8 +36,15 @@ boost::system::result<endpoint> parse_redis_url(std::string_view text) {
         e.port = std::to_string(port);
     }
     if (u.has_userinfo()) {
-        e.user = u.user();
-        if (u.has_password()) e.password = secret(u.password());
+        // As redis-cli reads them: user:password@, :password@ (the default user), and
+        // password@ alone. An empty password is a mistake, not "no AUTH".
+        if (u.has_password()) {
+            e.user = u.user();
+            e.password = secret(u.password());
+        } else {
+            e.password = secret(u.user());
+        }
+        if (e.password.empty()) return error_code(errc::invalid_url);
     }
     std::string_view path = u.encoded_path();
     if (path.starts_with('/')) path.remove_prefix(1);

@@ -26,8 +26,9 @@ struct endpoint {
 };
 
 /// Parses a Redis URL: scheme redis or rediss, a host, an optional port (1 to 65535), optional
-/// percent-encoded user and password, an optional database number as the path. Fails with
-/// errc::invalid_url or errc::unsupported_scheme; the message names no password.
+/// percent-encoded user info as redis-cli reads it (user:password@, :password@, password@), an
+/// optional database number as the path. Fails with errc::invalid_url (an empty password too)
+/// or errc::unsupported_scheme; the message names no password.
 boost::system::result<endpoint> parse_redis_url(std::string_view url);
 
 } // namespace tokenflight::redis

@@ -9,6 +9,7 @@
 #include <tokenflight/token_source.hpp>
 
 #include "hostile_server.hpp"
+#include "ports.hpp"
 #include "support.hpp"
 #include "temp_file.hpp"
 #include "tls_fixture.hpp"
@@ -36,19 +37,8 @@ namespace asio = boost::asio;
 
 namespace {
 
-std::uint16_t free_port() {
-    asio::io_context ioc;
-    asio::ip::tcp::acceptor a(ioc, {asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
-
-bool accepts(std::uint16_t port) {
-    asio::io_context ioc;
-    asio::ip::tcp::socket s(ioc);
-    error_code ec;
-    s.connect({asio::ip::make_address("127.0.0.1"), port}, ec);
-    return !ec;
-}
+using test::accepts;
+using test::free_port;
 
 // tinyproxy in the foreground on 127.0.0.1, stopped (SIGTERM, then waited for) on destruction.
 class tinyproxy {

@@ -5,6 +5,10 @@
 
 #include "redis_server.hpp"
 #include "support.hpp"
+#include "temp_file.hpp"
+#include "tls_certs.hpp"
+
+#include <boost/asio/ssl/context.hpp>
 
 #include <doctest/doctest.h>
 
@@ -14,6 +18,9 @@ namespace asio = boost::asio;
 using fleet::redis_store;
 
 namespace {
+
+// Key material of 16 bytes or more, as the store wants.
+constexpr std::string_view material = "sixteen bytes and more of key material";
 
 credentials creds() {
     credentials c;
@@ -88,8 +95,8 @@ TEST_CASE("a published token reads back in every process, sealed at rest, expiri
 TEST_CASE("the lease: one holder at a time, released only by its holder, expiring by itself") {
     test::redis_server server;
     test::io_threads io;
-    redis_store a(io.executor(), at(server), creds(), "k", {.timeout = 2s, .lease = 60s});
-    redis_store b(io.executor(), at(server), creds(), "k", {.timeout = 2s, .lease = 60s});
+    redis_store a(io.executor(), at(server), creds(), material, {.timeout = 2s, .lease = 60s});
+    redis_store b(io.executor(), at(server), creds(), material, {.timeout = 2s, .lease = 60s});
     CHECK(ok(test::run(io.executor(), a.acquire("process-a"))));
     CHECK_FALSE(ok(test::run(io.executor(), b.acquire("process-b"))));
     CHECK_FALSE(ok(test::run(io.executor(), b.release("process-b")))); // not b's: left alone
@@ -104,8 +111,8 @@ TEST_CASE("the lease: one holder at a time, released only by its holder, expirin
 TEST_CASE("a slow holder whose lease passed on never overwrites its successor's token") {
     test::redis_server server;
     test::io_threads io;
-    redis_store slow(io.executor(), at(server), creds(), "k", {.timeout = 2s});
-    redis_store next(io.executor(), at(server), creds(), "k", {.timeout = 2s});
+    redis_store slow(io.executor(), at(server), creds(), material, {.timeout = 2s});
+    redis_store next(io.executor(), at(server), creds(), material, {.timeout = 2s});
     CHECK(ok(test::run(io.executor(), slow.acquire("slow"))));
     // The slow holder's lease runs out; the next process takes it and publishes.
     raw(io, server, {"DEL", slow.keys().lease});
@@ -118,15 +125,19 @@ TEST_CASE("a slow holder whose lease passed on never overwrites its successor's 
     REQUIRE(seen.token.has_value());
     CHECK(seen.token->value.reveal() == "tok-newer-aaaaaaaaaa");
     CHECK(raw(io, server, {"GET", slow.keys().lease}).text == "third");
-    // With nobody's lease, a late holder may still share what it fetched.
+    // With nobody's lease, a late holder shares what it fetched only if it outlives what is
+    // there: an older token (expiring sooner) is refused, a later one written.
     raw(io, server, {"DEL", slow.keys().lease});
-    CHECK(ok(test::run(io.executor(), slow.publish(token("tok-late-cccccccccc"), "slow"))));
+    CHECK_FALSE(ok(test::run(io.executor(), slow.publish(token("tok-late-cccccccccc", 1800s), "slow"))));
+    CHECK(ok(test::run(io.executor(), next.read())).token->value.reveal() == "tok-newer-aaaaaaaaaa");
+    CHECK(ok(test::run(io.executor(), slow.publish(token("tok-later-dddddddddd", 7200s), "slow"))));
+    CHECK(ok(test::run(io.executor(), next.read())).token->value.reveal() == "tok-later-dddddddddd");
 }
 
 TEST_CASE("a record under another key, or garbage, is reported unreadable and then overwritten") {
     test::redis_server server;
     test::io_threads io;
-    redis_store other_key(io.executor(), at(server), creds(), "another secret", {.timeout = 2s});
+    redis_store other_key(io.executor(), at(server), creds(), "another secret, 16 bytes or more", {.timeout = 2s});
     redis_store mine(io.executor(), at(server), creds(), "CLIENT-SECRET-store", {.timeout = 2s});
     CHECK(ok(test::run(io.executor(), other_key.publish(token("tok-other-key-000000"), "x"))));
     auto seen = ok(test::run(io.executor(), mine.read()));
@@ -144,8 +155,8 @@ TEST_CASE("a record under another key, or garbage, is reported unreadable and th
 TEST_CASE("a subscriber hears the announcement of a publication, and its deadline otherwise") {
     test::redis_server server;
     test::io_threads io;
-    redis_store waiter(io.executor(), at(server), creds(), "k", {.timeout = 2s});
-    redis_store holder(io.executor(), at(server), creds(), "k", {.timeout = 2s});
+    redis_store waiter(io.executor(), at(server), creds(), material, {.timeout = 2s});
+    redis_store holder(io.executor(), at(server), creds(), material, {.timeout = 2s});
     auto sub = ok(test::run(io.executor(), waiter.subscribe()));
     CHECK(ok(test::run(io.executor(), holder.publish(token("tok-announced-222222"), "h"))));
     const auto heard = ok(test::run(io.executor(), sub->next(std::chrono::steady_clock::now() + 10s)));
@@ -161,8 +172,8 @@ TEST_CASE("Redis away: calls fail at once during the backoff, and the store rejo
     test::redis_server server;
     test::io_threads io;
     // A backoff no test run outlasts, so that the count is exact; and a short one, to rejoin.
-    redis_store patient(io.executor(), at(server), creds(), "k", {.timeout = 2s, .backoff = 60s, .max_backoff = 60s});
-    redis_store eager(io.executor(), at(server), creds(), "k", {.timeout = 2s, .backoff = 50ms, .max_backoff = 100ms});
+    redis_store patient(io.executor(), at(server), creds(), material, {.timeout = 2s, .backoff = 60s, .max_backoff = 60s});
+    redis_store eager(io.executor(), at(server), creds(), material, {.timeout = 2s, .backoff = 50ms, .max_backoff = 100ms});
     CHECK(ok(test::run(io.executor(), patient.acquire("p"))));
     CHECK(ok(test::run(io.executor(), eager.read())).token == std::nullopt);
     CHECK(patient.connect_attempts() == 1);
@@ -179,4 +190,41 @@ TEST_CASE("Redis away: calls fail at once during the backoff, and the store rejo
     CHECK_FALSE(ok(test::run(io.executor(), eager.read())).token.has_value());
     CHECK_FALSE(test::run(io.executor(), patient.read()).has_value()); // still backing off
     CHECK(patient.connect_attempts() == 2);
+}
+
+TEST_CASE("the store refuses key material under 16 bytes and a prefix that would break the hash tag") {
+    test::io_threads io;
+    const auto where = *redis::parse_redis_url("redis://127.0.0.1:1");
+    CHECK_THROWS_AS(redis_store(io.executor(), where, creds(), "short", {}), boost::system::system_error);
+    CHECK_THROWS_AS(redis_store(io.executor(), where, creds(), "", {}), boost::system::system_error);
+    CHECK_THROWS_AS(redis_store(io.executor(), where, creds(), material, {.prefix = "tf{x}:"}),
+                    boost::system::system_error);
+    CHECK_NOTHROW(redis_store(io.executor(), where, creds(), material, {}));
+}
+
+TEST_CASE("rediss://: publish and subscribe over TLS, the subscription on its own connection") {
+    const auto ca = test::make_cert("tokenflight redis CA", "", nullptr);
+    const auto served = test::make_cert("redis", "IP:127.0.0.1", &ca);
+    test::temp_file cert(served.cert_pem, "redis-cert"), key(served.key_pem, "redis-key"), ca_file(ca.cert_pem, "redis-ca");
+    test::redis_server server({"--tls-cert-file", cert.path(), "--tls-key-file", key.path(), "--tls-ca-cert-file",
+                               ca_file.path(), "--tls-auth-clients", "no"},
+                              test::redis_server::transport::tls);
+    test::io_threads io;
+    auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    tls->add_certificate_authority(asio::buffer(ca.cert_pem)); // verify_none here: the connection verifies anyway
+    redis_store waiter(io.executor(), at(server), creds(), material, {.timeout = 5s, .tls = tls});
+    redis_store holder(io.executor(), at(server), creds(), material, {.timeout = 5s, .tls = tls});
+    auto sub = ok(test::run(io.executor(), waiter.subscribe()));
+    CHECK(ok(test::run(io.executor(), holder.publish(token("tok-over-tls-3333333"), "h"))));
+    const auto heard = ok(test::run(io.executor(), sub->next(std::chrono::steady_clock::now() + 10s)));
+    REQUIRE(heard.has_value());
+    CHECK(*heard == fleet::token_id("tok-over-tls-3333333"));
+    CHECK(ok(test::run(io.executor(), waiter.read())).token->value.reveal() == "tok-over-tls-3333333");
+
+    // A context that trusts another CA: refused, though the context itself verifies nothing.
+    const auto other = test::make_cert("another CA", "", nullptr);
+    auto wrong = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+    wrong->add_certificate_authority(asio::buffer(other.cert_pem));
+    redis_store refused(io.executor(), at(server), creds(), material, {.timeout = 5s, .tls = wrong});
+    CHECK_FALSE(test::run(io.executor(), refused.read()).has_value());
 }

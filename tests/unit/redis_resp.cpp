@@ -67,6 +67,18 @@ TEST_CASE("bytes that are not RESP fail, and the reader stays failed") {
     CHECK_FALSE(r.next().has_value());
 }
 
+TEST_CASE("an array announcing more elements than the limit can hold is refused before any allocation") {
+    redis::reply_reader r(1024);
+    REQUIRE_FALSE(r.feed("*268435455\r\n")); // 13 bytes that would ask hiredis for 2 GiB
+    CHECK(r.next().error() == errc::body_too_large);
+    redis::reply_reader fits(1024);
+    REQUIRE_FALSE(fits.feed("*3\r\n:1\r\n:2\r\n:3\r\n"));
+    auto three = fits.next();
+    REQUIRE(three.has_value());
+    REQUIRE(three->has_value());
+    CHECK((*three)->elements.size() == 3);
+}
+
 TEST_CASE("a reply past the limit is refused while it comes, complete or not") {
     redis::reply_reader r(1024);
     REQUIRE_FALSE(r.feed("$100000\r\n"));
@@ -111,8 +123,14 @@ TEST_CASE("Redis URLs: scheme, host, port, ACL user and password, database") {
     CHECK(e->host == "::1");
     CHECK(e->redacted() == "redis://[::1]:7000/0");
 
+    e = redis::parse_redis_url("redis://just-a-password@127.0.0.1");
+    REQUIRE(e.has_value());
+    CHECK(e->user.empty());
+    CHECK(e->password.reveal() == "just-a-password");
+
     CHECK(redis::parse_redis_url("http://127.0.0.1/").error() == errc::unsupported_scheme);
     for (const char* bad : {"redis://", "redis://host:0", "redis://host/db", "redis://host/-1", "redis://host/1?x=y",
-                            "127.0.0.1:6379", "redis://host:99999"})
+                            "127.0.0.1:6379", "redis://host:99999", "redis://user:@host", "redis://@host",
+                            "redis://bad%00host", "redis://bad%20host"})
         CHECK_MESSAGE(!redis::parse_redis_url(bad).has_value(), std::string(bad));
 }
