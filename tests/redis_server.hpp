@@ -7,6 +7,8 @@
 #include <doctest/doctest.h>
 
 #include "ports.hpp"
+#include "temp_file.hpp"
+#include "tls_certs.hpp"
 
 #include <chrono>
 #include <csignal>
@@ -100,6 +102,16 @@ private:
     bool tls_;
     std::vector<std::string> args_;
     pid_t pid_ = -1;
+};
+
+/// A TLS-only redis-server with a certificate for IP 127.0.0.1, signed by a CA made for it.
+struct tls_redis_server {
+    key_and_cert ca = make_cert("tokenflight redis CA", "", nullptr);
+    key_and_cert served = make_cert("redis", "IP:127.0.0.1", &ca);
+    temp_file cert{served.cert_pem, "redis-cert"}, key{served.key_pem, "redis-key"}, ca_file{ca.cert_pem, "redis-ca"};
+    redis_server server{{"--tls-cert-file", cert.path(), "--tls-key-file", key.path(), "--tls-ca-cert-file",
+                         ca_file.path(), "--tls-auth-clients", "no"},
+                        redis_server::transport::tls};
 };
 
 } // namespace test

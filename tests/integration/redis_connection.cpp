@@ -6,8 +6,6 @@
 
 #include "redis_server.hpp"
 #include "support.hpp"
-#include "temp_file.hpp"
-#include "tls_certs.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -205,13 +203,10 @@ TEST_CASE("no server: connecting fails with the transport's error, at once") {
 }
 
 TEST_CASE("rediss://: TLS to a real redis-server, verified against the test's CA; a wrong CA or name fails") {
-    const auto ca = test::make_cert("tokenflight redis CA", "", nullptr);
+    test::tls_redis_server tls_server;
+    const auto& server = tls_server.server;
+    const auto& ca = tls_server.ca;
     const auto other_ca = test::make_cert("another CA", "", nullptr);
-    const auto served = test::make_cert("redis", "IP:127.0.0.1", &ca);
-    test::temp_file cert(served.cert_pem, "redis-cert"), key(served.key_pem, "redis-key"), ca_file(ca.cert_pem, "redis-ca");
-    test::redis_server server({"--tls-cert-file", cert.path(), "--tls-key-file", key.path(), "--tls-ca-cert-file",
-                               ca_file.path(), "--tls-auth-clients", "no"},
-                              test::redis_server::transport::tls);
     test::io_threads io;
     const auto context = [](const std::string& trusted_pem) {
         auto c = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);

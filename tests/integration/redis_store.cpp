@@ -5,8 +5,6 @@
 
 #include "redis_server.hpp"
 #include "support.hpp"
-#include "temp_file.hpp"
-#include "tls_certs.hpp"
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -203,12 +201,9 @@ TEST_CASE("the store refuses key material under 16 bytes and a prefix that would
 }
 
 TEST_CASE("rediss://: publish and subscribe over TLS, the subscription on its own connection") {
-    const auto ca = test::make_cert("tokenflight redis CA", "", nullptr);
-    const auto served = test::make_cert("redis", "IP:127.0.0.1", &ca);
-    test::temp_file cert(served.cert_pem, "redis-cert"), key(served.key_pem, "redis-key"), ca_file(ca.cert_pem, "redis-ca");
-    test::redis_server server({"--tls-cert-file", cert.path(), "--tls-key-file", key.path(), "--tls-ca-cert-file",
-                               ca_file.path(), "--tls-auth-clients", "no"},
-                              test::redis_server::transport::tls);
+    test::tls_redis_server tls_server;
+    const auto& server = tls_server.server;
+    const auto& ca = tls_server.ca;
     test::io_threads io;
     auto tls = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
     tls->add_certificate_authority(asio::buffer(ca.cert_pem)); // verify_none here: the connection verifies anyway
