@@ -282,6 +282,8 @@ token_source_stats token_source_impl::stats() const {
     s.waited = waited_.load(std::memory_order_relaxed);
     s.reactive_held_back = held_back_.load(std::memory_order_relaxed);
     s.metadata_requests = metadata_requests_.load(std::memory_order_relaxed);
+    s.shared_adopted = shared_adopted_.load(std::memory_order_relaxed);
+    s.shared_store_errors = shared_errors_.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -355,6 +357,15 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
         diagnostics diag;
         if (auto ec = co_await discover(diag)) co_return fail(ec, std::move(diag), 0, cause);
     }
+    // The fleet first: another process's token, or the lease to request one for all.
+    claimed shared;
+    if (options_.shared_store) {
+        shared = co_await claim_shared(cause);
+        if (shared.token) {
+            shared_adopted_.fetch_add(1, std::memory_order_relaxed);
+            co_return succeed(std::move(*shared.token), clock::now(), cause, token_event::kind::token_adopted);
+        }
+    }
     refresh_fsm fsm(options_.backoff, options_.request_timeout, creds_.auth, auth_.load(std::memory_order_relaxed),
                     &unit_random);
     diagnostics diag;
@@ -370,10 +381,15 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
                 // An endpoint that cannot be reached or does not answer as one may have moved:
                 // with an issuer, its metadata is fetched again before the next refresh.
                 if (uses_discovery_ && step.ec.category() != oauth_category()) discover_ = true;
-                co_return fail(step.ec, std::move(diag), step.attempt, cause);
+                fail(step.ec, std::move(diag), step.attempt, cause);
+                if (shared.lease) co_await abandon_shared(cause);
+                co_return;
             }
             if (fsm.switched_method()) auth_.store(fsm.method(), std::memory_order_relaxed);
-            co_return succeed(std::move(*token), sent, cause);
+            // The waiters first; the fleet after.
+            const access_token t = succeed(std::move(*token), sent, cause);
+            if (shared.store_helped) co_await publish_shared(t, cause);
+            co_return;
         }
         if (step.what == refresh_action::kind::send) {
             secret assertion; // a fresh one per request: a server refuses a jti it has seen
@@ -453,7 +469,70 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
     }
 }
 
-void token_source_impl::succeed(token_response r, clock::time_point sent, refresh_cause cause) {
+// The shared store's answer, as a token response the cache takes like any other (its lifetime
+// counted from now: what is left of the shared token's), or the lease.
+asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refresh_cause cause) {
+    access_token replacing;
+    {
+        std::lock_guard lock(mutex_);
+        replacing = cache_.current();
+    }
+    auto [ec, claim] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)),
+                                                      void(error_code, shared_claim)>(
+        [store = options_.shared_store, replacing](auto handler) { store->async_claim(replacing, std::move(handler)); },
+        asio::as_tuple(asio::use_awaitable));
+    claimed out;
+    if (ec) {
+        shared_errors_.fetch_add(1, std::memory_order_relaxed);
+        emit(token_event::kind::shared_store_failed, 0, cause, ec);
+        co_return out;
+    }
+    out.store_helped = true;
+    out.lease = claim.lease;
+    if (claim.token) {
+        const auto left = std::chrono::duration_cast<std::chrono::seconds>(claim.token->expires_at -
+                                                                           std::chrono::system_clock::now());
+        // A token with less than the skew margin left would be stale on arrival: requested instead.
+        if (left > options_.refresh.clock_skew && !claim.token->value.empty()) {
+            token_response r;
+            r.access_token = std::string(claim.token->value.reveal());
+            r.token_type = claim.token->type.empty() ? "Bearer" : claim.token->type;
+            r.scope = claim.token->scope;
+            r.lifetime = left;
+            out.token = std::move(r);
+        }
+    }
+    co_return out;
+}
+
+asio::awaitable<void> token_source_impl::publish_shared(const access_token& t, refresh_cause cause) {
+    shared_token s;
+    s.value = secret(t.value());
+    s.type = std::string(t.type());
+    s.scope = std::string(t.scope());
+    s.expires_at = std::chrono::system_clock::now() +
+                   std::chrono::duration_cast<std::chrono::system_clock::duration>(t.expires_at() - clock::now());
+    auto [ec] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)), void(error_code)>(
+        [store = options_.shared_store, &s](auto handler) { store->async_publish(std::move(s), std::move(handler)); },
+        asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+        shared_errors_.fetch_add(1, std::memory_order_relaxed);
+        emit(token_event::kind::shared_store_failed, 0, cause, ec);
+    }
+}
+
+asio::awaitable<void> token_source_impl::abandon_shared(refresh_cause cause) {
+    auto [ec] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)), void(error_code)>(
+        [store = options_.shared_store](auto handler) { store->async_abandon(std::move(handler)); },
+        asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+        shared_errors_.fetch_add(1, std::memory_order_relaxed);
+        emit(token_event::kind::shared_store_failed, 0, cause, ec);
+    }
+}
+
+access_token token_source_impl::succeed(token_response r, clock::time_point sent, refresh_cause cause,
+                                        token_event::kind what) {
     const auto times = compute_token_times(sent, r.lifetime, r.refresh_in, options_.refresh);
     auto data = token_data(std::move(r.access_token), std::move(r.token_type),
                            r.scope.empty() ? creds_.scope : std::move(r.scope), sent, times);
@@ -467,7 +546,8 @@ void token_source_impl::succeed(token_response r, clock::time_point sent, refres
     }
     served_.fetch_add(done.size(), std::memory_order_relaxed);
     for (auto& [id, w] : done) complete(std::move(w), {}, t, nullptr);
-    emit(token_event::kind::token_received, 0, cause, {}, nullptr, std::nullopt, t.generation());
+    emit(what, 0, cause, {}, nullptr, std::nullopt, t.generation());
+    return t;
 }
 
 void token_source_impl::fail(error_code ec, diagnostics diag, int attempts, refresh_cause cause) {

@@ -115,7 +115,17 @@ private:
     asio::awaitable<void> refresh(std::shared_ptr<token_source_impl> self, refresh_cause cause);
     error_code set_token_endpoint(std::string url);
     asio::awaitable<error_code> discover(diagnostics& diag);
-    void succeed(token_response r, clock::time_point sent, refresh_cause cause);
+    struct claimed {
+        std::optional<token_response> token; // another process's, to take
+        bool lease = false;
+        bool store_helped = false; // the claim succeeded: publish what is fetched
+    };
+    asio::awaitable<claimed> claim_shared(refresh_cause cause);
+    asio::awaitable<void> publish_shared(const access_token& t, refresh_cause cause);
+    asio::awaitable<void> abandon_shared(refresh_cause cause);
+    /// Caches `r` and completes every waiter with it; returns the token.
+    access_token succeed(token_response r, clock::time_point sent, refresh_cause cause,
+                         token_event::kind what = token_event::kind::token_received);
     void fail(error_code ec, diagnostics diag, int attempts, refresh_cause cause);
     void emit(token_event::kind what, int attempt, refresh_cause cause, error_code ec = {},
               const diagnostics* diag = nullptr, std::optional<clock::duration> retry_in = std::nullopt,
@@ -148,7 +158,7 @@ private:
     const std::uint64_t id_;
 
     std::atomic<std::uint64_t> token_requests_{0}, token_failures_{0}, proactive_{0}, reactive_{0}, served_{0},
-        waited_{0}, held_back_{0}, metadata_requests_{0};
+        waited_{0}, held_back_{0}, metadata_requests_{0}, shared_adopted_{0}, shared_errors_{0};
     std::atomic<std::uint64_t> ok_generation_{0}; // mirrors of the cache's, for report_ok's fast path
     std::atomic<bool> futility_backoff_{false};
 };

@@ -6,6 +6,7 @@
 #include <tokenflight/dpop.hpp>
 #include <tokenflight/error.hpp>
 #include <tokenflight/http/connection_pool.hpp>
+#include <tokenflight/shared_store.hpp>
 #include <tokenflight/token.hpp>
 #include <tokenflight/token_policy.hpp>
 
@@ -31,12 +32,14 @@ struct token_event {
         token_received,   ///< a refresh succeeded (generation set)
         attempt_failed,   ///< one attempt failed; `retry_in` says whether and when it is retried
         refresh_failed,   ///< the refresh gave up; every waiter gets `error`
+        token_adopted,    ///< the shared store gave another process's token: no request (generation set)
+        shared_store_failed, ///< the shared store could not help (`error`): the source requests its own
     };
     kind what = kind::request_sent;       ///< what happened
     int attempt = 0;                      ///< the token request's number within its refresh (from 1)
     bool background = false;              ///< a proactive (stale-but-valid) refresh
     std::uint64_t generation = 0;         ///< token_received: the new token's generation
-    error_code error;                     ///< attempt_failed, refresh_failed: why
+    error_code error;                     ///< attempt_failed, refresh_failed, shared_store_failed: why
     const diagnostics* diag = nullptr;    ///< for attempt_failed / refresh_failed
     std::optional<clock::duration> retry_in; ///< attempt_failed: the pause before the next attempt
 };
@@ -57,6 +60,10 @@ struct token_source_options {
     /// Called on the source's executor for every token_event; must not block. Optional.
     /// Exceptions it throws are caught and ignored.
     std::function<void(const token_event&)> on_event;
+    /// A store shared with other processes (shared_store.hpp), consulted before every token
+    /// request: a token another process requested is taken instead, and only the holder of the
+    /// fleet's lease requests one. Null (the default): this source alone decides.
+    std::shared_ptr<shared_token_store> shared_store;
 };
 
 /// Counters of a token source.
@@ -69,6 +76,8 @@ struct token_source_stats {
     std::uint64_t waited = 0;             ///< requests that had to wait for a refresh
     std::uint64_t reactive_held_back = 0; ///< newer-than requests answered errc::refresh_backoff
     std::uint64_t metadata_requests = 0;  ///< requests for the issuer's metadata (credentials::issuer)
+    std::uint64_t shared_adopted = 0;     ///< tokens taken from the shared store instead of requested
+    std::uint64_t shared_store_errors = 0;///< claims, publications and abandons the shared store failed
 };
 
 namespace detail {
