@@ -1,0 +1,51 @@
+// tokenflight::shared_token_store on Redis (issue 16): the claim protocol over redis_store's
+// operations. One per token source (its claims are one at a time).
+#ifndef TOKENFLIGHT_FLEET_REDIS_TOKEN_STORE_HPP
+#define TOKENFLIGHT_FLEET_REDIS_TOKEN_STORE_HPP
+
+#include "fleet/redis_store.hpp"
+
+#include <tokenflight/shared_store.hpp>
+
+#include <boost/asio/strand.hpp>
+
+#include <memory>
+#include <string>
+
+namespace tokenflight::fleet {
+
+/// The claim, for a source replacing token R (empty: none):
+/// 1. Read the record: a token other than R, expiring later, with more than `margin` left, is
+///    taken.
+/// 2. Else take the lease; taken, read once more (a publication may have ended the previous
+///    lease just before) and take a token found, releasing the lease; else fetch (lease = true).
+/// 3. Else someone is fetching: subscribe, read again (step 1's rule), and wait for an
+///    announcement until the lease's length has passed; then read again, and back to 2, twice
+///    at most. After that, fetch without the lease (publish() then writes only if it may).
+/// Every Redis error ends the claim with that error: the source fetches by itself.
+class redis_token_store final : public shared_token_store, public std::enable_shared_from_this<redis_token_store> {
+public:
+    redis_token_store(boost::asio::any_io_executor ex, redis::endpoint where, const credentials& creds,
+                      std::string_view key_material, store_options options = {},
+                      std::chrono::seconds margin = std::chrono::seconds(30));
+
+    void async_claim(access_token replacing,
+                     boost::asio::any_completion_handler<void(error_code, shared_claim)> handler) override;
+    void async_publish(shared_token token, boost::asio::any_completion_handler<void(error_code)> handler) override;
+    void async_abandon(boost::asio::any_completion_handler<void(error_code)> handler) override;
+
+private:
+    boost::asio::awaitable<std::tuple<error_code, shared_claim>> claim(access_token replacing);
+    std::optional<shared_token> usable(const read_result& r, const std::string& replacing_id,
+                                       std::chrono::system_clock::time_point replacing_expiry) const;
+
+    boost::asio::strand<boost::asio::any_io_executor> strand_;
+    store_options options_;
+    std::chrono::seconds margin_;
+    redis_store store_;
+    std::string owner_; ///< this source's lease value: random, per store
+};
+
+} // namespace tokenflight::fleet
+
+#endif
