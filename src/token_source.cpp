@@ -363,7 +363,8 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
         shared = co_await claim_shared(cause);
         if (shared.token) {
             shared_adopted_.fetch_add(1, std::memory_order_relaxed);
-            co_return succeed(std::move(*shared.token), clock::now(), cause, token_event::kind::token_adopted);
+            succeed(std::move(*shared.token), clock::now(), cause, token_event::kind::token_adopted);
+            co_return;
         }
     }
     refresh_fsm fsm(options_.backoff, options_.request_timeout, creds_.auth, auth_.load(std::memory_order_relaxed),
@@ -477,10 +478,10 @@ asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refr
         std::lock_guard lock(mutex_);
         replacing = cache_.current();
     }
-    auto [ec, claim] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)),
-                                                      void(error_code, shared_claim)>(
+    auto token = asio::as_tuple(asio::use_awaitable);
+    auto [ec, claim] = co_await asio::async_initiate<decltype(token), void(error_code, shared_claim)>(
         [store = options_.shared_store, replacing](auto handler) { store->async_claim(replacing, std::move(handler)); },
-        asio::as_tuple(asio::use_awaitable));
+        token);
     claimed out;
     if (ec) {
         shared_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -492,8 +493,8 @@ asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refr
     if (claim.token) {
         const auto left = std::chrono::duration_cast<std::chrono::seconds>(claim.token->expires_at -
                                                                            std::chrono::system_clock::now());
-        // A token with less than the skew margin left would be stale on arrival: requested instead.
-        if (left > options_.refresh.clock_skew && !claim.token->value.empty()) {
+        // The store offers only tokens with a margin left; one that expired on the way is not taken.
+        if (left.count() > 0 && !claim.token->value.empty()) {
             token_response r;
             r.access_token = std::string(claim.token->value.reveal());
             r.token_type = claim.token->type.empty() ? "Bearer" : claim.token->type;
@@ -512,9 +513,10 @@ asio::awaitable<void> token_source_impl::publish_shared(const access_token& t, r
     s.scope = std::string(t.scope());
     s.expires_at = std::chrono::system_clock::now() +
                    std::chrono::duration_cast<std::chrono::system_clock::duration>(t.expires_at() - clock::now());
-    auto [ec] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)), void(error_code)>(
+    auto token = asio::as_tuple(asio::use_awaitable);
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(
         [store = options_.shared_store, &s](auto handler) { store->async_publish(std::move(s), std::move(handler)); },
-        asio::as_tuple(asio::use_awaitable));
+        token);
     if (ec) {
         shared_errors_.fetch_add(1, std::memory_order_relaxed);
         emit(token_event::kind::shared_store_failed, 0, cause, ec);
@@ -522,9 +524,10 @@ asio::awaitable<void> token_source_impl::publish_shared(const access_token& t, r
 }
 
 asio::awaitable<void> token_source_impl::abandon_shared(refresh_cause cause) {
-    auto [ec] = co_await asio::async_initiate<decltype(asio::as_tuple(asio::use_awaitable)), void(error_code)>(
+    auto token = asio::as_tuple(asio::use_awaitable);
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(
         [store = options_.shared_store](auto handler) { store->async_abandon(std::move(handler)); },
-        asio::as_tuple(asio::use_awaitable));
+        token);
     if (ec) {
         shared_errors_.fetch_add(1, std::memory_order_relaxed);
         emit(token_event::kind::shared_store_failed, 0, cause, ec);

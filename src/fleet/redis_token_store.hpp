@@ -31,12 +31,12 @@ public:
 
     void async_claim(access_token replacing,
                      boost::asio::any_completion_handler<void(error_code, shared_claim)> handler) override;
-    void async_publish(shared_token token, boost::asio::any_completion_handler<void(error_code)> handler) override;
+    void async_publish(tokenflight::shared_token token, boost::asio::any_completion_handler<void(error_code)> handler) override;
     void async_abandon(boost::asio::any_completion_handler<void(error_code)> handler) override;
 
 private:
     boost::asio::awaitable<std::tuple<error_code, shared_claim>> claim(access_token replacing);
-    std::optional<shared_token> usable(const read_result& r, const std::string& replacing_id,
+    std::optional<tokenflight::shared_token> usable(const read_result& r, const std::string& replacing_id,
                                        std::chrono::system_clock::time_point replacing_expiry) const;
 
     boost::asio::strand<boost::asio::any_io_executor> strand_;
