@@ -1,6 +1,8 @@
 #include "fleet/redis_token_store.hpp"
 
+#include <boost/asio/associated_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -94,7 +96,9 @@ void redis_token_store::async_claim(access_token replacing,
                    [h = std::move(handler)](std::exception_ptr ep, std::tuple<error_code, shared_claim> r) mutable {
                        auto [ec, c] = std::move(r);
                        if (ep) ec = asio::error::fault;
-                       std::move(h)(ec, std::move(c));
+                       // On the handler's own executor (the token source's strand), not this one.
+                       auto ex = asio::get_associated_executor(h);
+                       asio::dispatch(ex, [h = std::move(h), ec, c = std::move(c)]() mutable { std::move(h)(ec, std::move(c)); });
                    });
 }
 
@@ -114,7 +118,9 @@ void redis_token_store::async_publish(tokenflight::shared_token token,
             co_return written ? error_code{} : written.error();
         },
         [h = std::move(handler)](std::exception_ptr ep, error_code ec) mutable {
-            std::move(h)(ep ? error_code(asio::error::fault) : ec);
+            if (ep) ec = asio::error::fault;
+            auto ex = asio::get_associated_executor(h);
+            asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
         });
 }
 
@@ -127,7 +133,9 @@ void redis_token_store::async_abandon(asio::any_completion_handler<void(error_co
             co_return released ? error_code{} : released.error();
         },
         [h = std::move(handler)](std::exception_ptr ep, error_code ec) mutable {
-            std::move(h)(ep ? error_code(asio::error::fault) : ec);
+            if (ep) ec = asio::error::fault;
+            auto ex = asio::get_associated_executor(h);
+            asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
         });
 }
 
