@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,7 +57,8 @@ public:
         pid_ = ::fork();
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {
-            ::close_range(3, ~0U, 0); // the test's sockets are not close-on-exec
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL); // a test killed (ctest's timeout) takes its server along
+            ::close_range(3, ~0U, 0);           // the test's sockets are not close-on-exec
             ::execv("/usr/bin/redis-server", argv.data());
             ::_exit(127);
         }
