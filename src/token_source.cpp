@@ -478,10 +478,13 @@ asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refr
         std::lock_guard lock(mutex_);
         replacing = cache_.current();
     }
+    // The initiations are named: GCC 12 destroys a lambda temporary inside a co_await
+    // expression twice (here: one reference to the store too few).
     auto token = asio::as_tuple(asio::use_awaitable);
-    auto [ec, claim] = co_await asio::async_initiate<decltype(token), void(error_code, shared_claim)>(
-        [store = options_.shared_store, replacing](auto handler) { store->async_claim(replacing, std::move(handler)); },
-        token);
+    auto init = [store = options_.shared_store, replacing](auto handler) {
+        store->async_claim(replacing, std::move(handler));
+    };
+    auto [ec, claim] = co_await asio::async_initiate<decltype(token), void(error_code, shared_claim)>(init, token);
     claimed out;
     if (ec) {
         shared_errors_.fetch_add(1, std::memory_order_relaxed);
@@ -514,9 +517,8 @@ asio::awaitable<void> token_source_impl::publish_shared(const access_token& t, r
     s.expires_at = std::chrono::system_clock::now() +
                    std::chrono::duration_cast<std::chrono::system_clock::duration>(t.expires_at() - clock::now());
     auto token = asio::as_tuple(asio::use_awaitable);
-    auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(
-        [store = options_.shared_store, &s](auto handler) { store->async_publish(std::move(s), std::move(handler)); },
-        token);
+    auto init = [store = options_.shared_store, &s](auto handler) { store->async_publish(std::move(s), std::move(handler)); };
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(init, token);
     if (ec) {
         shared_errors_.fetch_add(1, std::memory_order_relaxed);
         emit(token_event::kind::shared_store_failed, 0, cause, ec);
@@ -525,9 +527,8 @@ asio::awaitable<void> token_source_impl::publish_shared(const access_token& t, r
 
 asio::awaitable<void> token_source_impl::abandon_shared(refresh_cause cause) {
     auto token = asio::as_tuple(asio::use_awaitable);
-    auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(
-        [store = options_.shared_store](auto handler) { store->async_abandon(std::move(handler)); },
-        token);
+    auto init = [store = options_.shared_store](auto handler) { store->async_abandon(std::move(handler)); };
+    auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(init, token);
     if (ec) {
         shared_errors_.fetch_add(1, std::memory_order_relaxed);
         emit(token_event::kind::shared_store_failed, 0, cause, ec);

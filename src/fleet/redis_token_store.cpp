@@ -2,6 +2,7 @@
 
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -90,53 +91,80 @@ asio::awaitable<std::tuple<error_code, shared_claim>> redis_token_store::claim(a
     co_return std::tuple{error_code{}, out}; // no token, no lease: fetch anyway
 }
 
-void redis_token_store::async_claim(access_token replacing,
-                                    asio::any_completion_handler<void(error_code, shared_claim)> handler) {
-    asio::co_spawn(strand_, claim(std::move(replacing)),
-                   [h = std::move(handler)](std::exception_ptr ep, std::tuple<error_code, shared_claim> r) mutable {
-                       auto [ec, c] = std::move(r);
-                       if (ep) ec = asio::error::fault;
-                       // On the handler's own executor (the token source's strand), not this one.
-                       auto ex = asio::get_associated_executor(h);
-                       asio::dispatch(ex, [h = std::move(h), ec, c = std::move(c)]() mutable { std::move(h)(ec, std::move(c)); });
-                   });
+void redis_token_store::run(asio::awaitable<void> op) {
+    asio::dispatch(strand_, [self = shared_from_this(), op = std::move(op)]() mutable {
+        self->pending_.push_back(std::move(op));
+        if (self->draining_) return;
+        self->draining_ = true;
+        asio::co_spawn(self->strand_, self->drain(self), asio::detached);
+    });
 }
 
-void redis_token_store::async_publish(tokenflight::shared_token token,
-                                      asio::any_completion_handler<void(error_code)> handler) {
-    auto self = shared_from_this();
-    asio::co_spawn(
-        strand_,
-        [self, token = std::move(token)]() -> asio::awaitable<error_code> {
-            fleet::shared_token t;
-            t.id = token_id(token.value.reveal());
-            t.value = token.value;
-            t.type = token.type;
-            t.scope = token.scope;
-            t.expires_at = token.expires_at;
-            auto written = co_await self->store_.publish(t, self->owner_);
-            co_return written ? error_code{} : written.error();
-        },
-        [h = std::move(handler)](std::exception_ptr ep, error_code ec) mutable {
-            if (ep) ec = asio::error::fault;
-            auto ex = asio::get_associated_executor(h);
-            asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
-        });
+asio::awaitable<void> redis_token_store::drain(std::shared_ptr<redis_token_store> /*alive until done*/) {
+    while (!pending_.empty()) {
+        auto op = std::move(pending_.front());
+        pending_.pop_front();
+        co_await std::move(op);
+    }
+    draining_ = false;
 }
 
-void redis_token_store::async_abandon(asio::any_completion_handler<void(error_code)> handler) {
-    auto self = shared_from_this();
-    asio::co_spawn(
-        strand_,
-        [self]() -> asio::awaitable<error_code> {
-            auto released = co_await self->store_.release(self->owner_);
-            co_return released ? error_code{} : released.error();
-        },
-        [h = std::move(handler)](std::exception_ptr ep, error_code ec) mutable {
-            if (ep) ec = asio::error::fault;
-            auto ex = asio::get_associated_executor(h);
-            asio::dispatch(ex, [h = std::move(h), ec]() mutable { std::move(h)(ec); });
-        });
+namespace {
+
+// Completes `h` on its own executor (the token source's strand), never inline on the store's.
+template <class Handler, class... Args> void complete(Handler h, Args... args) {
+    auto ex = asio::get_associated_executor(h);
+    asio::dispatch(ex, [h = std::move(h), ... args = std::move(args)]() mutable { std::move(h)(std::move(args)...); });
 }
+
+} // namespace
+
+asio::awaitable<void> redis_token_store::claim_op(access_token replacing, claim_handler h) {
+    std::tuple<error_code, shared_claim> r;
+    try {
+        r = co_await claim(std::move(replacing));
+    } catch (const std::exception&) {
+        r = {asio::error::fault, shared_claim{}};
+    }
+    complete(std::move(h), std::get<0>(r), std::move(std::get<1>(r)));
+}
+
+asio::awaitable<void> redis_token_store::publish_op(tokenflight::shared_token token, done_handler h) {
+    error_code ec;
+    try {
+        fleet::shared_token t;
+        t.id = token_id(token.value.reveal());
+        t.value = std::move(token.value);
+        t.type = std::move(token.type);
+        t.scope = std::move(token.scope);
+        t.expires_at = token.expires_at;
+        auto written = co_await store_.publish(t, owner_);
+        if (!written) ec = written.error();
+    } catch (const std::exception&) {
+        ec = asio::error::fault;
+    }
+    complete(std::move(h), ec);
+}
+
+asio::awaitable<void> redis_token_store::abandon_op(done_handler h) {
+    error_code ec;
+    try {
+        auto released = co_await store_.release(owner_);
+        if (!released) ec = released.error();
+    } catch (const std::exception&) {
+        ec = asio::error::fault;
+    }
+    complete(std::move(h), ec);
+}
+
+void redis_token_store::async_claim(access_token replacing, claim_handler handler) {
+    run(claim_op(std::move(replacing), std::move(handler)));
+}
+
+void redis_token_store::async_publish(tokenflight::shared_token token, done_handler handler) {
+    run(publish_op(std::move(token), std::move(handler)));
+}
+
+void redis_token_store::async_abandon(done_handler handler) { run(abandon_op(std::move(handler))); }
 
 } // namespace tokenflight::fleet

@@ -9,6 +9,7 @@
 
 #include <boost/asio/strand.hpp>
 
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,10 @@ namespace tokenflight::fleet {
 ///    announcement until the lease's length has passed; then read again, and back to 2, twice
 ///    at most. After that, fetch without the lease (publish() then writes only if it may).
 /// Every Redis error ends the claim with that error: the source fetches by itself.
+///
+/// Operations run one at a time, in the order they were started, on the store's strand: a
+/// source may start its next claim (a 401 right after a refresh) while its last publication is
+/// still on the wire, and one Redis connection carries one exchange at a time.
 class redis_token_store final : public shared_token_store, public std::enable_shared_from_this<redis_token_store> {
 public:
     redis_token_store(boost::asio::any_io_executor ex, redis::endpoint where, const credentials& creds,
@@ -35,6 +40,14 @@ public:
     void async_abandon(boost::asio::any_completion_handler<void(error_code)> handler) override;
 
 private:
+    using claim_handler = boost::asio::any_completion_handler<void(error_code, shared_claim)>;
+    using done_handler = boost::asio::any_completion_handler<void(error_code)>;
+    /// Queues `op` behind the operations started before it.
+    void run(boost::asio::awaitable<void> op);
+    boost::asio::awaitable<void> drain(std::shared_ptr<redis_token_store> self);
+    boost::asio::awaitable<void> claim_op(access_token replacing, claim_handler h);
+    boost::asio::awaitable<void> publish_op(tokenflight::shared_token token, done_handler h);
+    boost::asio::awaitable<void> abandon_op(done_handler h);
     boost::asio::awaitable<std::tuple<error_code, shared_claim>> claim(access_token replacing);
     std::optional<tokenflight::shared_token> usable(const read_result& r, const std::string& replacing_id,
                                        std::chrono::system_clock::time_point replacing_expiry) const;
@@ -44,6 +57,8 @@ private:
     std::chrono::seconds margin_;
     redis_store store_;
     std::string owner_; ///< this source's lease value: random, per store
+    std::deque<boost::asio::awaitable<void>> pending_; ///< on the strand
+    bool draining_ = false;                            ///< on the strand
 };
 
 } // namespace tokenflight::fleet
