@@ -111,7 +111,7 @@ void run(const child& servers, std::size_t n, bool storm) {
     tf::credentials creds;
     creds.token_url = servers.token_url;
     creds.client_id = "demo-client";
-    creds.client_secret = tf::secret("demo-secret");
+    creds.client_secret = tf::secret("demo-client-secret");
     tf::token_source source(ioc.get_executor(), creds);
     tf::client_options co;
     co.pool.max_connections_per_origin = 256;

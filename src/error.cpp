@@ -50,6 +50,7 @@ constexpr entry client_entries[] = {
     {"invalid_proxy", "proxy URL is not http://[user:password@]host[:port]"},
     {"invalid_client_certificate", "TLS client certificate: no certificate, or no usable unencrypted private key, in the PEM"},
     {"certificate_key_mismatch", "TLS client certificate: the private key is not the certificate's"},
+    {"token_not_shareable", "a shared token store cannot share sender-constrained (DPoP or certificate-bound) tokens"},
     {"connect_timeout", "connect timed out"},
     {"request_timeout", "request timed out"},
     {"queue_timeout", "timed out waiting for a free connection"},
@@ -109,7 +110,7 @@ public:
         switch (static_cast<condition>(cond)) {
         case condition::transient: return transient(ec);
         case condition::oauth_error: return ec.category() == tokenflight::oauth_category();
-        case condition::configuration: return in(ec, errc::missing_credentials, errc::certificate_key_mismatch);
+        case condition::configuration: return in(ec, errc::missing_credentials, errc::token_not_shareable);
         case condition::bad_response:
             // A 5xx/429 is the server being busy (transient), not an unusable answer.
             return (in(ec, errc::token_endpoint_status, errc::bad_metadata) &&

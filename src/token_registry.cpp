@@ -1,6 +1,7 @@
 #include <tokenflight/token_registry.hpp>
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace tokenflight {
 
@@ -18,8 +19,12 @@ std::vector<std::string> scope_words(std::string_view scope) {
 }
 } // namespace
 
-token_registry::token_registry(boost::asio::any_io_executor ex, credentials base, token_source_options options)
-    : ex_(std::move(ex)), base_(std::move(base)), options_(std::move(options)) {}
+token_registry::token_registry(boost::asio::any_io_executor ex, credentials base, token_source_options options,
+                               store_factory stores)
+    : ex_(std::move(ex)), base_(std::move(base)), options_(std::move(options)), stores_(std::move(stores)) {
+    if (options_.shared_store)
+        throw std::invalid_argument("token_registry: one shared store per source; give a store_factory instead");
+}
 
 token_registry::~token_registry() { close(); }
 
@@ -34,7 +39,9 @@ token_source& token_registry::source(std::string_view scope,
         for (const auto& w : k.first) c.scope += (c.scope.empty() ? "" : " ") + w;
         c.extra_params = k.second;
         try {
-            slot = std::make_unique<token_source>(ex_, std::move(c), options_);
+            auto o = options_;
+            if (stores_) o.shared_store = stores_(c);
+            slot = std::make_unique<token_source>(ex_, std::move(c), std::move(o));
         } catch (...) {
             sources_.erase(k);
             throw;

@@ -84,6 +84,10 @@ token_source_impl::token_source_impl(asio::any_io_executor ex, credentials creds
         if (options_.dpop.alg && !key.supports(*options_.dpop.alg)) throw_config(errc::key_algorithm_mismatch);
         dpop_.emplace(std::move(key), options_.dpop.alg);
     }
+    // A token bound to this process's DPoP key or to the client's certificate is no use to
+    // another process: such a source shares nothing, loudly.
+    if (options_.shared_store && (options_.dpop.enabled || creds_.certificate))
+        throw_config(errc::token_not_shareable);
     auto method = effective_client_auth(creds_); // checks what the method needs
     if (!method) throw_config(method.error());
     if (creds_.token_url.empty() && !creds_.issuer.empty()) {
@@ -363,7 +367,7 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
         shared = co_await claim_shared(cause);
         if (shared.token) {
             shared_adopted_.fetch_add(1, std::memory_order_relaxed);
-            succeed(std::move(*shared.token), clock::now(), cause, token_event::kind::token_adopted);
+            succeed(std::move(*shared.token), clock::now(), cause, token_event::kind::token_adopted, shared.left);
             co_return;
         }
     }
@@ -494,16 +498,18 @@ asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refr
     out.store_helped = true;
     out.lease = claim.lease;
     if (claim.token) {
-        const auto left = std::chrono::duration_cast<std::chrono::seconds>(claim.token->expires_at -
-                                                                           std::chrono::system_clock::now());
-        // The store offers only tokens with a margin left; one that expired on the way is not taken.
-        if (left.count() > 0 && !claim.token->value.empty()) {
+        // To the nanosecond: a 1 s token read 10 ms after its request has 990 ms, not 0 s, left.
+        const auto left =
+            std::chrono::duration_cast<clock::duration>(claim.token->expires_at - std::chrono::system_clock::now());
+        // One that expired on the way is not taken.
+        if (left > clock::duration::zero() && !claim.token->value.empty()) {
             token_response r;
             r.access_token = std::string(claim.token->value.reveal());
             r.token_type = claim.token->type.empty() ? "Bearer" : claim.token->type;
             r.scope = claim.token->scope;
-            r.lifetime = left;
+            r.lifetime = std::chrono::duration_cast<std::chrono::seconds>(left);
             out.token = std::move(r);
+            out.left = left;
         }
     }
     co_return out;
@@ -536,8 +542,8 @@ asio::awaitable<void> token_source_impl::abandon_shared(refresh_cause cause) {
 }
 
 access_token token_source_impl::succeed(token_response r, clock::time_point sent, refresh_cause cause,
-                                        token_event::kind what) {
-    const auto times = compute_token_times(sent, r.lifetime, r.refresh_in, options_.refresh);
+                                        token_event::kind what, std::optional<clock::duration> lifetime) {
+    const auto times = compute_token_times(sent, lifetime.value_or(r.lifetime), r.refresh_in, options_.refresh);
     auto data = token_data(std::move(r.access_token), std::move(r.token_type),
                            r.scope.empty() ? creds_.scope : std::move(r.scope), sent, times);
     std::map<std::uint64_t, waiter> done;

@@ -117,6 +117,7 @@ private:
     asio::awaitable<error_code> discover(diagnostics& diag);
     struct claimed {
         std::optional<token_response> token; // another process's, to take
+        clock::duration left{};              // ... and what is left of its life
         bool lease = false;
         bool store_helped = false; // the claim succeeded: publish what is fetched
     };
@@ -124,8 +125,10 @@ private:
     asio::awaitable<void> publish_shared(const access_token& t, refresh_cause cause);
     asio::awaitable<void> abandon_shared(refresh_cause cause);
     /// Caches `r` and completes every waiter with it; returns the token.
+    /// `lifetime`: the exact one, when known finer than r.lifetime's seconds.
     access_token succeed(token_response r, clock::time_point sent, refresh_cause cause,
-                         token_event::kind what = token_event::kind::token_received);
+                         token_event::kind what = token_event::kind::token_received,
+                         std::optional<clock::duration> lifetime = std::nullopt);
     void fail(error_code ec, diagnostics diag, int attempts, refresh_cause cause);
     void emit(token_event::kind what, int attempt, refresh_cause cause, error_code ec = {},
               const diagnostics* diag = nullptr, std::optional<clock::duration> retry_in = std::nullopt,

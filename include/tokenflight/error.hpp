@@ -71,6 +71,8 @@ enum class errc {
     invalid_client_certificate, ///< a TLS client certificate or key that cannot be used: no
                                 ///< certificate in the PEM, no usable (unencrypted) private key
     certificate_key_mismatch,   ///< the TLS client private key is not the certificate's
+    token_not_shareable,    ///< a shared token store with sender-constrained tokens (DPoP, or a
+                            ///< client certificate, RFC 8705): no other process could use them
 
     // --- transport ---
     connect_timeout,        ///< TCP connect (and TLS handshake) did not finish in time

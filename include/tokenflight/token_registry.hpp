@@ -6,6 +6,7 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -26,9 +27,17 @@ namespace tokenflight {
 /// Lifetime: sources live as long as the registry; the destructor closes them.
 class token_registry {
 public:
+    /// Makes each source's shared store (shared_store.hpp) from that source's credentials: one
+    /// store per source, since a store's record holds one set's token. For example
+    /// `[&](const credentials& c) { return make_redis_token_store(ex, c, redis_options); }`.
+    using store_factory = std::function<std::shared_ptr<shared_token_store>(const credentials&)>;
+
     /// `base` holds the token URL, client id and secret; its scope and extra parameters are
-    /// replaced by each set's own.
-    token_registry(boost::asio::any_io_executor ex, credentials base, token_source_options options = {});
+    /// replaced by each set's own. `stores`, when set, gives each source its shared store;
+    /// options.shared_store must be null (one store cannot serve several sources): throws
+    /// std::invalid_argument otherwise.
+    token_registry(boost::asio::any_io_executor ex, credentials base, token_source_options options = {},
+                   store_factory stores = {});
     ~token_registry();
     token_registry(const token_registry&) = delete;
     token_registry& operator=(const token_registry&) = delete;
@@ -49,6 +58,7 @@ private:
     boost::asio::any_io_executor ex_;
     credentials base_;
     token_source_options options_;
+    store_factory stores_;
     mutable std::mutex mutex_;
     std::map<key, std::unique_ptr<token_source>> sources_;
 };

@@ -1,11 +1,15 @@
 #include "fleet/redis_token_store.hpp"
 
+#include <tokenflight/redis_token_store.hpp>
+
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
+
+#include <boost/system/system_error.hpp>
 
 #include <openssl/rand.h>
 
@@ -33,8 +37,8 @@ tokenflight::shared_token shared_of(const fleet::shared_token& t) {
 } // namespace
 
 redis_token_store::redis_token_store(asio::any_io_executor ex, redis::endpoint where, const credentials& creds,
-                                     std::string_view key_material, store_options options, std::chrono::seconds margin)
-    : strand_(asio::make_strand(ex)), options_(options), margin_(margin),
+                                     std::string_view key_material, store_options options)
+    : strand_(asio::make_strand(ex)), options_(options),
       store_(strand_, std::move(where), creds, key_material, std::move(options)), owner_(random_owner()) {}
 
 std::optional<tokenflight::shared_token>
@@ -43,7 +47,7 @@ redis_token_store::usable(const read_result& r, const std::string& replacing_id,
     if (!r.token) return std::nullopt;
     if (r.token->id == replacing_id) return std::nullopt;
     if (r.token->expires_at <= replacing_expiry) return std::nullopt;
-    if (r.token->expires_at - std::chrono::system_clock::now() <= margin_) return std::nullopt;
+    if (r.token->expires_at <= std::chrono::system_clock::now()) return std::nullopt;
     return shared_of(*r.token);
 }
 
@@ -168,3 +172,23 @@ void redis_token_store::async_publish(tokenflight::shared_token token, done_hand
 void redis_token_store::async_abandon(done_handler handler) { run(abandon_op(std::move(handler))); }
 
 } // namespace tokenflight::fleet
+
+namespace tokenflight {
+
+std::shared_ptr<shared_token_store> make_redis_token_store(boost::asio::any_io_executor ex, const credentials& creds,
+                                                           redis_store_options options) {
+    auto where = redis::parse_redis_url(options.url);
+    if (!where) throw boost::system::system_error(where.error(), "the shared store's Redis URL");
+    fleet::store_options o;
+    o.prefix = std::move(options.key_prefix);
+    o.timeout = options.timeout;
+    o.lease = options.lease;
+    o.tls = std::move(options.tls);
+    o.backoff = options.backoff;
+    o.max_backoff = options.max_backoff;
+    const secret& material = options.key_material.empty() ? creds.client_secret : options.key_material;
+    return std::make_shared<fleet::redis_token_store>(std::move(ex), std::move(*where), creds, material.reveal(),
+                                                      std::move(o));
+}
+
+} // namespace tokenflight

@@ -16,8 +16,8 @@
 namespace tokenflight::fleet {
 
 /// The claim, for a source replacing token R (empty: none):
-/// 1. Read the record: a token other than R, expiring later, with more than `margin` left, is
-///    taken.
+/// 1. Read the record: a token other than R, expiring later and not yet expired, is taken (the
+///    source's own policy then decides when to refresh it).
 /// 2. Else take the lease; taken, read once more (a publication may have ended the previous
 ///    lease just before) and take a token found, releasing the lease; else fetch (lease = true).
 /// 3. Else someone is fetching: subscribe, read again (step 1's rule), and wait for an
@@ -31,8 +31,7 @@ namespace tokenflight::fleet {
 class redis_token_store final : public shared_token_store, public std::enable_shared_from_this<redis_token_store> {
 public:
     redis_token_store(boost::asio::any_io_executor ex, redis::endpoint where, const credentials& creds,
-                      std::string_view key_material, store_options options = {},
-                      std::chrono::seconds margin = std::chrono::seconds(30));
+                      std::string_view key_material, store_options options = {});
 
     void async_claim(access_token replacing,
                      boost::asio::any_completion_handler<void(error_code, shared_claim)> handler) override;
@@ -54,7 +53,6 @@ private:
 
     boost::asio::strand<boost::asio::any_io_executor> strand_;
     store_options options_;
-    std::chrono::seconds margin_;
     redis_store store_;
     std::string owner_; ///< this source's lease value: random, per store
     std::deque<boost::asio::awaitable<void>> pending_; ///< on the strand

@@ -188,7 +188,7 @@ TEST_CASE("a client presents its token source's certificate; clients of two sour
         credentials c;
         c.token_url = auth.token_url();
         c.client_id = "demo-client";
-        c.client_secret = secret("demo-secret");
+        c.client_secret = secret("demo-client-secret");
         c.certificate = id;
         return std::make_unique<token_source>(io.executor(), c);
     };

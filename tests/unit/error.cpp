@@ -71,7 +71,8 @@ TEST_CASE("conditions classify codes of every category") {
     for (auto e : {errc::missing_credentials, errc::invalid_url, errc::unsupported_scheme, errc::insecure_transport,
                    errc::invalid_header_name, errc::invalid_header_value, errc::invalid_request_target,
                    errc::invalid_method, errc::invalid_signing_key, errc::key_algorithm_mismatch,
-                   errc::invalid_proxy, errc::invalid_client_certificate, errc::certificate_key_mismatch})
+                   errc::invalid_proxy, errc::invalid_client_certificate, errc::certificate_key_mismatch,
+                   errc::token_not_shareable})
         CHECK_MESSAGE(error_code(e) == condition::configuration, to_string(e));
     CHECK(error_code(errc::request_timeout) != condition::configuration);
     CHECK(error_code(oauth_errc::invalid_client) != condition::configuration);

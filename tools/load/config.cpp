@@ -84,6 +84,15 @@ Load:
   --cacert FILE              trust this CA file; --insecure turns TLS verification off
   --proxy URL                egress proxy http://[user:password@]host:port for every connection
                              ("none": direct); default HTTPS_PROXY / HTTP_PROXY / NO_PROXY
+Fleet (several tokenflight-load processes, one token):
+  --redis URL                share the token through Redis: redis://[[user]:password@]host[:port][/db]
+                             or rediss://; one token request per refresh for all the workers using
+                             it (or TOKENFLIGHT_REDIS_URL, which keeps a password out of ps)
+  --redis-timeout SECONDS    each Redis step; slower, the worker fetches its own (default 0.05)
+  --redis-lease SECONDS      how long the others wait for the worker fetching the token before one
+                             takes over (default: --timeout + 2)
+  --redis-key-file FILE      what the shared record's key is derived from (default: the client
+                             secret; needed without one)
 Benchmarking:
   --demo-token-server        get tokens from an in-process fake authorization server (load goes to URL)
   --no-token                 no token layer at all: only the -H headers (to measure the token layer)
@@ -129,6 +138,7 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     c.creds.issuer = env("TOKENFLIGHT_ISSUER");
     c.creds.client_id = env("TOKENFLIGHT_CLIENT_ID");
     c.creds.scope = env("TOKENFLIGHT_SCOPE");
+    c.redis_url = env("TOKENFLIGHT_REDIS_URL");
 
     for (std::size_t i = 0; i < args.size(); ++i) {
         const std::string_view a = args[i];
@@ -165,7 +175,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                    a == "--client-cert" || a == "--client-key" ||
                    a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
                    a == "--timeout" || a == "--cacert" || a == "--proxy" || a == "--demo-token-lifetime" || a == "--demo-revoke-every" ||
-                   a == "--targets" || a == "--weights" || a == "--timeline" || a == "--report") {
+                   a == "--targets" || a == "--weights" || a == "--timeline" || a == "--report" ||
+                   a == "--redis" || a == "--redis-timeout" || a == "--redis-lease" || a == "--redis-key-file") {
             auto v = value();
             if (!v) return missing();
             if (a == "--token-url") {
@@ -271,6 +282,18 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                     if (auto p = http::parse_proxy_url(*v); !p)
                         return usage_error{"bad value for --proxy: " + p.error().message() + " (user info not shown)"};
                 c.proxy = std::string(*v);
+            } else if (a == "--redis") {
+                c.redis_url = *v;
+            } else if (a == "--redis-timeout" || a == "--redis-lease") {
+                auto n = number<double>(*v);
+                if (!n || !(*n > 0) || *n > 3600) return bad(*v, "seconds, above 0");
+                const auto ms = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));
+                if (ms.count() < 1) return bad(*v, "seconds, 0.001 at least");
+                (a == "--redis-timeout" ? c.redis_timeout : c.redis_lease.emplace()) = ms;
+            } else if (a == "--redis-key-file") {
+                auto s = load_secret_file(std::string(*v));
+                if (!s) return usage_error{"cannot read the Redis key material from '" + std::string(*v) + "': " + s.error().message()};
+                c.redis_key = std::move(*s);
             } else if (a == "--demo-token-lifetime") {
                 auto n = number<int>(*v);
                 if (!n || *n < 1) return bad(*v, "whole seconds, at least 1");
@@ -306,6 +329,14 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     if (c.rate && c.rate->length() && !c.requests && !c.duration)
         c.duration = std::chrono::ceil<std::chrono::milliseconds>(*c.rate->length());
     if (weights && !targets_file) return usage_error{"--weights goes with --targets FILE"};
+    if (!c.redis_url.empty()) {
+        if (c.demo)
+            return usage_error{"--redis shares one authorization server's token between workers; --demo runs "
+                               "servers of its own in each process"};
+        if (c.no_token || c.demo_token_server) return usage_error{"--redis shares tokens: not with --no-token or --demo-token-server"};
+        if (c.dpop) return usage_error{"--redis cannot share DPoP tokens: each is bound to its process's key"};
+        if (cert_file) return usage_error{"--redis cannot share certificate-bound tokens (--client-cert)"};
+    }
     if (c.demo) {
         if (!c.url.empty()) return usage_error{"--demo runs against its own servers: give no URL"};
         if (targets_file) return usage_error{"--demo runs against its own servers: no --targets"};

@@ -48,6 +48,11 @@ struct config {
     bool no_token = false;          ///< benchmarks: no token layer at all (send -H headers only)
     bool dpop = false;              ///< DPoP proofs on token and API requests (RFC 9449)
     std::optional<std::string> proxy; ///< --proxy URL for every connection; unset: the environment
+    /// --redis URL (or TOKENFLIGHT_REDIS_URL): one token for every worker sharing the Redis
+    std::string redis_url;
+    std::chrono::milliseconds redis_timeout{50};         ///< --redis-timeout: each Redis step
+    std::optional<std::chrono::milliseconds> redis_lease; ///< --redis-lease; default --timeout + 2 s
+    secret redis_key;               ///< --redis-key-file's: the record key's material (default: the secret)
     bool help = false;
 };
 

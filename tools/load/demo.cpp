@@ -17,7 +17,7 @@ testing::fake_auth_server::options auth_options(std::chrono::seconds token_lifet
     o.lifetime = token_lifetime;
     if (dpop) o.token_type = "DPoP";
     o.client_id = "demo-client";
-    o.client_secret = "demo-secret";
+    o.client_secret = "demo-client-secret";
     return o;
 }
 

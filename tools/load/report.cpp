@@ -194,6 +194,10 @@ void print_text(const run_report& r) {
     std::printf("  tokens      %llu fetched, %llu requests resent after a 401\n",
                 static_cast<unsigned long long>(sum.token_fetches),
                 static_cast<unsigned long long>(sum.resends_after_401));
+    if (!r.cfg.redis_url.empty())
+        std::printf("  fleet       %llu tokens adopted from other workers, %llu times Redis could not help\n",
+                    static_cast<unsigned long long>(sum.tokens_adopted),
+                    static_cast<unsigned long long>(sum.shared_store_errors));
     if (!r.storms.empty()) {
         std::uint64_t n = 0;
         double longest = 0;
@@ -222,6 +226,11 @@ summary summarise(const tally& t, const senders& s, double duration_s) {
     sum.requests = t.done.load();
     sum.ok = t.ok.load();
     sum.token_fetches = s.token_fetches();
+    for (const auto* source : s.sources) {
+        const auto st = source->stats();
+        sum.tokens_adopted += st.shared_adopted;
+        sum.shared_store_errors += st.shared_store_errors;
+    }
     sum.resends_after_401 = s.resends_after_401();
     sum.duration_s = duration_s;
     return sum;
@@ -252,6 +261,8 @@ std::string json_report(const run_report& r) {
     }
     member(out, first, "errors", errors + '}');
     member(out, first, "token_fetches", std::to_string(r.sum.token_fetches));
+    member(out, first, "tokens_adopted", std::to_string(r.sum.tokens_adopted));
+    member(out, first, "shared_store_errors", std::to_string(r.sum.shared_store_errors));
     member(out, first, "retries_after_401", std::to_string(r.sum.resends_after_401));
     member(out, first, "duration_s", fixed(r.sum.duration_s));
     member(out, first, "rps", fixed(requests_per_second(r.sum), 1));

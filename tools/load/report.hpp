@@ -21,6 +21,8 @@ struct summary {
     std::uint64_t requests = 0;
     std::uint64_t ok = 0; ///< requests answered 2xx
     std::uint64_t token_fetches = 0;
+    std::uint64_t tokens_adopted = 0;      ///< --redis: tokens another worker fetched
+    std::uint64_t shared_store_errors = 0; ///< --redis: the store could not help (fetched alone)
     std::uint64_t resends_after_401 = 0;
     double duration_s = 0;
 };

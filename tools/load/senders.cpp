@@ -2,6 +2,7 @@
 
 #include <tokenflight/http/prepared_request.hpp>
 #include <tokenflight/http/url.hpp>
+#include <tokenflight/redis_token_store.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -162,16 +163,35 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
             story->fetch_started(e.background);
         else if (e.what == token_event::kind::token_received)
             story->fetch_ended(true);
-        else
+        else if (e.what == token_event::kind::attempt_failed || e.what == token_event::kind::refresh_failed)
             story->fetch_ended(false); // the attempt failed (it may be retried: a new fetch)
+        // token_adopted, shared_store_failed (--redis): no request of this worker's
     };
     const std::string token_url = http::redact_url(creds.token_url.empty() ? creds.issuer : creds.token_url);
     const std::string default_scope = creds.scope;
     // One token source per scope the targets ask for (most runs: one, for --scope), from one
     // registry; targets[t] uses source scope_of[t].
     std::vector<std::size_t> scope_of;
+    // --redis: each source's store, from its own credentials (its scope names its record).
+    token_registry::store_factory stores;
+    if (!cfg.redis_url.empty()) {
+        redis_store_options ro;
+        ro.url = cfg.redis_url;
+        ro.timeout = cfg.redis_timeout;
+        ro.lease = cfg.redis_lease.value_or(cfg.timeout + 2s);
+        ro.key_material = cfg.redis_key;
+        stores = [ex = loops.executor(0), ro](const credentials& c) { return make_redis_token_store(ex, c, ro); };
+        try {
+            (void)stores(creds); // the URL and the key material, checked before the first token
+        } catch (const boost::system::system_error& e) {
+            return setup_error{"cannot use --redis: " + e.code().message() +
+                               (e.code() == errc::missing_credentials ? " (the record key needs 16 bytes: a longer "
+                                                                        "client secret, or --redis-key-file)"
+                                                                      : " (URL not shown)")};
+        }
+    }
     try {
-        s.registry = std::make_unique<token_registry>(loops.executor(0), std::move(creds), so);
+        s.registry = std::make_unique<token_registry>(loops.executor(0), std::move(creds), so, std::move(stores));
         for (const auto& t : cfg.targets) {
             token_source& source = s.registry->source(t.scope.value_or(default_scope));
             const auto known = std::find(s.sources.begin(), s.sources.end(), &source);

@@ -46,7 +46,7 @@ public:
     /// The server's client, its tokens and how it runs.
     struct options {
         std::string client_id = "demo-client";     ///< the one client id accepted
-        std::string client_secret = "demo-secret"; ///< that client's secret
+        std::string client_secret = "demo-client-secret"; ///< that client's secret
         std::chrono::seconds lifetime{3600};       ///< lifetime of the tokens issued (`expires_in`)
         std::string token_type = "Bearer";         ///< `token_type` of the tokens issued
         bool accept_basic = true; ///< accept `client_secret_basic`
