@@ -17,6 +17,8 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -215,4 +217,97 @@ TEST_CASE("redis-server stopped mid-run: no request fails, and each process fetc
     all_succeed(fleet, &adopted);
     CHECK(auth.token_requests() == 1 + workers);
     CHECK(adopted == workers - 1); // the cold start's only
+}
+
+namespace {
+
+std::uint64_t count_of(const boost::json::object& o, std::string_view key) { return o.at(key).to_number<std::uint64_t>(); }
+
+// The latency distribution as bucket low bound -> count.
+std::map<std::uint64_t, std::uint64_t> buckets_of(const boost::json::object& report) {
+    std::map<std::uint64_t, std::uint64_t> out;
+    for (const auto& b : report.at("latency_distribution").at("buckets").as_array())
+        out[b.at(0).to_number<std::uint64_t>()] += b.at(2).to_number<std::uint64_t>();
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("a distributed run: three workers start together, --collect merges their results bucket by bucket") {
+    test::redis_server redis;
+    testing::fake_auth_server auth(auth_options());
+    testing::fake_api_server api(auth, api_options());
+    const auto env = env_for(auth, redis);
+    const std::string args = api.url("/") + " -c 16 -t 1 -n 600 --json --redis-timeout 2 --run r1 --workers 3";
+    std::vector<std::unique_ptr<worker>> fleet = start_fleet(3, args, env);
+    // The collector starts with the workers and waits for their results.
+    worker json_collector("--collect r1 --json", env);
+    std::vector<boost::json::object> results;
+    for (auto& w : fleet) {
+        REQUIRE_MESSAGE(w->wait() == 0, w->err());
+        results.push_back(boost::json::parse(w->out()).as_object());
+    }
+    REQUIRE_MESSAGE(json_collector.wait() == 0, json_collector.err());
+    const auto merged = boost::json::parse(json_collector.out()).as_object();
+    CHECK(json_collector.out().find(client_secret) == std::string::npos);
+
+    // Counts add up, worker by worker and status by status.
+    std::uint64_t requests = 0, ok = 0, fetches = 0, status_200 = 0;
+    std::map<std::uint64_t, std::uint64_t> buckets;
+    for (const auto& r : results) {
+        requests += count_of(r, "requests");
+        ok += count_of(r, "ok");
+        fetches += count_of(r, "token_fetches");
+        status_200 += count_of(r.at("status").as_object(), "200");
+        for (const auto& [low, n] : buckets_of(r)) buckets[low] += n;
+    }
+    CHECK(requests == 1800);
+    CHECK(count_of(merged, "requests") == requests);
+    CHECK(count_of(merged, "ok") == ok);
+    CHECK(count_of(merged.at("status").as_object(), "200") == status_200);
+    CHECK(count_of(merged, "token_fetches") == fetches);
+    CHECK(fetches == 1); // the fleet shared one token
+    CHECK(auth.token_requests() == 1);
+    CHECK(count_of(merged, "tokens_adopted") == 2);
+    // The distribution is the workers' merged bucket by bucket; the timeline adds up too.
+    CHECK(buckets_of(merged) == buckets);
+    std::uint64_t in_rows = 0;
+    for (const auto& row : merged.at("timeline").as_array()) in_rows += count_of(row.as_object(), "requests");
+    CHECK(in_rows == requests);
+    const auto& run = merged.at("run").as_object();
+    CHECK(count_of(run, "workers") == 3);
+    CHECK(count_of(run, "concurrency") == 48);
+    CHECK(run.at("to").as_string() == api.url("/"));
+
+    // The text shape and the HTML report too, from the results still in Redis.
+    test::temp_file html("", "fleet-report");
+    worker text_collector("--collect r1 --report " + html.path(), env);
+    REQUIRE(text_collector.wait() == 0);
+    CHECK(html.read().find("<svg") != std::string::npos);
+    CHECK(html.read().find("1800") != std::string::npos);
+    CHECK(text_collector.out().find("1800 requests in") != std::string::npos);
+    CHECK(text_collector.out().find("48 in flight, 3 threads, 3 workers") != std::string::npos);
+
+    // A run ID is used once: a fourth worker is refused.
+    worker late(args, env);
+    CHECK(late.wait() == 2);
+    CHECK(late.err().find("already had its 3 workers") != std::string::npos);
+}
+
+TEST_CASE("--collect refuses a result that is not a worker's, and gives up after --run-wait") {
+    test::redis_server redis;
+    testing::fake_auth_server auth(auth_options());
+    const auto env = env_for(auth, redis);
+    // Planted with redis-cli: one worker, and garbage for its result.
+    const std::string cli = "/usr/bin/redis-cli -p " + std::to_string(redis.port()) + " ";
+    for (const std::string& cmd : {cli + "SET tokenflight:run:bad:workers 1",
+                                   cli + "RPUSH tokenflight:run:bad:results '{\"requests\":\"x\"}'"})
+        REQUIRE(std::system((cmd + " >/dev/null").c_str()) == 0);
+    worker bad("--collect bad", env);
+    CHECK(bad.wait() == 2);
+    CHECK(bad.err().find("result 1 of run bad is not a tokenflight-load result") != std::string::npos);
+
+    worker nobody("--collect none --run-wait 1", env);
+    CHECK(nobody.wait() == 2);
+    CHECK(nobody.err().find("no worker has joined it") != std::string::npos);
 }

@@ -7,6 +7,7 @@
 #include <tokenflight/token_endpoint.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 
 namespace tokenflight::load {
@@ -93,6 +94,13 @@ Fleet (several tokenflight-load processes, one token):
                              takes over (default: --timeout + 2)
   --redis-key-file FILE      what the shared record's key is derived from (default: the client
                              secret; needed without one)
+  --run ID --workers N       one of N workers of run ID (letters, digits, '.', '_', '-'): waits
+                             until the N have their first token, starts with them, and hands its
+                             result to the run in Redis at the end (still printing its own)
+  --collect ID               with --redis, no URL: waits for the N results of run ID and prints
+                             them merged, in the shapes of one run's (--json, --report, --timeline)
+  --run-wait SECONDS         the longest a worker waits for the others, or --collect for the
+                             results (default 600)
 Benchmarking:
   --demo-token-server        get tokens from an in-process fake authorization server (load goes to URL)
   --no-token                 no token layer at all: only the -H headers (to measure the token layer)
@@ -176,7 +184,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                    a == "-c" || a == "-n" || a == "-d" || a == "-t" || a == "-R" || a == "--max-connections" ||
                    a == "--timeout" || a == "--cacert" || a == "--proxy" || a == "--demo-token-lifetime" || a == "--demo-revoke-every" ||
                    a == "--targets" || a == "--weights" || a == "--timeline" || a == "--report" ||
-                   a == "--redis" || a == "--redis-timeout" || a == "--redis-lease" || a == "--redis-key-file") {
+                   a == "--redis" || a == "--redis-timeout" || a == "--redis-lease" || a == "--redis-key-file" ||
+                   a == "--run" || a == "--workers" || a == "--collect" || a == "--run-wait") {
             auto v = value();
             if (!v) return missing();
             if (a == "--token-url") {
@@ -290,6 +299,20 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
                 const auto ms = std::chrono::milliseconds(static_cast<std::int64_t>(*n * 1000));
                 if (ms.count() < 1) return bad(*v, "seconds, 0.001 at least");
                 (a == "--redis-timeout" ? c.redis_timeout : c.redis_lease.emplace()) = ms;
+            } else if (a == "--run" || a == "--collect") {
+                if (v->empty() || v->size() > 64 || !std::all_of(v->begin(), v->end(), [](char ch) {
+                        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+                    }))
+                    return bad(*v, "1 to 64 letters, digits, '.', '_' or '-'");
+                (a == "--run" ? c.run_id : c.collect_id) = *v;
+            } else if (a == "--workers") {
+                auto n = number<int>(*v);
+                if (!n || *n < 1 || *n > 10'000) return bad(*v, "1 to 10000");
+                c.workers = *n;
+            } else if (a == "--run-wait") {
+                auto n = number<int>(*v);
+                if (!n || *n < 1 || *n > 86'400) return bad(*v, "whole seconds, 1 to 86400");
+                c.run_wait = std::chrono::seconds(*n);
             } else if (a == "--redis-key-file") {
                 auto s = load_secret_file(std::string(*v));
                 if (!s) return usage_error{"cannot read the Redis key material from '" + std::string(*v) + "': " + s.error().message()};
@@ -329,6 +352,15 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     if (c.rate && c.rate->length() && !c.requests && !c.duration)
         c.duration = std::chrono::ceil<std::chrono::milliseconds>(*c.rate->length());
     if (weights && !targets_file) return usage_error{"--weights goes with --targets FILE"};
+    if (!c.run_id.empty() || !c.collect_id.empty() || c.workers > 0) {
+        if (c.redis_url.empty()) return usage_error{"--run and --collect meet in Redis: give --redis URL"};
+        if (!c.collect_id.empty()) {
+            if (!c.run_id.empty() || c.workers > 0) return usage_error{"--collect merges a run's results: no --run or --workers"};
+            if (!c.url.empty() || targets_file) return usage_error{"--collect sends nothing: give no URL or --targets"};
+            return c; // nothing else is needed
+        }
+        if (c.run_id.empty() || c.workers == 0) return usage_error{"--run ID and --workers N go together"};
+    }
     if (!c.redis_url.empty()) {
         if (c.demo)
             return usage_error{"--redis shares one authorization server's token between workers; --demo runs "

@@ -52,6 +52,10 @@ struct config {
     std::string redis_url;
     std::chrono::milliseconds redis_timeout{50};         ///< --redis-timeout: each Redis step
     std::optional<std::chrono::milliseconds> redis_lease; ///< --redis-lease; default --timeout + 2 s
+    std::string run_id;             ///< --run ID: this worker's run (with --workers)
+    int workers = 0;                ///< --workers N: the run's size
+    std::string collect_id;         ///< --collect ID: merge the run's results instead of loading
+    std::chrono::seconds run_wait{600}; ///< --run-wait: the longest wait for the others (or the results)
     secret redis_key;               ///< --redis-key-file's: the record key's material (default: the secret)
     bool help = false;
 };

@@ -43,6 +43,14 @@ void histogram::record(std::chrono::nanoseconds d) noexcept {
         }
 }
 
+void histogram::add(std::size_t b, std::uint64_t n, std::chrono::nanoseconds max) noexcept {
+    if (b >= bucket_count) return;
+    shards_[0].buckets[b].fetch_add(n, std::memory_order_relaxed);
+    const auto ns = static_cast<std::uint64_t>(std::max<std::int64_t>(0, max.count()));
+    for (auto m = max_.load(std::memory_order_relaxed); ns > m && !max_.compare_exchange_weak(m, ns);) {
+    }
+}
+
 std::uint64_t histogram::count() const noexcept {
     std::uint64_t n = 0;
     for (int s = 0; s < shard_count_; ++s)

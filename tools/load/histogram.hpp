@@ -39,6 +39,9 @@ public:
     explicit histogram(int shard_count = 8);
 
     void record(std::chrono::nanoseconds d) noexcept;
+    /// Adds `n` values in bucket `b` (another run's distribution, merged bucket by bucket), and
+    /// raises the maximum to `max`. Ignores a bucket out of range.
+    void add(std::size_t b, std::uint64_t n, std::chrono::nanoseconds max) noexcept;
 
     /// Total number of recorded values.
     std::uint64_t count() const noexcept;

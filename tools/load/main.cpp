@@ -2,6 +2,7 @@
 #include "config.hpp"
 #include "demo.hpp"
 #include "event_loops.hpp"
+#include "fleet_run.hpp"
 #include "report.hpp"
 #include "run_load.hpp"
 #include "runner.hpp"
@@ -52,6 +53,8 @@ int run(int argc, char** argv) {
         if (!file->empty())
             if (auto why = tf::load::check_writable(*file)) return fail_setup(*why);
 
+    if (!cfg.collect_id.empty()) return tf::load::collect_run(cfg);
+
     // Declared in this order so that they go away in the reverse one: the senders (and the
     // servers they talk to) before the event loops stop, the demo's servers last.
     auto demo = cfg.demo ? tf::load::start_demo(cfg) : nullptr;
@@ -63,6 +66,9 @@ int run(int argc, char** argv) {
         return fail_setup(e->message);
     const auto& senders = std::get<tf::load::senders>(made);
 
+    // A worker of a distributed run starts when the others have their first token too.
+    if (!cfg.run_id.empty())
+        if (auto why = tf::load::join_run(cfg)) return fail_setup(*why);
     tf::load::tally results(cfg.targets.size());
     results.story = senders.story.get();
     const auto run = tf::load::run_load(cfg, loops, senders, results, demo.get());
@@ -76,6 +82,8 @@ int run(int argc, char** argv) {
         // With --json, stdout is the JSON alone.
         (cfg.json ? std::cerr : std::cout) << "report: " << cfg.report_file << '\n';
     }
+    if (!cfg.run_id.empty())
+        if (auto why = tf::load::push_result(cfg, tf::load::json_report(report))) return fail_setup(*why);
     return report.sum.ok == report.sum.requests ? exit_ok : exit_not_all_2xx;
 }
 

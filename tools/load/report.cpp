@@ -90,6 +90,11 @@ std::string json_string(std::string_view s) {
     return out + '"';
 }
 
+// The run's target, or how many targets it had.
+std::string to_of(const run_report& r) {
+    return r.targets.size() == 1 ? http::redact_url(r.targets.front().url) : std::to_string(r.targets.size()) + " targets";
+}
+
 std::string timeline_json(const std::vector<timeline_row>& rows) {
     std::string out = "[";
     for (std::size_t i = 0; i < rows.size(); ++i) {
@@ -158,6 +163,7 @@ std::string targets_json(const run_report& r) {
         member(out, first, "p50_ms", fixed(to_ms(tt.latency.quantile(0.5))));
         member(out, first, "p99_ms", fixed(to_ms(tt.latency.quantile(0.99))));
         member(out, first, "max_ms", fixed(to_ms(tt.latency.max())));
+        member(out, first, "latency_distribution", distribution_json(tt.latency.snapshot()));
         out += '}';
     }
     return out + ']';
@@ -167,11 +173,11 @@ void print_text(const run_report& r) {
     const auto& cfg = r.cfg;
     const auto& sum = r.sum;
     const auto& t = r.t;
-    const std::string to = r.targets.size() == 1 ? http::redact_url(r.targets.front().url)
-                                                  : std::to_string(r.targets.size()) + " targets";
-    std::printf("%llu requests in %.2fs to %s, %d in flight, %d thread%s\n",
-                static_cast<unsigned long long>(sum.requests), sum.duration_s, to.c_str(), cfg.concurrency,
-                cfg.threads, cfg.threads == 1 ? "" : "s");
+    const std::string to = to_of(r);
+    std::printf("%llu requests in %.2fs to %s, %d in flight, %d thread%s", static_cast<unsigned long long>(sum.requests),
+                sum.duration_s, to.c_str(), cfg.concurrency, cfg.threads, cfg.threads == 1 ? "" : "s");
+    if (!cfg.collect_id.empty()) std::printf(", %d workers", cfg.workers); // a merged run
+    std::printf("\n");
     const auto& latency = t.latency;
     std::printf("  latency     p50 %s   p90 %s   p99 %s   max %s\n",
                 format_ms(latency.quantile(0.5)).c_str(), format_ms(latency.quantile(0.9)).c_str(),
@@ -241,6 +247,12 @@ run_report::run_report(const config& c, const tally& tl, const senders& s, const
       storms(s.story->storms(run.start)), marks_dropped(s.story->dropped()), latency(tl.latency.snapshot()),
       targets(c.targets) {}
 
+run_report::run_report(const config& c, const tally& tl, summary s, std::vector<timeline_row> rows_,
+                       std::vector<token_fetch_mark> fetches_, std::vector<unauthorized_storm> storms_,
+                       std::uint64_t dropped)
+    : cfg(c), t(tl), sum(s), rows(std::move(rows_)), fetches(std::move(fetches_)), storms(std::move(storms_)),
+      marks_dropped(dropped), latency(tl.latency.snapshot()), targets(c.targets) {}
+
 std::string json_report(const run_report& r) {
     // Written by hand: fixed-point numbers read better than Boost.JSON's exponent form.
     const auto& t = r.t;
@@ -272,6 +284,15 @@ std::string json_report(const run_report& r) {
                ",\"p90\":" + fixed(to_ms(histogram::quantile_of(r.latency, 0.9, max))) +
                ",\"p99\":" + fixed(to_ms(histogram::quantile_of(r.latency, 0.99, max))) +
                ",\"max\":" + fixed(to_ms(max)) + '}');
+    // What was run, for --collect and for the reader: the target (or how many), the requests
+    // in flight and threads (over every worker, in a merged report).
+    std::string run = "{";
+    bool first_run = true;
+    member(run, first_run, "to", json_string(to_of(r)));
+    member(run, first_run, "concurrency", std::to_string(r.cfg.concurrency));
+    member(run, first_run, "threads", std::to_string(r.cfg.threads));
+    if (!r.cfg.collect_id.empty()) member(run, first_run, "workers", std::to_string(r.cfg.workers));
+    member(out, first, "run", run + '}');
     member(out, first, "timeline", timeline_json(r.rows));
     member(out, first, "latency_distribution", distribution_json(r.latency));
     member(out, first, "token_story", token_story_json(r));

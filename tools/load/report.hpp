@@ -33,6 +33,9 @@ summary summarise(const tally& t, const senders& s, double duration_s);
 /// Everything a finished run reports, gathered once.
 struct run_report {
     run_report(const config& cfg, const tally& t, const senders& s, const run_outcome& run);
+    /// A report from parts gathered elsewhere (--collect: the workers' results merged).
+    run_report(const config& cfg, const tally& t, summary sum, std::vector<timeline_row> rows,
+               std::vector<token_fetch_mark> fetches, std::vector<unauthorized_storm> storms, std::uint64_t dropped);
 
     const config& cfg;
     const tally& t;

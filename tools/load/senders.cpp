@@ -1,5 +1,7 @@
 #include "senders.hpp"
 
+#include "fleet_run.hpp"
+
 #include <tokenflight/http/prepared_request.hpp>
 #include <tokenflight/http/url.hpp>
 #include <tokenflight/redis_token_store.hpp>
@@ -180,6 +182,7 @@ std::variant<senders, setup_error> clients(const config& cfg, credentials creds,
         ro.timeout = cfg.redis_timeout;
         ro.lease = cfg.redis_lease.value_or(cfg.timeout + 2s);
         ro.key_material = cfg.redis_key;
+        ro.tls = redis_tls(cfg);
         stores = [ex = loops.executor(0), ro](const credentials& c) { return make_redis_token_store(ex, c, ro); };
         try {
             (void)stores(creds); // the URL and the key material, checked before the first token
