@@ -4,18 +4,23 @@
 #include "fleet/redis_token_store.hpp"
 
 #include "redis_server.hpp"
+#include "tls_certs.hpp"
 #include "support.hpp"
 
 #include <tokenflight/client.hpp>
 #include <tokenflight/testing/fake_api_server.hpp>
 #include <tokenflight/testing/fake_auth_server.hpp>
+#include <tokenflight/redis_token_store.hpp>
+#include <tokenflight/token_registry.hpp>
 #include <tokenflight/token_source.hpp>
 
 #include <boost/asio/use_future.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <future>
+#include <mutex>
 #include <memory>
 #include <vector>
 
@@ -109,4 +114,99 @@ TEST_CASE("Redis away: each source requests its own token, and every request is 
     CHECK(auth.token_requests() == 2);
     CHECK(a.source.stats().shared_store_errors >= 1);
     CHECK(b.source.stats().shared_store_errors >= 1);
+}
+
+TEST_CASE("an adopted token keeps its remaining life to the millisecond, and says it was adopted") {
+    test::redis_server redis;
+    testing::fake_auth_server::options ao;
+    ao.lifetime = 2s; // a whole-second count would take 1.99 s for 1 s
+    testing::fake_auth_server auth(ao);
+    test::io_threads io(2);
+    member a(io, redis, auth);
+    std::vector<token_event::kind> b_events;
+    std::mutex m;
+    token_source_options o = member::options(std::make_shared<fleet::redis_token_store>(
+        io.executor(), *redis::parse_redis_url(redis.url()), auth.client_credentials(), material,
+        fleet::store_options{.timeout = 2s, .lease = 10s}));
+    o.on_event = [&](const token_event& e) {
+        std::lock_guard lock(m);
+        b_events.push_back(e.what);
+    };
+    token_source b(io.executor(), auth.client_credentials(), o);
+    const auto ta = a.source.async_get_token(asio::use_future).get();
+    const auto tb = b.async_get_token(asio::use_future).get();
+    CHECK(tb.value() == ta.value());
+    CHECK(auth.token_requests() == 1);
+    CHECK(tb.expires_at() > ta.expires_at() - 100ms);
+    CHECK(tb.expires_at() <= ta.expires_at() + 100ms);
+    std::lock_guard lock(m);
+    CHECK(std::count(b_events.begin(), b_events.end(), token_event::kind::token_adopted) == 1);
+    CHECK(std::count(b_events.begin(), b_events.end(), token_event::kind::request_sent) == 0);
+    CHECK(b.stats().shared_adopted == 1);
+    CHECK(b.stats().token_requests == 0);
+}
+
+TEST_CASE("sender-constrained tokens are never shared: DPoP and a client certificate refuse a store") {
+    testing::fake_auth_server auth;
+    asio::io_context ioc;
+    auto store = make_redis_token_store(ioc.get_executor(), auth.client_credentials(), {});
+    const auto refused = [&](credentials c, token_source_options o) {
+        o.shared_store = store;
+        try {
+            token_source s(ioc.get_executor(), std::move(c), std::move(o));
+        } catch (const boost::system::system_error& e) {
+            return e.code() == errc::token_not_shareable;
+        }
+        return false;
+    };
+    token_source_options dpop;
+    dpop.dpop.enabled = true;
+    CHECK(refused(auth.client_credentials(), dpop));
+    auto with_cert = auth.client_credentials();
+    const auto ca = test::make_cert("fleet CA", "", nullptr);
+    const auto leaf = test::make_cert("fleet-client", "DNS:client.test", &ca, -3600, 24 * 3600, "clientAuth");
+    with_cert.certificate = http::client_identity::from_pem(leaf.cert_pem, secret(leaf.key_pem)).value();
+    CHECK(refused(with_cert, {}));
+    CHECK_FALSE(refused(auth.client_credentials(), {})); // a bearer token is shared
+}
+
+TEST_CASE("make_redis_token_store: 16 bytes of key material, a Redis URL, no password in the error") {
+    asio::io_context ioc;
+    testing::fake_auth_server::options ao;
+    ao.client_secret = "short"; // 5 bytes: too little to derive the record key from
+    testing::fake_auth_server auth(ao);
+    const auto code_of = [&](redis_store_options o) -> error_code {
+        try {
+            (void)make_redis_token_store(ioc.get_executor(), auth.client_credentials(), std::move(o));
+        } catch (const boost::system::system_error& e) {
+            CHECK(std::string(e.what()).find("hunter2") == std::string::npos);
+            return e.code();
+        }
+        return {};
+    };
+    CHECK(code_of({}) == errc::missing_credentials);
+    redis_store_options keyed;
+    keyed.key_material = secret("sixteen bytes of key material");
+    CHECK(code_of(keyed) == error_code{});
+    keyed.url = "redis://:hunter2@"; // no host
+    CHECK(code_of(keyed) == errc::invalid_url);
+    keyed.url = "http://:hunter2@127.0.0.1";
+    CHECK(code_of(keyed) == errc::unsupported_scheme);
+}
+
+TEST_CASE("a registry gives each scope a store of its own, and refuses one store for all") {
+    testing::fake_auth_server auth;
+    asio::io_context ioc;
+    std::vector<std::string> scopes;
+    token_registry registry(ioc.get_executor(), auth.client_credentials(), {}, [&](const credentials& c) {
+        scopes.push_back(c.scope);
+        return make_redis_token_store(ioc.get_executor(), c, {});
+    });
+    (void)registry.source("read");
+    (void)registry.source("write");
+    (void)registry.source("read"); // the same source: no second store
+    CHECK(scopes == std::vector<std::string>{"read", "write"});
+    token_source_options shared;
+    shared.shared_store = make_redis_token_store(ioc.get_executor(), auth.client_credentials(), {});
+    CHECK_THROWS_AS(token_registry(ioc.get_executor(), auth.client_credentials(), shared), std::invalid_argument);
 }

@@ -112,6 +112,11 @@ Output:
   --report FILE              a self-contained HTML report with charts (opens offline)
   --demo                     run against in-process demo servers on 127.0.0.1 (2 s tokens, a
                              revocation storm mid-run); no other flag needed
+  --demo-servers             only --demo's servers, for workers in other processes (--run): prints
+                             token_url=... api_url=... client_id=... (the secret is
+                             demo-client-secret, the API wants 'x-api-key: demo-api-key'), serves
+                             until SIGINT or SIGTERM (or -d), then prints token_requests=N
+                             api_requests=N expired_tokens=N; no revocations
   --demo-token-lifetime S    --demo: token lifetime in whole seconds (default 2)
   --demo-revoke-every S      --demo: revoke every token every S seconds instead of once
 Exit status: 0 when every request got a 2xx, 1 otherwise, 2 for usage or set-up errors.
@@ -163,6 +168,8 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
             c.help = true;
         } else if (a == "--json") {
             c.json = true;
+        } else if (a == "--demo-servers") {
+            c.demo_servers = true;
         } else if (a == "--demo") {
             c.demo = true;
         } else if (a == "--demo-token-server") {
@@ -368,6 +375,10 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
         if (c.no_token || c.demo_token_server) return usage_error{"--redis shares tokens: not with --no-token or --demo-token-server"};
         if (c.dpop) return usage_error{"--redis cannot share DPoP tokens: each is bound to its process's key"};
         if (cert_file) return usage_error{"--redis cannot share certificate-bound tokens (--client-cert)"};
+    }
+    if (c.demo_servers) {
+        if (!c.url.empty() || targets_file || c.demo) return usage_error{"--demo-servers only serves: no URL, --targets or --demo"};
+        return c;
     }
     if (c.demo) {
         if (!c.url.empty()) return usage_error{"--demo runs against its own servers: give no URL"};

@@ -42,6 +42,7 @@ struct config {
     std::string timeline_file;      ///< --timeline FILE.csv: the per-second rows ("": none)
     std::string report_file;        ///< --report FILE.html ("": none)
     bool demo = false;
+    bool demo_servers = false;      ///< --demo-servers: only --demo's servers, for other processes
     std::chrono::seconds demo_token_lifetime{2};          ///< --demo: token lifetime
     std::optional<std::chrono::milliseconds> demo_revoke_every; ///< --demo: revoke periodically (default: once, half-way)
     bool demo_token_server = false; ///< benchmarks: tokens from an in-process fake server, load on URL

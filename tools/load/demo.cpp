@@ -1,6 +1,10 @@
 #include "demo.hpp"
 
+#include <cerrno>
+#include <csignal>
 #include <iostream>
+
+#include <pthread.h>
 #include <string>
 #include <utility>
 
@@ -58,6 +62,27 @@ std::unique_ptr<demo_servers> start_demo(config& cfg) {
                   << revocations << ")\n";
     }
     return demo;
+}
+
+int serve_demo(const config& cfg) {
+    // Blocked before the servers' threads start, so that they inherit the mask and only
+    // sigtimedwait below takes these signals.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+    demo_servers servers(cfg.demo_token_lifetime, false);
+    std::cout << "token_url=" << servers.auth.token_url() << " api_url=" << servers.api.url("/demo")
+              << " client_id=demo-client" << std::endl;
+    const auto wait = cfg.duration.value_or(std::chrono::hours(24 * 365));
+    const auto s = std::chrono::duration_cast<std::chrono::seconds>(wait);
+    timespec limit{static_cast<time_t>(s.count()), static_cast<long>((wait - s).count() * 1'000'000)};
+    while (sigtimedwait(&stop, nullptr, &limit) < 0 && errno == EINTR) {
+    }
+    std::cout << "token_requests=" << servers.auth.token_requests() << " api_requests=" << servers.api.requests()
+              << " expired_tokens=" << servers.api.expired_token_requests() << std::endl;
+    return 0;
 }
 
 std::unique_ptr<testing::fake_auth_server> start_token_server(credentials& creds, bool dpop) {

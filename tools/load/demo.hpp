@@ -31,6 +31,10 @@ struct demo_servers {
 /// unless the output is --json.
 std::unique_ptr<demo_servers> start_demo(config& cfg);
 
+/// --demo-servers: serves --demo's servers (no revocations) until SIGINT or SIGTERM, or for
+/// cfg.duration when given; prints where they are first, and what they saw last. Exit status 0.
+int serve_demo(const config& cfg);
+
 /// Starts --demo-token-server's authorization server and points `creds` at it (keeping --scope
 /// and --auth-method).
 std::unique_ptr<testing::fake_auth_server> start_token_server(credentials& creds, bool dpop);

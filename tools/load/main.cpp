@@ -54,6 +54,7 @@ int run(int argc, char** argv) {
             if (auto why = tf::load::check_writable(*file)) return fail_setup(*why);
 
     if (!cfg.collect_id.empty()) return tf::load::collect_run(cfg);
+    if (cfg.demo_servers) return tf::load::serve_demo(cfg);
 
     // Declared in this order so that they go away in the reverse one: the senders (and the
     // servers they talk to) before the event loops stop, the demo's servers last.
