@@ -339,8 +339,7 @@ parse_token_response(unsigned status, std::string_view body, std::chrono::system
     // The token goes into a header line of every API request: one CR, LF or NUL would inject a
     // header or a whole second request. Visible ASCII only; no stricter (RFC 6750's b64token),
     // since real providers issue tokens with characters such as '!'.
-    for (unsigned char c : std::string_view(at->get_string()))
-        if (c < 0x21 || c > 0x7E) return error_code(errc::invalid_token_response);
+    if (!http::is_visible_ascii(at->get_string())) return error_code(errc::invalid_token_response);
     r.access_token = at->get_string();
 
     if (const auto* t = o.if_contains("token_type")) {

@@ -148,8 +148,11 @@ boost::system::result<shared_token> open(std::string_view sealed, const record_k
         ~wipe() { OPENSSL_cleanse(s.data(), s.size()); }
     } wiped{plain};
     if (!ok) return bad_record();
-
     // Authentic, so written by a holder of the key; still checked as any input is.
+    return parse_record(plain);
+}
+
+boost::system::result<shared_token> parse_record(std::string_view plain) {
     boost::system::error_code ec;
     const auto v = boost::json::parse(plain, ec);
     if (ec || !v.is_object()) return bad_record();
@@ -168,9 +171,8 @@ boost::system::result<shared_token> open(std::string_view sealed, const record_k
     const std::string_view token = value->as_string();
     // The token endpoint's rules (token_endpoint.cpp): the token becomes a header line, so
     // visible ASCII only, and the type an RFC 9110 token.
-    for (unsigned char ch : token)
-        if (ch < 0x21 || ch > 0x7E) return bad_record();
-    if (token.empty() || !http::is_token(type->as_string()) || id->as_string() != token_id(token)) return bad_record();
+    if (!http::is_visible_ascii(token) || !http::is_token(type->as_string()) || id->as_string() != token_id(token))
+        return bad_record();
     shared_token t;
     t.value = secret(token);
     t.type = std::string(type->as_string());

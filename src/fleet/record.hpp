@@ -80,6 +80,12 @@ std::string seal(const shared_token& token, const record_key& key, std::string_v
 /// plaintext that is not a well-formed record. A record that fails is ignored and overwritten.
 boost::system::result<shared_token> open(std::string_view sealed, const record_key& key, std::string_view store_key);
 
+/// open()'s check of a decrypted record: the JSON object seal() writes, with a visible-ASCII
+/// token, an RFC 9110 token type, an expiry in range and the token's id; errc::malformed_response
+/// otherwise. (The fuzz target fleet_record feeds it directly: through open(), random bytes never
+/// get past the GCM tag.)
+boost::system::result<shared_token> parse_record(std::string_view plain);
+
 } // namespace tokenflight::fleet
 
 #endif

@@ -43,12 +43,14 @@ bool is_field_value(std::string_view s) noexcept {
     return true;
 }
 
-bool is_request_target(std::string_view s) noexcept {
+bool is_visible_ascii(std::string_view s) noexcept {
     if (s.empty()) return false;
     for (unsigned char c : s)
         if (c < 0x21 || c > 0x7E) return false;
     return true;
 }
+
+bool is_request_target(std::string_view s) noexcept { return is_visible_ascii(s); }
 
 void chunked_coding_list::add(std::string_view v) noexcept {
     // RFC 9112 section 6.1: repeated fields form one list; chunked must be last, and only once.

@@ -24,6 +24,10 @@ bool is_token(std::string_view s) noexcept;
 /// 0x7F) except horizontal tab. Bytes 0x80-0xFF (obs-text) pass.
 bool is_field_value(std::string_view s) noexcept;
 
+/// One or more visible ASCII characters (0x21-0x7E): what an access token may hold, since it
+/// goes into a header line (one CR, LF or NUL would inject a header or a request).
+bool is_visible_ascii(std::string_view s) noexcept;
+
 /// An RFC 9112 request-target in origin or absolute form: visible ASCII (0x21-0x7E) only.
 bool is_request_target(std::string_view s) noexcept;
 
