@@ -14,21 +14,9 @@ cd "$(dirname "$0")/.."
 life=${1:-5}
 load=build/release/tools/load/tokenflight-load
 [ -x "$load" ] || { echo "build first: cmake --preset release && cmake --build --preset release" >&2; exit 2; }
-command -v redis-server >/dev/null || { echo "needs redis-server" >&2; exit 2; }
 ulimit -n 65536 2>/dev/null || ulimit -n 8192 || true
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --logfile /dev/null &
-pids+=($!)
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+. scripts/local-redis.sh
 
 # One point: PROCESSES [--redis URL]; prints "token_requests=N api_requests=N expired_tokens=N".
 point() {
@@ -57,8 +45,8 @@ point() {
 echo "processes  token requests alone  with --redis  expired tokens sent (alone, with)  ${life} s tokens, ${life} s runs"
 for n in 1 8 32; do
     alone=$(point "$n")
-    redis-cli -p "$port" flushall >/dev/null # a fresh store for each point
-    shared=$(point "$n" --redis "redis://127.0.0.1:$port")
+    redis-cli -p "$redis_port" flushall >/dev/null # a fresh store for each point
+    shared=$(point "$n" --redis "redis://127.0.0.1:$redis_port")
     field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
     printf '%9d  %20s  %12s  %s, %s\n' "$n" "$(field "$alone" token_requests)" "$(field "$shared" token_requests)" \
         "$(field "$alone" expired_tokens)" "$(field "$shared" expired_tokens)"

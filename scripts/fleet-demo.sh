@@ -12,26 +12,12 @@ seconds=${2:-10}
 root=${TOKENFLIGHT_BUILD_ROOT:+$(realpath -m "$TOKENFLIGHT_BUILD_ROOT")}
 cd "$(dirname "$0")/.."
 dir=${root:-build}/release
-command -v redis-server >/dev/null || { echo "fleet-demo: needs redis-server (apt-get install redis-server)" >&2; exit 2; }
 scripts/bootstrap.sh
 cmake --preset release -B "$dir" >/dev/null
 cmake --build "$dir" --target tokenflight-load >/dev/null
 load=$dir/tools/load/tokenflight-load
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# Redis on a free loopback port, no persistence.
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --logfile /dev/null &
-pids+=($!)
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.05; done
+. scripts/local-redis.sh
 
 # The authorization server and the API, in a process of their own.
 "$load" --demo-servers --demo-token-lifetime 2 >"$work/servers" &
@@ -40,10 +26,10 @@ pids+=($servers)
 until [ -s "$work/servers" ]; do sleep 0.05; done
 read -r token_url api_url client_id <"$work/servers"
 export TOKENFLIGHT_TOKEN_URL=${token_url#token_url=} TOKENFLIGHT_CLIENT_ID=${client_id#client_id=}
-export TOKENFLIGHT_CLIENT_SECRET=demo-client-secret TOKENFLIGHT_REDIS_URL=redis://127.0.0.1:$port
+export TOKENFLIGHT_CLIENT_SECRET=demo-client-secret TOKENFLIGHT_REDIS_URL=redis://127.0.0.1:$redis_port
 
 run=demo-$$
-echo "fleet-demo: $workers workers, run $run, Redis on 127.0.0.1:$port, API ${api_url#api_url=}"
+echo "fleet-demo: $workers workers, run $run, Redis on 127.0.0.1:$redis_port, API ${api_url#api_url=}"
 for i in $(seq "$workers"); do
     "$load" "${api_url#api_url=}" -H 'x-api-key: demo-api-key' -c 32 -t 1 -d "$seconds" \
         --run "$run" --workers "$workers" --json >"$work/worker-$i.json" &

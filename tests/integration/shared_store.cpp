@@ -75,15 +75,18 @@ int gets(client& c, const std::string& url, int n) {
     return ok;
 }
 
-} // namespace
-
-TEST_CASE("two sources sharing a store: a cold start and a revocation cost one token request each") {
+// Two "processes" sharing a Redis, an authorization server and an API.
+struct two_members {
     test::redis_server redis;
     testing::fake_auth_server auth;
-    testing::fake_api_server api(auth);
-    test::io_threads io(2);
-    member a(io, redis, auth), b(io, redis, auth);
+    testing::fake_api_server api{auth};
+    test::io_threads io{2};
+    member a{io, redis, auth}, b{io, redis, auth};
+};
 
+} // namespace
+
+TEST_CASE_FIXTURE(two_members, "two sources sharing a store: a cold start and a revocation cost one token request each") {
     // Cold: 50 callers on each source at once.
     auto fa = std::async(std::launch::async, [&] { return tokens(a.source, 50); });
     auto fb = std::async(std::launch::async, [&] { return tokens(b.source, 50); });
@@ -102,13 +105,7 @@ TEST_CASE("two sources sharing a store: a cold start and a revocation cost one t
     CHECK(a.source.stats().shared_store_errors + b.source.stats().shared_store_errors == 0);
 }
 
-TEST_CASE("Redis away: each source requests its own token, and every request is served") {
-    test::redis_server redis;
-    testing::fake_auth_server auth;
-    testing::fake_api_server api(auth);
-    test::io_threads io(2);
-    member a(io, redis, auth), b(io, redis, auth);
-    redis.stop();
+TEST_CASE_FIXTURE(two_members, "Redis away: each source requests its own token, and every request is served") {    redis.stop();
     CHECK(gets(a.api_client, api.url("/"), 20) == 20);
     CHECK(gets(b.api_client, api.url("/"), 20) == 20);
     CHECK(auth.token_requests() == 2);
