@@ -25,7 +25,7 @@ point() {
     rm -f "$work/servers"
     "$load" --demo-servers --demo-token-lifetime "$life" >"$work/servers" &
     local servers=$!
-    until [ -s "$work/servers" ]; do sleep 0.05; done
+    wait_for test -s "$work/servers"
     local token_url api_url client_id
     read -r token_url api_url client_id <"$work/servers"
     local workers=()

@@ -33,6 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto again = fleet::open(fleet::seal(t, key, "tokenflight:{h}:record"), key, "tokenflight:{h}:record");
     FUZZ_CHECK(again);
     FUZZ_CHECK(again->value.reveal() == t.value.reveal() && again->type == t.type && again->scope == t.scope &&
-               again->expires_at == t.expires_at && again->id == t.id);
+               again->expires_at == t.expires_at && again->id == t.id && again->issued_at == t.issued_at);
+    FUZZ_CHECK(t.issued_at <= t.expires_at);
     return 0;
 }

@@ -23,7 +23,7 @@ load=$dir/tools/load/tokenflight-load
 "$load" --demo-servers --demo-token-lifetime 2 >"$work/servers" &
 servers=$!
 pids+=($servers)
-until [ -s "$work/servers" ]; do sleep 0.05; done
+wait_for test -s "$work/servers"
 read -r token_url api_url client_id <"$work/servers"
 export TOKENFLIGHT_TOKEN_URL=${token_url#token_url=} TOKENFLIGHT_CLIENT_ID=${client_id#client_id=}
 export TOKENFLIGHT_CLIENT_SECRET=demo-client-secret TOKENFLIGHT_REDIS_URL=redis://127.0.0.1:$redis_port

@@ -365,9 +365,10 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
     claimed shared;
     if (options_.shared_store) {
         shared = co_await claim_shared(cause);
+        if (shared.cancelled) co_return fail(asio::error::operation_aborted, {}, 0, cause);
         if (shared.token) {
             shared_adopted_.fetch_add(1, std::memory_order_relaxed);
-            succeed(std::move(*shared.token), clock::now(), cause, token_event::kind::token_adopted, shared.left);
+            succeed(std::move(*shared.token), shared.sent, cause, token_event::kind::token_adopted, shared.lifetime);
             co_return;
         }
     }
@@ -490,6 +491,10 @@ asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refr
     };
     auto [ec, claim] = co_await asio::async_initiate<decltype(token), void(error_code, shared_claim)>(init, token);
     claimed out;
+    if (ec == asio::error::operation_aborted) { // close(): not the store's failure
+        out.cancelled = true;
+        co_return out;
+    }
     if (ec) {
         shared_errors_.fetch_add(1, std::memory_order_relaxed);
         emit(token_event::kind::shared_store_failed, 0, cause, ec);
@@ -498,18 +503,29 @@ asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refr
     out.store_helped = true;
     out.lease = claim.lease;
     if (claim.token) {
-        // To the nanosecond: a 1 s token read 10 ms after its request has 990 ms, not 0 s, left.
-        const auto left =
-            std::chrono::duration_cast<clock::duration>(claim.token->expires_at - std::chrono::system_clock::now());
-        // One that expired on the way is not taken.
-        if (left > clock::duration::zero() && !claim.token->value.empty()) {
+        // On this process's clock, to the nanosecond (a 1 s token read 10 ms after its request
+        // has 990 ms left, not 0 s), over its whole life when the store knows when it began: the
+        // refresh point and the expiry margin are then the requester's, whenever it is taken.
+        const auto system_now = std::chrono::system_clock::now();
+        const auto now = clock::now();
+        const auto& t = *claim.token;
+        const auto left = std::chrono::duration_cast<clock::duration>(t.expires_at - system_now);
+        const auto lifetime = t.issued_at.time_since_epoch().count() > 0 && t.issued_at < t.expires_at
+                                  ? std::chrono::duration_cast<clock::duration>(t.expires_at - t.issued_at)
+                                  : left;
+        const auto sent = now + left - lifetime;
+        const auto times = compute_token_times(sent, lifetime, std::nullopt, options_.refresh);
+        // One that expired on the way, or is past its expiry margin, is not taken: this source
+        // then requests its own (and shares it).
+        if (left > clock::duration::zero() && times.usable_until > now && !t.value.empty()) {
             token_response r;
-            r.access_token = std::string(claim.token->value.reveal());
-            r.token_type = claim.token->type.empty() ? "Bearer" : claim.token->type;
-            r.scope = claim.token->scope;
-            r.lifetime = std::chrono::duration_cast<std::chrono::seconds>(left);
+            r.access_token = std::string(t.value.reveal());
+            r.token_type = t.type.empty() ? "Bearer" : t.type;
+            r.scope = t.scope;
+            r.lifetime = std::chrono::duration_cast<std::chrono::seconds>(lifetime);
             out.token = std::move(r);
-            out.left = left;
+            out.sent = sent;
+            out.lifetime = lifetime;
         }
     }
     co_return out;
@@ -520,8 +536,10 @@ asio::awaitable<void> token_source_impl::publish_shared(const access_token& t, r
     s.value = secret(t.value());
     s.type = std::string(t.type());
     s.scope = std::string(t.scope());
-    s.expires_at = std::chrono::system_clock::now() +
-                   std::chrono::duration_cast<std::chrono::system_clock::duration>(t.expires_at() - clock::now());
+    const auto system_now = std::chrono::system_clock::now();
+    const auto now = clock::now();
+    s.expires_at = system_now + std::chrono::duration_cast<std::chrono::system_clock::duration>(t.expires_at() - now);
+    s.issued_at = system_now - std::chrono::duration_cast<std::chrono::system_clock::duration>(now - t.issued_at());
     auto token = asio::as_tuple(asio::use_awaitable);
     auto init = [store = options_.shared_store, &s](auto handler) { store->async_publish(std::move(s), std::move(handler)); };
     auto [ec] = co_await asio::async_initiate<decltype(token), void(error_code)>(init, token);

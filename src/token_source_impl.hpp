@@ -117,9 +117,11 @@ private:
     asio::awaitable<error_code> discover(diagnostics& diag);
     struct claimed {
         std::optional<token_response> token; // another process's, to take
-        clock::duration left{};              // ... and what is left of its life
+        clock::time_point sent{};            // ... when it was requested, on this clock
+        clock::duration lifetime{};          // ... and its whole life
         bool lease = false;
         bool store_helped = false; // the claim succeeded: publish what is fetched
+        bool cancelled = false;    // the source was closed while it claimed
     };
     asio::awaitable<claimed> claim_shared(refresh_cause cause);
     asio::awaitable<void> publish_shared(const access_token& t, refresh_cause cause);

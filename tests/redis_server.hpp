@@ -84,8 +84,14 @@ public:
                std::to_string(db);
     }
 
+    /// Freezes it (SIGSTOP): connections stay open and nothing answers, as a server stalled by
+    /// a fork or swapping would. resume() (SIGCONT) thaws it; stop() thaws it first.
+    void pause() { ::kill(pid_, SIGSTOP); }
+    void resume() { ::kill(pid_, SIGCONT); }
+
     void stop() {
         if (pid_ <= 0) return;
+        ::kill(pid_, SIGCONT);
         ::kill(pid_, SIGTERM);
         for (int i = 0; i < 500; ++i) { // 5 s, then SIGKILL
             if (::waitpid(pid_, nullptr, WNOHANG) == pid_) {

@@ -22,6 +22,10 @@ struct shared_token {
     std::string type;                                 ///< its token_type ("Bearer")
     std::string scope;                                ///< the granted scope (may be empty)
     std::chrono::system_clock::time_point expires_at; ///< when it expires
+    /// When its request was sent: with expires_at, its whole lifetime, from which a process
+    /// taking it computes the same refresh and expiry margins as the one that requested it.
+    /// The epoch when unknown (the remaining life is then taken as the whole).
+    std::chrono::system_clock::time_point issued_at{};
 };
 
 /// What a shared store answers a token source that is about to request a token.

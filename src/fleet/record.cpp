@@ -97,6 +97,7 @@ std::string seal(const shared_token& token, const record_key& key, std::string_v
     o["scope"] = token.scope;
     o["exp_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(token.expires_at.time_since_epoch()).count();
     o["id"] = token.id;
+    o["iat_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(token.issued_at.time_since_epoch()).count();
     std::string plain = boost::json::serialize(o);
     if (plain.size() > max_record_plaintext) {
         OPENSSL_cleanse(plain.data(), plain.size());
@@ -179,6 +180,11 @@ boost::system::result<shared_token> parse_record(std::string_view plain) {
     t.scope = std::string(scope->as_string());
     t.expires_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(exp->as_int64()));
     t.id = std::string(id->as_string());
+    // Optional (records before it had none): from the epoch up to the expiry.
+    if (const auto* iat = o.if_contains("iat_ms")) {
+        if (!iat->is_int64() || iat->as_int64() < 0 || iat->as_int64() > exp->as_int64()) return bad_record();
+        t.issued_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(iat->as_int64()));
+    }
     return t;
 }
 

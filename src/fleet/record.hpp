@@ -27,6 +27,8 @@ struct shared_token {
     std::string scope; ///< granted scope, may be empty
     std::chrono::system_clock::time_point expires_at;
     std::string id;    ///< token_id(value)
+    /// When its request was sent (the start of its life); the epoch when unknown.
+    std::chrono::system_clock::time_point issued_at{};
 };
 
 /// The 256-bit key records are sealed with. Wiped on destruction.

@@ -13,9 +13,12 @@ namespace asio = boost::asio;
 
 namespace {
 
-// Deletes the lease only if it is still the caller's.
+// Deletes the lease only if it is still the caller's, and then announces an empty id: the lease
+// ended without a token, so a process waiting for it may take it at once.
 constexpr std::string_view release_script =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "  redis.call('del', KEYS[1]) redis.call('publish', ARGV[2], '') return 1 "
+    "else return 0 end";
 
 // Writes the record, announces it and ends the lease, if the lease is the caller's, or nobody's
 // and the record there (if any) expires before this token does. The record expires with its
@@ -149,12 +152,25 @@ asio::awaitable<boost::system::result<bool>> redis_store::publish(const shared_t
 
 asio::awaitable<boost::system::result<bool>> redis_store::release(std::string_view owner) {
     redis::pipeline p;
-    p.add({"EVAL", release_script, "1", keys_.lease, owner});
+    p.add({"EVAL", release_script, "1", keys_.lease, owner, keys_.channel});
     auto replies = co_await exec_idempotent(p);
     if (!replies) co_return failed(replies.error());
     const auto& r = replies->front();
     if (r.type != redis::reply::kind::integer) co_return failed(errc::malformed_response);
     co_return r.integer == 1;
+}
+
+asio::awaitable<boost::system::result<std::optional<std::chrono::milliseconds>>> redis_store::lease_left() {
+    redis::pipeline p;
+    p.add({"PTTL", keys_.lease});
+    auto replies = co_await exec_idempotent(p);
+    if (!replies) co_return replies.error();
+    const auto& r = replies->front();
+    if (r.type != redis::reply::kind::integer) co_return error_code(errc::malformed_response);
+    if (r.integer == -2) co_return std::optional<std::chrono::milliseconds>(); // no lease
+    // -1 (a lease without expiry) is not ours to make: wait a whole lease for it at most.
+    co_return std::optional<std::chrono::milliseconds>(r.integer < 0 ? options_.lease
+                                                                     : std::chrono::milliseconds(r.integer));
 }
 
 asio::awaitable<boost::system::result<std::unique_ptr<redis_store::subscription>>> redis_store::subscribe() {

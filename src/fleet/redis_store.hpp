@@ -66,16 +66,23 @@ public:
     boost::asio::awaitable<boost::system::result<bool>> publish(const shared_token& token, std::string_view owner);
 
     /// Releases the lease if `owner` still holds it (compare and delete, in Lua: a holder whose
-    /// lease expired never deletes its successor's). True when it was `owner`'s.
+    /// lease expired never deletes its successor's), and announces an empty id, so that the
+    /// processes waiting for the lease try at once. True when it was `owner`'s.
     boost::asio::awaitable<boost::system::result<bool>> release(std::string_view owner);
+
+    /// How long the lease has left (PTTL); nullopt when nobody holds it.
+    boost::asio::awaitable<boost::system::result<std::optional<std::chrono::milliseconds>>> lease_left();
 
     /// Announcements of new tokens, on a connection of its own.
     class subscription {
     public:
-        /// The next announced token id, or nullopt when `deadline` came first (the
-        /// subscription is then over).
+        /// The next announced token id ("" for a lease released without a token), or nullopt
+        /// when `deadline` came first (the subscription is then over).
         boost::asio::awaitable<boost::system::result<std::optional<std::string>>>
         next(std::chrono::steady_clock::time_point deadline);
+        /// Ends the subscription: a next() under way completes with an error. From the
+        /// store's executor only.
+        void close() noexcept { conn_->close(); }
 
     private:
         friend class redis_store;

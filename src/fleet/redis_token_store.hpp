@@ -21,9 +21,12 @@ namespace tokenflight::fleet {
 /// 2. Else take the lease; taken, read once more (a publication may have ended the previous
 ///    lease just before) and take a token found, releasing the lease; else fetch (lease = true).
 /// 3. Else someone is fetching: subscribe, read again (step 1's rule), and wait for an
-///    announcement until the lease's length has passed; then read again, and back to 2, twice
-///    at most. After that, fetch without the lease (publish() then writes only if it may).
-/// Every Redis error ends the claim with that error: the source fetches by itself.
+///    announcement (a token, or the lease given up) or the lease's end (its PTTL); then back to
+///    1, three rounds and two leases of waiting at most. After that the claim fails with
+///    errc::request_timeout: the source fetches without the lease, and reports it.
+/// Every Redis error ends the claim with that error: the source fetches by itself. A claim the
+/// source cancels (close()) completes at once with operation_aborted; it goes on in the
+/// background to its end, and gives back a lease it took for nobody.
 ///
 /// Operations run one at a time, in the order they were started, on the store's strand: a
 /// source may start its next claim (a 401 right after a refresh) while its last publication is
@@ -44,7 +47,8 @@ private:
     /// Queues `op` behind the operations started before it.
     void run(boost::asio::awaitable<void> op);
     boost::asio::awaitable<void> drain(std::shared_ptr<redis_token_store> self);
-    boost::asio::awaitable<void> claim_op(access_token replacing, claim_handler h);
+    struct pending_claim;
+    boost::asio::awaitable<void> claim_op(access_token replacing, std::shared_ptr<pending_claim> p);
     boost::asio::awaitable<void> publish_op(tokenflight::shared_token token, done_handler h);
     boost::asio::awaitable<void> abandon_op(done_handler h);
     boost::asio::awaitable<std::tuple<error_code, shared_claim>> claim(access_token replacing);
@@ -57,6 +61,8 @@ private:
     std::string owner_; ///< this source's lease value: random, per store
     std::deque<boost::asio::awaitable<void>> pending_; ///< on the strand
     bool draining_ = false;                            ///< on the strand
+    redis_store::subscription* waiting_ = nullptr;     ///< the claim's, while it waits (on the strand)
+    bool cancelled_ = false;                           ///< the claim under way was cancelled (on the strand)
 };
 
 } // namespace tokenflight::fleet

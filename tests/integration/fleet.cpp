@@ -68,8 +68,12 @@ public:
         pid_ = -1;
         return WIFEXITED(raw) ? WEXITSTATUS(raw) : -1;
     }
-    /// True while the process runs.
-    bool running() const { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+    /// True while the process runs (an ended one is left for wait() to reap: WNOWAIT).
+    bool running() const {
+        if (pid_ <= 0) return false;
+        siginfo_t info{};
+        return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == 0;
+    }
     void kill_now() {
         ::kill(pid_, SIGKILL);
         wait();
@@ -171,13 +175,14 @@ TEST_CASE("eight processes, 1 s tokens for 10 s: the fleet fetches about what on
     test::redis_server redis;
     testing::fake_auth_server auth(auth_options(1s));
     testing::fake_api_server api(auth, api_options());
-    // At 1,000 requests/s each, so that a request takes well under the 50 ms a 1 s token keeps
+    // At 250 requests/s each, so that a request takes far less than the 50 ms a 1 s token keeps
     // in reserve (5%): a token sent in time then also arrives in time. Saturated, two cores
     // queue requests for longer than that, with or without a store.
-    auto fleet = start_fleet(workers, api.url("/") + load_args + "-d 10 -R 1000", env_for(auth, redis));
+    auto fleet = start_fleet(workers, api.url("/") + load_args + "-d 10 -R 250", env_for(auth, redis));
     all_succeed(fleet);
     // One process alone refreshes 1 s tokens 0.2 s ahead: about 10 / 0.8 + 1 = 13.5 requests in
-    // 10 s. Eight without a shared store: eight times that.
+    // 10 s (13 measured, benchmarks/README.md section 12). Eight without a shared store: eight
+    // times that. The bounds are a count over a fixed -d, not a time window.
     const auto fleet_requests = auth.token_requests();
     MESSAGE("1 s tokens, 10 s, 8 processes sharing the store: " << fleet_requests << " token requests");
     CHECK(fleet_requests >= 10);
@@ -191,8 +196,8 @@ TEST_CASE("the lease holder killed during a slow token request: the fleet recove
     test::redis_server redis;
     testing::fake_auth_server auth(auth_options());
     testing::fake_api_server api(auth, api_options());
-    auth.set_latency(1s); // every token request takes a second
-    const std::string args = api.url("/") + load_args + "-d 4 --redis-lease 2";
+    auth.set_latency(2s); // every token request takes two seconds: the holder dies in the middle
+    const std::string args = api.url("/") + load_args + "-d 4 --redis-lease 3";
     std::vector<std::unique_ptr<worker>> holder;
     holder.push_back(std::make_unique<worker>(args, env_for(auth, redis)));
     // The first worker alone: it takes the lease and sends the fleet's token request.
@@ -298,14 +303,62 @@ TEST_CASE("--collect refuses a result that is not a worker's, and gives up after
     test::redis_server redis;
     testing::fake_auth_server auth(auth_options());
     const auto env = env_for(auth, redis);
-    // Planted with redis-cli: one worker, and garbage for its result.
+    // Planted with redis-cli (through a file: the JSON needs no shell quoting then).
     const std::string cli = "/usr/bin/redis-cli -p " + std::to_string(redis.port()) + " ";
-    for (const std::string& cmd : {cli + "SET tokenflight:run:bad:workers 1",
-                                   cli + "RPUSH tokenflight:run:bad:results '{\"requests\":\"x\"}'"})
-        REQUIRE(std::system((cmd + " >/dev/null").c_str()) == 0);
-    worker bad("--collect bad", env);
-    CHECK(bad.wait() == 2);
-    CHECK(bad.err().find("result 1 of run bad is not a tokenflight-load result") != std::string::npos);
+    const auto plant = [&](const std::string& run, const std::vector<std::string>& results, const std::string& n) {
+        REQUIRE(std::system((cli + "SET tokenflight:run:" + run + ":workers " + n + " >/dev/null").c_str()) == 0);
+        for (const auto& r : results) {
+            test::temp_file f(r, "fleet-result");
+            REQUIRE(std::system((cli + "-x RPUSH tokenflight:run:" + run + ":results <" + f.path() + " >/dev/null").c_str()) == 0);
+        }
+    };
+    // A real worker's result, to mangle one field at a time.
+    testing::fake_api_server api(auth, api_options());
+    worker good(api.url("/") + " -c 2 -t 1 -n 20 --json --redis-timeout 2", env);
+    REQUIRE(good.wait() == 0);
+    const std::string real = good.out();
+    const auto with = [&](const std::string& from, const std::string& to) {
+        auto s = real;
+        const auto at = s.find(from);
+        REQUIRE(at != std::string::npos);
+        return s.replace(at, from.size(), to);
+    };
+    const std::string huge = "18446744073709551615";
+    struct hostile {
+        const char* what;
+        std::vector<std::string> results;
+    };
+    const std::vector<hostile> cases{
+        {"not JSON", {"<html>500</html>"}},
+        {"a count of the wrong type", {with("\"requests\":20", "\"requests\":\"x\"")}},
+        {"a negative count", {with("\"requests\":20", "\"requests\":-1")}},
+        {"more 2xx than requests", {with("\"ok\":20", "\"ok\":21")}},
+        {"a status code above 999", {with("\"status\":{\"200\"", "\"status\":{\"1000\"")}},
+        {"counts that overflow when added", {with("\"requests\":20", "\"requests\":" + huge),
+                                             with("\"requests\":20", "\"requests\":" + huge)}},
+        {"a bucket that is not one", {with("\"buckets\":[[", "\"buckets\":[[1,")}},
+        {"a time out of range", {with("\"duration_s\":", "\"duration_s\":1e300,\"x\":")}},
+    };
+    int k = 0;
+    for (const auto& c : cases) {
+        CAPTURE(c.what);
+        const std::string run = "bad" + std::to_string(++k);
+        plant(run, c.results, std::to_string(c.results.size()));
+        worker bad("--collect " + run, env);
+        CHECK(bad.wait() == 2);
+        CHECK(bad.err().find("of run " + run + " is not a tokenflight-load result") != std::string::npos);
+    }
+    // The real one merges; a control character in its target is not printed as such.
+    plant("ok", {with("\"to\":\"", "\"to\":\"\\u001b[2J")}, "1");
+    worker fine("--collect ok", env);
+    CHECK(fine.wait() == 0);
+    CHECK(fine.out().find("20 requests in") != std::string::npos);
+    CHECK(fine.out().find('\x1b') == std::string::npos);
+    // A run that claims more workers than --workers allows is refused before anything is read.
+    plant("many", {}, "1000000");
+    worker many("--collect many", env);
+    CHECK(many.wait() == 2);
+    CHECK(many.err().find("claims 1000000 workers") != std::string::npos);
 
     worker nobody("--collect none --run-wait 1", env);
     CHECK(nobody.wait() == 2);

@@ -289,3 +289,51 @@ TEST_CASE("--client-cert and --client-key: tls_client_auth without a secret, the
     CHECK(error_of(parse({"--auth-method", "tls_client_auth", "https://a.example/"}, env))
               .find("tls_client_auth needs --client-cert") != std::string::npos);
 }
+
+TEST_CASE("fleet flags: --redis, --run with --workers, --collect alone, --demo-servers") {
+    auto env = good_env();
+    auto r = parse({"--redis", "redis://r:6379", "--redis-timeout", "0.5", "--redis-lease", "20", "--run", "nightly-4.2_x",
+                    "--workers", "20", "--run-wait", "30", "https://api.example/"},
+                   env);
+    REQUIRE(std::holds_alternative<config>(r));
+    const auto& c = std::get<config>(r);
+    CHECK(c.redis_url == "redis://r:6379");
+    CHECK(c.redis_timeout == std::chrono::milliseconds(500));
+    CHECK(c.redis_lease == std::chrono::milliseconds(20'000));
+    CHECK(c.run_id == "nightly-4.2_x");
+    CHECK(c.workers == 20);
+    CHECK(c.run_wait == std::chrono::seconds(30));
+
+    // The Redis URL from the environment (a password stays out of ps); --collect needs no credentials.
+    fake_env bare;
+    bare.vars = {{"TOKENFLIGHT_REDIS_URL", "redis://:pw@r:6379"}};
+    auto collect = parse({"--collect", "nightly"}, bare);
+    REQUIRE(std::holds_alternative<config>(collect));
+    CHECK(std::get<config>(collect).collect_id == "nightly");
+    CHECK(std::get<config>(collect).redis_url == "redis://:pw@r:6379");
+    fake_env none;
+    CHECK(std::holds_alternative<config>(parse({"--demo-servers"}, none)));
+}
+
+TEST_CASE("fleet flags: each misuse is a usage error") {
+    auto env = good_env();
+    const std::string url = "https://api.example/";
+    CHECK(error_of(parse({"--run", "a", "--workers", "2", url}, env)).find("give --redis") != std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--run", "a", url}, env)).find("go together") != std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--workers", "2", url}, env)).find("go together") != std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--run", "a b", "--workers", "2", url}, env)).find("letters") !=
+          std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--run", std::string(65, 'a'), "--workers", "2", url}, env))
+              .find("letters") != std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--run", "a", "--workers", "0", url}, env)).find("1 to 10000") !=
+          std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--collect", "a", url}, env)).find("sends nothing") !=
+          std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--collect", "a", "--run", "b"}, env)).find("no --run") !=
+          std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--dpop", url}, env)).find("DPoP") != std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--demo"}, env)).find("--demo") != std::string::npos);
+    CHECK(error_of(parse({"--redis", "redis://r", "--no-token", url}, env)).find("--no-token") != std::string::npos);
+    CHECK(error_of(parse({"--redis-timeout", "0", url}, env)).find("above 0") != std::string::npos);
+    CHECK(error_of(parse({"--demo-servers", url}, env)).find("only serves") != std::string::npos);
+}

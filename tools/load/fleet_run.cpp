@@ -12,6 +12,8 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <limits>
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -31,6 +33,7 @@ constexpr const char* key_ttl_s = "86400";
 constexpr std::chrono::milliseconds step_timeout{10'000};
 // A result is one worker's --json object: its timeline grows 200 bytes a second.
 constexpr std::size_t max_result_bytes = 64 * 1024 * 1024;
+constexpr long long max_workers = 10'000; // --workers' bound
 
 std::string run_key(const std::string& id, const char* what) { return "tokenflight:run:" + id + ":" + what; }
 
@@ -135,6 +138,30 @@ bool plain_name(std::string_view s) {
     });
 }
 
+// Sums of counts read from Redis: an overflow is a bad result, not a wrapped count.
+void add_to(std::uint64_t& sum, std::uint64_t n) {
+    if (sum + n < sum) throw bad_result{};
+    sum += n;
+}
+void add_to(std::atomic<std::uint64_t>& sum, std::uint64_t n) {
+    std::uint64_t s = sum.load();
+    add_to(s, n);
+    sum.store(s);
+}
+// Workers' threads and requests in flight, summed into the merged config's ints.
+void add_to(int& sum, std::uint64_t n) {
+    sum = static_cast<int>(std::min<std::uint64_t>(static_cast<std::uint64_t>(sum) + std::min<std::uint64_t>(n, 1u << 30),
+                                                   std::numeric_limits<int>::max()));
+}
+
+// Names from Redis are printed: no control character reaches the terminal.
+std::string printable(std::string_view s) {
+    std::string out(s.substr(0, 1024));
+    for (auto& c : out)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) c = '?';
+    return out;
+}
+
 struct merged {
     explicit merged(std::size_t targets) : t(targets) {}
     config cfg;
@@ -149,50 +176,52 @@ struct merged {
 void absorb_row(timeline_row& into, const json::object& r) {
     into.end_s = std::max(into.end_s, real(r.at("end_s")));
     into.length_s = std::max(into.length_s, real(r.at("length_s")));
-    into.requests += u64(r, "requests");
-    into.errors += u64(r, "errors");
-    for (int k = 2; k <= 5; ++k) into.status_class[static_cast<std::size_t>(k)] += u64(r, "status_" + std::to_string(k) + "xx");
-    into.status_class[0] += u64(r, "status_other");
+    add_to(into.requests, u64(r, "requests"));
+    add_to(into.errors, u64(r, "errors"));
+    for (int k = 2; k <= 5; ++k)
+        add_to(into.status_class[static_cast<std::size_t>(k)], u64(r, "status_" + std::to_string(k) + "xx"));
+    add_to(into.status_class[0], u64(r, "status_other"));
     // Percentiles do not add up: the merged row shows the highest worker's, an upper bound.
     into.p50 = std::max(into.p50, from_ms(r.at("p50_ms")));
     into.p90 = std::max(into.p90, from_ms(r.at("p90_ms")));
     into.p99 = std::max(into.p99, from_ms(r.at("p99_ms")));
     into.max = std::max(into.max, from_ms(r.at("max_ms")));
-    into.token_fetches += u64(r, "token_fetches");
-    into.unauthorized += u64(r, "unauthorized");
-    into.resends += u64(r, "resends");
-    into.connections += u64(r, "connections");
+    add_to(into.token_fetches, u64(r, "token_fetches"));
+    add_to(into.unauthorized, u64(r, "unauthorized"));
+    add_to(into.resends, u64(r, "resends"));
+    add_to(into.connections, u64(r, "connections"));
 }
 
 void absorb(merged& m, const json::object& o) {
     const auto requests = u64(o, "requests"), ok = u64(o, "ok");
     if (ok > requests) throw bad_result{};
-    m.t.done += requests;
-    m.t.ok += ok;
+    add_to(m.t.done, requests);
+    add_to(m.t.ok, ok);
     for (const auto& [code, n] : obj(o, "status")) {
         if (code.empty() || code.size() > 3 ||
             !std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }))
             throw bad_result{};
-        m.t.status[static_cast<std::size_t>(std::stoi(std::string(code)))] += n.to_number<std::uint64_t>();
+        add_to(m.t.status[static_cast<std::size_t>(std::stoi(std::string(code)))], n.to_number<std::uint64_t>());
     }
     for (const auto& [kind, n] : obj(o, "errors")) {
         if (!plain_name(kind)) throw bad_result{};
         const auto count = n.to_number<std::uint64_t>();
-        m.t.failed += count;
-        m.t.errors[std::string(kind)] += count;
+        if (m.t.errors.size() >= 256 && !m.t.errors.contains(std::string(kind))) throw bad_result{};
+        add_to(m.t.failed, count);
+        add_to(m.t.errors[std::string(kind)], count);
     }
-    m.sum.requests += requests;
-    m.sum.ok += ok;
-    m.sum.token_fetches += u64(o, "token_fetches");
-    m.sum.tokens_adopted += u64(o, "tokens_adopted");
-    m.sum.shared_store_errors += u64(o, "shared_store_errors");
-    m.sum.resends_after_401 += u64(o, "retries_after_401");
+    add_to(m.sum.requests, requests);
+    add_to(m.sum.ok, ok);
+    add_to(m.sum.token_fetches, u64(o, "token_fetches"));
+    add_to(m.sum.tokens_adopted, u64(o, "tokens_adopted"));
+    add_to(m.sum.shared_store_errors, u64(o, "shared_store_errors"));
+    add_to(m.sum.resends_after_401, u64(o, "retries_after_401"));
     m.sum.duration_s = std::max(m.sum.duration_s, real(o.at("duration_s")));
     add_distribution(m.t.latency, obj(o, "latency_distribution"), from_ms(obj(o, "latency_ms").at("max")));
 
     const auto& run = obj(o, "run");
-    m.cfg.concurrency += static_cast<int>(std::min<std::uint64_t>(u64(run, "concurrency"), 1'000'000));
-    m.cfg.threads += static_cast<int>(std::min<std::uint64_t>(u64(run, "threads"), 1024));
+    add_to(m.cfg.concurrency, u64(run, "concurrency"));
+    add_to(m.cfg.threads, u64(run, "threads"));
 
     const auto& rows = arr(o, "timeline");
     if (rows.size() > 86'402) throw bad_result{};
@@ -216,7 +245,7 @@ void absorb(merged& m, const json::object& o) {
         if (m.storms.size() < token_story::max_marks) m.storms.push_back(storm);
         else ++m.dropped;
     }
-    m.dropped += u64(story, "dropped");
+    add_to(m.dropped, u64(story, "dropped"));
 
     // Several targets: the same ones in every worker, merged one by one.
     if (const auto* targets = o.if_contains("targets")) {
@@ -225,9 +254,9 @@ void absorb(merged& m, const json::object& o) {
         for (std::size_t k = 0; k < ts.size(); ++k) {
             const auto& to = ts[k].as_object();
             auto& tt = *m.t.targets[k];
-            tt.done += u64(to, "requests");
-            tt.ok += u64(to, "ok");
-            tt.failed += u64(to, "errors");
+            add_to(tt.done, u64(to, "requests"));
+            add_to(tt.ok, u64(to, "ok"));
+            add_to(tt.failed, u64(to, "errors"));
             add_distribution(tt.latency, obj(to, "latency_distribution"), from_ms(to.at("max_ms")));
         }
     } else if (!m.t.targets.empty()) {
@@ -245,52 +274,46 @@ std::vector<target> targets_of(const json::object& o) {
             const auto& to = v.as_object();
             target t;
             // The name is "METHOD URL" with the URL redacted: kept as the URL, shown as is.
-            const std::string name(to.at("name").as_string());
+            const std::string name = printable(to.at("name").as_string());
             const auto space = name.find(' ');
             t.url = space == std::string::npos ? name : name.substr(space + 1);
             if (space != std::string::npos)
                 if (auto m = boost::beast::http::string_to_verb(name.substr(0, space)); m != boost::beast::http::verb::unknown)
                     t.method = m;
             t.weight = static_cast<int>(std::min<std::uint64_t>(u64(to, "weight"), 1000));
-            if (const auto* scope = to.if_contains("scope")) t.scope = std::string(scope->as_string());
+            if (const auto* scope = to.if_contains("scope")) t.scope = printable(scope->as_string());
             out.push_back(std::move(t));
         }
     } else {
         target t;
-        t.url = std::string(obj(o, "run").at("to").as_string());
+        t.url = printable(obj(o, "run").at("to").as_string());
         out.push_back(std::move(t));
     }
     return out;
 }
 
-// The results merged, or why they cannot be.
-std::variant<std::unique_ptr<merged>, std::string> merge(const config& cfg, const std::vector<std::string>& results) {
-    std::unique_ptr<merged> m;
-    for (std::size_t i = 0; i < results.size(); ++i) {
-        try {
-            const auto v = json::parse(results[i]);
-            const auto& o = v.as_object();
-            if (!m) {
-                auto targets = targets_of(o);
-                m = std::make_unique<merged>(targets.size() > 1 ? targets.size() : 1);
-                m->cfg.json = cfg.json;
-                m->cfg.redis_url = cfg.redis_url;
-                m->cfg.workers = static_cast<int>(results.size());
-                m->cfg.collect_id = cfg.collect_id;
-                m->cfg.concurrency = m->cfg.threads = 0;
-                m->cfg.targets = std::move(targets);
-            }
-            absorb(*m, o);
-        } catch (...) { // bad_result, Boost.JSON's system_error and out_of_range, std::invalid_argument
-            return "result " + std::to_string(i + 1) + " of run " + cfg.collect_id +
-                   " is not a tokenflight-load result (or not of the same targets)";
+// Merges result `i` (of `n`) into `m` (made from the first), or says why it cannot.
+std::optional<std::string> merge_one(std::unique_ptr<merged>& m, const config& cfg, std::size_t i, long long n,
+                                     std::string_view text) {
+    try {
+        const auto v = json::parse(text);
+        const auto& o = v.as_object();
+        if (!m) {
+            auto targets = targets_of(o);
+            m = std::make_unique<merged>(targets.size() > 1 ? targets.size() : 1);
+            m->cfg.json = cfg.json;
+            m->cfg.redis_url = cfg.redis_url;
+            m->cfg.workers = static_cast<int>(n);
+            m->cfg.collect_id = cfg.collect_id;
+            m->cfg.concurrency = m->cfg.threads = 0;
+            m->cfg.targets = std::move(targets);
         }
+        absorb(*m, o);
+        return std::nullopt;
+    } catch (...) { // bad_result, Boost.JSON's system_error and out_of_range, std::invalid_argument
+        return "result " + std::to_string(i + 1) + " of run " + cfg.collect_id +
+               " is not a tokenflight-load result (or not of the same targets)";
     }
-    if (!m) return std::string("no results");
-    std::sort(m->fetches.begin(), m->fetches.end(),
-              [](const auto& a, const auto& b) { return a.start_s < b.start_s; });
-    std::sort(m->storms.begin(), m->storms.end(), [](const auto& a, const auto& b) { return a.start_s < b.start_s; });
-    return m;
 }
 
 } // namespace
@@ -309,17 +332,21 @@ std::optional<std::string> join_run(const config& cfg) {
     auto& link = *std::get<std::unique_ptr<redis_link>>(made);
     const auto ready = run_key(cfg.run_id, "ready"), workers = run_key(cfg.run_id, "workers");
     const auto n = std::to_string(cfg.workers);
+    // The run's size first: a worker that disagrees is refused before it counts itself in.
+    redis::pipeline size;
+    size.add({"SET", workers, n, "NX", "EX", key_ttl_s}).add({"GET", workers});
+    auto sized = link.exec(size);
+    if (!sized) return failed("joining the run", sized.error());
+    if ((*sized)[1].text != n)
+        return "run " + cfg.run_id + " has " + printable((*sized)[1].text.substr(0, 20)) + " workers, not " + n;
     redis::pipeline join;
-    join.add({"SET", workers, n, "NX", "EX", key_ttl_s}).add({"GET", workers}).add({"INCR", ready}).add(
-        {"EXPIRE", ready, key_ttl_s});
+    join.add({"INCR", ready}).add({"EXPIRE", ready, key_ttl_s});
     auto joined = link.exec(join);
     if (!joined) return failed("joining the run", joined.error());
-    const auto& r = *joined;
-    if (r[1].text != n) return "run " + cfg.run_id + " has " + r[1].text + " workers, not " + n;
-    if (r[2].integer > cfg.workers)
-        return "run " + cfg.run_id + " already had its " + n + " workers: a run ID is used once";
+    const long long me = (*joined)[0].integer;
+    if (me > cfg.workers) return "run " + cfg.run_id + " already had its " + n + " workers: a run ID is used once";
     const auto deadline = std::chrono::steady_clock::now() + cfg.run_wait;
-    for (long long seen = r[2].integer; seen < cfg.workers;) {
+    for (long long seen = me; seen < cfg.workers;) {
         if (std::chrono::steady_clock::now() >= deadline)
             return "waited " + std::to_string(cfg.run_wait.count()) + " s for the others: " + std::to_string(seen) +
                    " of " + n + " workers ready";
@@ -362,6 +389,7 @@ int collect_run(const config& cfg) {
         if (!got) return fail(failed("waiting for the results", got.error()));
         n = (*got)[0].is_nil() ? 0 : std::atoll((*got)[0].text.c_str());
         have = (*got)[1].integer;
+        if (n < 0 || n > max_workers) return fail("run " + cfg.collect_id + " claims " + (*got)[0].text.substr(0, 20) + " workers");
         if (n > 0 && have >= n) break;
         if (std::chrono::steady_clock::now() >= deadline)
             return fail("waited " + std::to_string(cfg.run_wait.count()) + " s for run " + cfg.collect_id + ": " +
@@ -369,17 +397,18 @@ int collect_run(const config& cfg) {
                                : std::string("no worker has joined it")));
         std::this_thread::sleep_for(100ms);
     }
-    std::vector<std::string> texts;
+    // One result at a time: read, merged, dropped.
+    std::unique_ptr<merged> m;
     for (long long i = 0; i < n; ++i) {
         redis::pipeline one;
         one.add({"LINDEX", results, std::to_string(i)});
         auto got = link.exec(one);
         if (!got) return fail(failed("reading the results", got.error()));
-        texts.push_back(std::move((*got)[0].text));
+        if (auto why = merge_one(m, cfg, static_cast<std::size_t>(i), n, (*got)[0].text)) return fail(*why);
     }
-    auto m = merge(cfg, texts);
-    if (auto* why = std::get_if<std::string>(&m)) return fail(*why);
-    const auto& mr = *std::get<std::unique_ptr<merged>>(m);
+    auto& mr = *m;
+    std::sort(mr.fetches.begin(), mr.fetches.end(), [](const auto& a, const auto& b) { return a.start_s < b.start_s; });
+    std::sort(mr.storms.begin(), mr.storms.end(), [](const auto& a, const auto& b) { return a.start_s < b.start_s; });
     const run_report report(mr.cfg, mr.t, mr.sum, mr.rows, mr.fetches, mr.storms, mr.dropped);
     print_report(report);
     if (!cfg.timeline_file.empty())
