@@ -475,8 +475,9 @@ asio::awaitable<void> token_source_impl::refresh([[maybe_unused]] std::shared_pt
     }
 }
 
-// The shared store's answer, as a token response the cache takes like any other (its lifetime
-// counted from now: what is left of the shared token's), or the lease.
+// The shared store's answer: a token response the cache takes like any other (with when it was
+// requested and its whole life, on this process's clock), the lease, or nothing (cancelled, or
+// the store could not help: the source requests its own).
 asio::awaitable<token_source_impl::claimed> token_source_impl::claim_shared(refresh_cause cause) {
     access_token replacing;
     {

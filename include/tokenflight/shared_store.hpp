@@ -44,22 +44,25 @@ struct shared_claim {
 /// path. token_source_options::shared_store takes one; tokenflight::redis (a library of its own)
 /// implements it on Redis.
 ///
-/// A source calls these one at a time, from its own strand; a store shared by several sources
-/// must keep their claims apart (one store per source is the simple way). An operation that
-/// fails (`error_code`) costs the fleet nothing but the saving: the source then requests its own
-/// token, as it would without a store.
+/// One store serves one source (its record holds one token). The source starts the operations
+/// from its strand, in order, and may start a claim before its last publication completed (a
+/// 401 just after a refresh): a store runs them in the order they were started. An operation
+/// that fails (`error_code`) costs the fleet nothing but the saving: the source then requests its
+/// own token, as it would without a store.
 class shared_token_store {
 public:
     virtual ~shared_token_store() = default;
 
     /// Claims a token or the lease. `replacing` is the source's token that is to be replaced
     /// (empty when it has none): a token the store offers must differ from it and expire later.
-    /// May wait (for another process's request, up to the store's lease).
+    /// May wait (for another process's request, up to the store's lease). Honours the handler's
+    /// cancellation slot: cancelled (the source is closing), it completes at once with
+    /// operation_aborted.
     virtual void async_claim(access_token replacing,
                              boost::asio::any_completion_handler<void(error_code, shared_claim)> handler) = 0;
 
-    /// Shares the token this source just received (after a claim that gave the lease, or that
-    /// failed to help), and ends its lease.
+    /// Shares the token this source just received (after a claim that succeeded: with the
+    /// lease, or without one when the claim found nothing usable), and ends its lease.
     virtual void async_publish(shared_token token, boost::asio::any_completion_handler<void(error_code)> handler) = 0;
 
     /// Ends this source's lease without a token (its request failed), so that another process
