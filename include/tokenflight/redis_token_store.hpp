@@ -37,7 +37,7 @@ struct redis_store_options {
     /// After a failed connection, the store answers at once with that error for this long,
     /// doubling up to `max_backoff` while Redis stays away; it rejoins on the first success.
     std::chrono::milliseconds backoff{100};
-    std::chrono::milliseconds max_backoff{5'000};
+    std::chrono::milliseconds max_backoff{5'000}; ///< the longest backoff (see `backoff`)
     /// For rediss://: the TLS client context (trust store, client certificate). The server's
     /// chain and name are always verified. Required for rediss://.
     std::shared_ptr<boost::asio::ssl::context> tls;
