@@ -62,8 +62,10 @@ public:
                  std::string body) {
         auto& b = bodies_[id];
         b.data = std::move(body);
-        const std::string code = std::to_string(status);
-        std::vector<nghttp2_nv> nva{make(":status", code)};
+        // Named: nghttp2 copies the fields during the submit call, so they must outlive only it
+        // (a temporary std::string here would be gone before it).
+        const std::string status_name = ":status", code = std::to_string(status);
+        std::vector<nghttp2_nv> nva{make(status_name, code)};
         for (const auto& [n, v] : headers) nva.push_back(make(n, v));
         nghttp2_data_provider p{};
         p.source.ptr = &b;
@@ -77,6 +79,12 @@ public:
             return static_cast<ssize_t>(n);
         };
         REQUIRE(nghttp2_submit_response(session_, id, nva.data(), nva.size(), &p) == 0);
+    }
+    // A 1xx response (103 Early Hints) before the final one.
+    void interim(std::int32_t id) {
+        const std::string status = ":status", code = "103", name = "x-interim", value = "yes";
+        nghttp2_nv nva[] = {make(status, code), make(name, value)};
+        REQUIRE(nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nva, 2, nullptr) >= 0);
     }
     void reset(std::int32_t id, std::uint32_t code) { nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, code); }
     void goaway(std::int32_t last_id) { nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, last_id, NGHTTP2_NO_ERROR, nullptr, 0); }
@@ -262,6 +270,24 @@ TEST_CASE("http2 session: REFUSED_STREAM is resendable, another reset is not") {
     CHECK_FALSE(done[*fine].error);
     CHECK(done[*fine].res.status == 200);
     CHECK(header(done[*fine].res.headers, "x-final") == "yes");
+}
+
+TEST_CASE("http2 session: an interim 1xx response's fields are dropped, the final one's kept") {
+    http2::client_session c;
+    fake_server s;
+    s.on_request = [](fake_server& srv, std::int32_t id, const fake_server::received&) {
+        srv.interim(id);
+        srv.respond(id, 200, {{"x-final", "yes"}}, "ok");
+    };
+    const auto id = c.submit(get());
+    pump(c, s);
+    auto done = by_id(c.take_completed());
+    REQUIRE(done.size() == 1);
+    CHECK_FALSE(done[*id].error);
+    CHECK(done[*id].res.status == 200);
+    CHECK(done[*id].res.body == "ok");
+    CHECK(header(done[*id].res.headers, "x-interim") == "<none>");
+    CHECK(header(done[*id].res.headers, "x-final") == "yes");
 }
 
 TEST_CASE("http2 session: GOAWAY: streams above its last id were never processed and are resendable") {
