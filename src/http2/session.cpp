@@ -1,5 +1,7 @@
 #include "http2/session.hpp"
 
+#include <tokenflight/http/header_syntax.hpp>
+
 #include <boost/asio/error.hpp>
 
 #include <nghttp2/nghttp2.h>
@@ -32,27 +34,6 @@ public:
 bool connection_specific(std::string_view name, std::string_view value) {
     return name == "connection" || name == "keep-alive" || name == "proxy-connection" ||
            name == "transfer-encoding" || name == "upgrade" || name == "host" || (name == "te" && value != "trailers");
-}
-
-// RFC 9110 token characters; upper case is lowered before this check.
-bool token_char(unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
-}
-
-bool field_name(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c != '\0' && token_char(static_cast<unsigned char>(c)); });
-}
-
-// As tokenflight sends every field value: no control but horizontal tab.
-bool field_value(std::string_view s) {
-    return std::none_of(s.begin(), s.end(), [](char c) {
-        const auto u = static_cast<unsigned char>(c);
-        return (u < 0x20 && u != '\t') || u == 0x7F;
-    });
-}
-
-bool visible_ascii(std::string_view s) {
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c > 0x20 && c < 0x7F; });
 }
 
 nghttp2_nv nv(const std::string& name, const std::string& value) {
@@ -198,19 +179,19 @@ bool client_session::can_submit() const {
 }
 
 boost::system::result<std::int32_t> client_session::submit(request req) {
-    const bool method_ok = !req.method.empty() && std::all_of(req.method.begin(), req.method.end(), [](char c) {
-        return (c >= 'A' && c <= 'Z') || token_char(static_cast<unsigned char>(c));
-    });
-    if (!method_ok) return error_code(errc::invalid_method);
-    if (!visible_ascii(req.path) || !visible_ascii(req.authority) || (req.scheme != "https" && req.scheme != "http"))
+    if (!http::is_token(req.method)) return error_code(errc::invalid_method);
+    if (!http::is_request_target(req.path) || !http::is_visible_ascii(req.authority) ||
+        (req.scheme != "https" && req.scheme != "http"))
         return error_code(errc::invalid_request_target);
     std::vector<std::pair<std::string, std::string>> fields;
     for (auto& [name, value] : req.headers) {
         std::string lower = name;
         std::transform(lower.begin(), lower.end(), lower.begin(),
                        [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-        if (!field_name(lower)) return error_code(errc::invalid_header_name); // ':' included: no pseudo-header
-        if (!field_value(value)) return error_code(errc::invalid_header_value);
+        // Lowered first, so the token rule leaves lower case only; ':' is no token character: no
+        // pseudo-header.
+        if (!http::is_token(lower)) return error_code(errc::invalid_header_name);
+        if (!http::is_field_value(value)) return error_code(errc::invalid_header_value);
         if (connection_specific(lower, value)) continue;
         fields.emplace_back(std::move(lower), value);
     }
