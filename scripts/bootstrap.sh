@@ -5,17 +5,19 @@
 #
 #   scripts/bootstrap.sh            build + test dependencies (chromium and tmux for the load
 #                                   tool's report and live-panel tests, hiredis and redis-server
-#                                   for the shared token store's), and doxygen for scripts/docs.sh
-#   scripts/bootstrap.sh --bench    also nginx-light and wrk for the benchmarks
+#                                   for the shared token store's, nghttp2 for HTTP/2 with nginx-light
+#                                   and nghttp2-client as its real peers), and doxygen for scripts/docs.sh
+#   scripts/bootstrap.sh --bench    also wrk for the benchmarks
 set -euo pipefail
 
 packages=(cmake ninja-build g++ pkg-config ccache
           libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
           libssl-dev doctest-dev libbenchmark-dev doxygen tinyproxy
-          chromium tmux libhiredis-dev redis-server redis-tools libnghttp2-dev)
+          chromium tmux libhiredis-dev redis-server redis-tools libnghttp2-dev
+          nginx-light nghttp2-client)
 for arg in "$@"; do
     case "$arg" in
-        --bench) packages+=(nginx-light wrk) ;;
+        --bench) packages+=(wrk) ;;
         *) echo "bootstrap.sh: unknown option $arg" >&2; exit 2 ;;
     esac
 done

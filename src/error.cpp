@@ -64,6 +64,9 @@ constexpr entry client_entries[] = {
     {"tls_name_mismatch", "TLS: the server's certificate is for another host name or address"},
     {"tls_certificate_expired", "TLS: the server's certificate has expired or is not yet valid"},
     {"tls_verification_failed", "TLS: the server's certificate failed verification"},
+    {"stream_reset", "HTTP/2: the server reset the stream"},
+    {"stream_refused", "HTTP/2: the server refused the stream unprocessed, too often"},
+    {"http2_protocol_error", "HTTP/2: the connection failed (protocol error, flood, or no answer to PING)"},
 };
 
 constexpr entry condition_entries[] = {
@@ -75,7 +78,7 @@ constexpr entry condition_entries[] = {
 };
 
 static_assert(std::size(oauth_entries) == static_cast<std::size_t>(oauth_errc::other));
-static_assert(std::size(client_entries) == static_cast<std::size_t>(errc::tls_verification_failed));
+static_assert(std::size(client_entries) == static_cast<std::size_t>(errc::http2_protocol_error));
 static_assert(std::size(condition_entries) == static_cast<std::size_t>(condition::tls_verification));
 
 // Enumerations count from 1, in table order.
@@ -138,6 +141,9 @@ private:
             case errc::request_timeout:
             case errc::queue_timeout:
             case errc::connection_closed:
+            case errc::stream_reset:
+            case errc::stream_refused:
+            case errc::http2_protocol_error:
             case errc::server_unavailable: return true;
             default: return false;
             }

@@ -94,6 +94,13 @@ enum class errc {
     tls_name_mismatch,      ///< the certificate is not for the host name or IP address connected to
     tls_certificate_expired,///< a certificate of the chain has expired or is not yet valid
     tls_verification_failed,///< any other verification failure (bad signature, purpose, revoked, ...)
+
+    // --- HTTP/2 streams and connections (http::pool_options::version; transient) ---
+    stream_reset,           ///< the server reset the request's stream (RST_STREAM other than REFUSED_STREAM)
+    stream_refused,         ///< the server left the stream unprocessed (REFUSED_STREAM, or above a
+                            ///< GOAWAY's last stream id) more often than http2_options::max_resends
+    http2_protocol_error,   ///< the HTTP/2 connection failed: a protocol error or a flood from the
+                            ///< server, too many CONTINUATION frames, or no answer to a PING
 };
 
 /// Classes of errors, whatever their category: compare with `ec == condition::transient`.

@@ -20,6 +20,29 @@
 
 namespace tokenflight::http::detail {
 
+/// Keeps what a brief_response keeps of one response field (its status already set): the
+/// challenges of a 401, Retry-After of a 429 or 503, DPoP-Nonce. For the HTTP/1.1 parser below
+/// and the HTTP/2 transport alike.
+inline void note_field(brief_response& res, field name, std::string_view name_string, std::string_view value) {
+    constexpr std::size_t www_authenticate_cap = 1024;
+    constexpr std::size_t retry_after_cap = 64;
+    if (name == field::www_authenticate && res.status == 401) {
+        auto& to = res.www_authenticate;
+        if (to.size() < www_authenticate_cap) {
+            if (!to.empty()) to += ", ";
+            to.append(value.substr(0, www_authenticate_cap - std::min(www_authenticate_cap, to.size())));
+        }
+        for (const auto& c : parse_www_authenticate(value)) {
+            if (boost::beast::iequals(c.error(), "insufficient_scope")) res.insufficient_scope = true;
+            if (boost::beast::iequals(c.error(), "use_dpop_nonce")) res.use_dpop_nonce = true;
+        }
+    } else if (name == field::retry_after && (res.status == 429 || res.status == 503)) {
+        res.retry_after.assign(value.substr(0, retry_after_cap));
+    } else if (name == field::unknown && boost::beast::iequals(name_string, "dpop-nonce")) {
+        if (value.size() <= max_dpop_nonce_size) res.dpop_nonce.assign(value);
+    }
+}
+
 class brief_parser : public boost::beast::http::basic_parser<false> {
 public:
     /// `head_budget` is charged with chunk extensions as they arrive (the exchange charges the
@@ -35,8 +58,6 @@ public:
 
 private:
     using sv = boost::beast::string_view; // Beast's callbacks take boost::core::string_view
-    static constexpr std::size_t www_authenticate_cap = 1024;
-    static constexpr std::size_t retry_after_cap = 64;
 
     void on_request_impl(boost::beast::http::verb, sv, sv, int, error_code& ec) override {
         ec = boost::beast::http::error::bad_method; // a response parser
@@ -56,16 +77,8 @@ private:
         if (name == field::transfer_encoding) {
             has_te_ = true;
             te_.add(value);
-        } else if (name == field::www_authenticate && res_.status == 401) {
-            append_capped(res_.www_authenticate, value, www_authenticate_cap);
-            for (const auto& c : parse_www_authenticate(value)) {
-                if (boost::beast::iequals(c.error(), "insufficient_scope")) res_.insufficient_scope = true;
-                if (boost::beast::iequals(c.error(), "use_dpop_nonce")) res_.use_dpop_nonce = true;
-            }
-        } else if (name == field::retry_after && (res_.status == 429 || res_.status == 503)) {
-            res_.retry_after.assign(value.substr(0, retry_after_cap));
-        } else if (name == field::unknown && boost::beast::iequals(name_string, "dpop-nonce")) {
-            if (value.size() <= max_dpop_nonce_size) res_.dpop_nonce.assign(value);
+        } else {
+            note_field(res_, name, std::string_view(name_string.data(), name_string.size()), value);
         }
     }
     void on_header_impl(error_code&) override {}
@@ -88,11 +101,6 @@ private:
     }
     void on_finish_impl(error_code&) override { res_.keep_alive = keep_alive(); }
 
-    static void append_capped(std::string& to, std::string_view value, std::size_t cap) {
-        if (to.size() >= cap) return;
-        if (!to.empty()) to += ", ";
-        to.append(value.substr(0, cap - std::min(cap, to.size())));
-    }
 
     brief_response res_;
     std::size_t& head_budget_;

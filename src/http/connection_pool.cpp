@@ -1,6 +1,7 @@
 #include <tokenflight/http/connection_pool.hpp>
 
 #include "pool_impl.hpp"
+#include "h2_transport.hpp"
 #include "exchange.hpp"
 #include "../access.hpp"
 #include "../hook.hpp"
@@ -115,6 +116,13 @@ void origin_pool::push(exchange_op& op) noexcept {
     op.next = nullptr;
     (queue_tail ? queue_tail->next : queue_head) = &op;
     queue_tail = &op;
+}
+
+void origin_pool::push_front(exchange_op& op) noexcept {
+    op.prev = nullptr;
+    op.next = queue_head;
+    (queue_head ? queue_head->prev : queue_tail) = &op;
+    queue_head = &op;
 }
 
 exchange_op* origin_pool::pop() noexcept {
@@ -239,7 +247,11 @@ origin_pool& pool_impl::pool_for(const origin& o, const client_identity* id) {
         return *last;
     std::lock_guard lock(origins_mutex_);
     auto& p = origins_[{o, key}];
-    if (!p) p = std::make_unique<origin_pool>(o, *id, ex_);
+    if (!p) {
+        p = std::make_unique<origin_pool>(o, *id, ex_);
+        p->h2 = !test_transport_ && (options_.version == http_version::h2c ||
+                                     (options_.version == http_version::http2 && o.tls));
+    }
     last_origin_.store(p.get(), std::memory_order_release);
     return *p;
 }
@@ -268,8 +280,13 @@ void pool_impl::assign(origin_pool&, exchange_op& op, connection& c) noexcept {
 
 void pool_impl::submit(exchange_op& op) {
     requests_.fetch_add(1, std::memory_order_relaxed);
+    dispatch(op);
+}
+
+void pool_impl::dispatch(exchange_op& op) {
     origin_pool& p = pool_for(*op.to, op.identity);
     std::shared_ptr<connection> woken, spawned;
+    std::shared_ptr<h2_connection> spawned_h2;
     bool failed = false;
     {
         std::lock_guard lock(p.mutex);
@@ -280,6 +297,8 @@ void pool_impl::submit(exchange_op& op) {
         } else if (op.cancel.load(std::memory_order_relaxed) != 0) {
             op.ec = asio::error::operation_aborted; // cancelled before it was handed over
             failed = true;
+        } else if (p.h2) {
+            h2_transport::place(*this, p, op, spawned_h2);
         } else {
             const auto now = clock::now();
             while (!p.idle.empty()) {
@@ -313,6 +332,8 @@ void pool_impl::submit(exchange_op& op) {
     } else if (spawned) {
         const auto strand = spawned->strand;
         asio::post(strand, begin_handler{{std::move(spawned)}});
+    } else if (spawned_h2) {
+        h2_transport::start(std::move(spawned_h2));
     }
 }
 
@@ -323,7 +344,7 @@ void pool_impl::wake(connection& c) noexcept {
     }
 }
 
-void pool_impl::enqueue(origin_pool& p, exchange_op& op) {
+void pool_impl::enqueue(origin_pool& p, exchange_op& op, bool front) {
     op.queue_deadline = std::min(op.deadline, clock::now() + options_.queue_timeout);
     if (op.queue_deadline < p.queue_timer_at) { // else an earlier wait ends first and re-arms
         // Armed before the request is linked: if this throws, nothing refers to it.
@@ -336,7 +357,10 @@ void pool_impl::enqueue(origin_pool& p, exchange_op& op) {
         p.queue_timer_at = op.queue_deadline;
     }
     op.st = exchange_op::state::queued;
-    p.push(op);
+    if (front)
+        p.push_front(op);
+    else
+        p.push(op);
 }
 
 void pool_impl::expire_queue(origin_pool& p, unsigned id) {
@@ -428,6 +452,10 @@ void pool_impl::cancel(exchange_op& op, asio::cancellation_type t) {
             op.ec = asio::error::operation_aborted;
             break;
         case exchange_op::state::assigned:
+            if (op.h2) {
+                if (!h2_transport::cancel(*p, op)) return; // its connection's strand sees to it
+                break;                                      // taken out before it was sent
+            }
             c = op.conn->shared_from_this();
             ticket = op.ticket;
             break;
@@ -750,6 +778,13 @@ asio::awaitable<error_code> pool_impl::connect(connection& c, const origin& to) 
             if (!set) co_return errc::tls_verification_failed;
             SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         }
+        // HTTP/2 over TLS is chosen by ALPN (RFC 9113 section 3.2), HTTP/1.1 when the server
+        // picks it or does not speak ALPN.
+        if (c.offer_h2) {
+            static constexpr unsigned char protocols[] = "\x02h2\x08http/1.1";
+            if (SSL_set_alpn_protos(ssl, protocols, sizeof protocols - 1) != 0)
+                co_return error_code(static_cast<int>(::ERR_get_error()), asio::error::get_ssl_category());
+        }
         auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, tuple_awaitable);
         if (c.fired) co_return errc::connect_timeout;
         if (hec) {
@@ -900,6 +935,7 @@ void pool_impl::close() {
             }
             ++p->queue_timer_id;
             p->queue_timer.cancel();
+            h2_transport::close(*p);
         }
         while (dropped) {
             exchange_op* op = dropped;
@@ -968,11 +1004,13 @@ pool_stats pool_impl::stats() const {
     s.connections_reused = reused_.load(std::memory_order_relaxed);
     s.resends = resends_.load(std::memory_order_relaxed);
     s.failures = failures_.load(std::memory_order_relaxed);
+    s.http2_connections = h2_connections_.load(std::memory_order_relaxed);
+    s.http2_requests = h2_requests_.load(std::memory_order_relaxed);
     s.latency = latency_.snapshot();
     std::lock_guard lock(origins_mutex_);
     for (auto& [o, p] : origins_) {
         std::lock_guard plock(p->mutex);
-        s.open_connections += p->open;
+        s.open_connections += p->open + p->h2_open;
     }
     return s;
 }

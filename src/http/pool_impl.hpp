@@ -48,6 +48,9 @@ namespace beast = boost::beast;
 class pool_impl;
 struct connection;
 struct origin_pool;
+struct h2_connection; // http2_transport.cpp
+struct h2_transport;
+struct h2_ops;
 
 /// How a request's response is read (see exchange.hpp).
 enum class reader_kind : std::uint8_t { full, brief };
@@ -95,6 +98,11 @@ struct exchange_op {
     connection* conn = nullptr; // while assigned
     std::uint64_t ticket = 0;   // the connection's count when assigned: matches a cancellation
     origin_pool* home = nullptr;
+    // HTTP/2: the connection it is assigned to (in its inbox until `submitted`, then a stream),
+    // and how often it was resent after a refusal.
+    h2_connection* h2 = nullptr;
+    bool submitted = false;
+    std::uint8_t resends = 0;
     /// Cancellation types requested so far (from the sender's slot, any thread).
     std::atomic<unsigned> cancel{0};
 
@@ -195,6 +203,7 @@ struct connection : std::enable_shared_from_this<connection> {
     std::unique_ptr<beast::test::stream> mem;                   // an in-memory test transport
     beast::flat_buffer buffer;
     bool open = false; // connected (and TLS handshaken): an exchange may be written
+    bool offer_h2 = false; // TLS: ALPN offers h2 and http/1.1 (the HTTP/2 transport's link)
     // Events only: the stream's number (pool_event::connection; 0 while connecting), and whether
     // connection_opened was reported and connection_closed not yet.
     std::uint64_t id = 0;
@@ -251,12 +260,19 @@ struct origin_pool {
     std::size_t open = 0;                          // idle + busy + connecting
     exchange_op* queue_head = nullptr;             // FIFO of requests waiting for a connection
     exchange_op* queue_tail = nullptr;
+    // HTTP/2 (pool_options::version): whether requests go over it, until a server chooses
+    // HTTP/1.1 by ALPN (or a proxy forwards plain http); the connections taking new streams, and
+    // all of them (draining ones too).
+    bool h2 = false;
+    std::vector<std::shared_ptr<h2_connection>> h2_usable;
+    std::size_t h2_open = 0;
     // Ends queue waits at their deadlines; armed for the earliest one (under the mutex).
     asio::steady_timer queue_timer;
     clock::time_point queue_timer_at = clock::time_point::max();
     unsigned queue_timer_id = 0;
 
     void push(exchange_op& op) noexcept;
+    void push_front(exchange_op& op) noexcept; // a request given back: it was first in line
     exchange_op* pop() noexcept;
     void unlink(exchange_op& op) noexcept;
 };
@@ -272,6 +288,9 @@ private:
 };
 
 class pool_impl : public std::enable_shared_from_this<pool_impl> {
+    friend struct h2_transport;
+    friend struct h2_ops; // the rest of the HTTP/2 transport (http2_transport.cpp)
+
 public:
     pool_impl(asio::any_io_executor ex, pool_options options);
 
@@ -333,6 +352,9 @@ public:
 private:
 
     bool same_context(const asio::any_completion_executor& handler_ex) const noexcept;
+    /// submit() without the count: to a connection, a new one, or the queue (also for a request
+    /// an HTTP/2 connection hands back when its origin turned out to speak HTTP/1.1).
+    void dispatch(exchange_op& op);
     /// The connections of `o` for `id` (a copy of options().tls.identity when null), made on
     /// first use. Plain http origins have one set, whatever the identity.
     origin_pool& pool_for(const origin& o, const client_identity* id);
@@ -340,7 +362,7 @@ private:
     /// Resumes a parked loop taken out of the idle list (its `current` says what to do); under
     /// the origin's mutex.
     static void wake(connection& c) noexcept;
-    void enqueue(origin_pool& p, exchange_op& op);
+    void enqueue(origin_pool& p, exchange_op& op, bool front = false);
     void expire_queue(origin_pool& p, unsigned id);
 public:
     /// Calls op.on_complete from the pool's executor, never inside the caller's frame; if the
@@ -420,6 +442,7 @@ private:
     std::atomic<bool> sweeping_{false};
 
     std::atomic<std::uint64_t> requests_{0}, opened_{0}, reused_{0}, resends_{0}, failures_{0};
+    std::atomic<std::uint64_t> h2_connections_{0}, h2_requests_{0};
     std::atomic<std::uint64_t> connections_made_{0}; // numbers connections for pool_event::connection
     latency_recorder latency_;
     test_transport test_transport_;

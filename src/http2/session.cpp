@@ -36,11 +36,6 @@ bool connection_specific(std::string_view name, std::string_view value) {
            name == "transfer-encoding" || name == "upgrade" || name == "host" || (name == "te" && value != "trailers");
 }
 
-nghttp2_nv nv(const std::string& name, const std::string& value) {
-    return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
-            reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-            NGHTTP2_NV_FLAG_NONE};
-}
 
 } // namespace
 
@@ -50,8 +45,11 @@ const boost::system::error_category& stream_category() noexcept {
 }
 
 struct client_session::stream {
-    request req;
+    request owned;         // submit(request): what `body` points into
+    std::string_view body; // the request body, sent from here
     std::size_t body_sent = 0;
+    std::size_t body_limit = SIZE_MAX;
+    bool keep_body = true;
     response res;
     std::size_t header_bytes = 0;
     bool interim = false; // in a 1xx header block: its fields are dropped
@@ -101,20 +99,31 @@ struct callbacks {
         auto& s = self(user);
         auto* st = find(s, id);
         if (!st || st->own_error) return 0;
-        if (len > s.limits_.max_body - std::min(st->res.body.size(), s.limits_.max_body)) {
+        const std::uint64_t limit = std::min(s.limits_.max_body, st->body_limit);
+        if (len > limit - std::min<std::uint64_t>(st->res.body_size, limit)) {
             st->own_error = stream_errc::body_too_large;
             nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
             return 0;
         }
-        st->res.body.append(reinterpret_cast<const char*>(data), len);
+        st->res.body_size += len;
+        if (st->keep_body) st->res.body.append(reinterpret_cast<const char*>(data), len);
         return 0;
     }
 
     static int on_frame_recv(nghttp2_session*, const nghttp2_frame* frame, void* user) {
-        if (frame->hd.type == NGHTTP2_GOAWAY) {
-            auto& s = self(user);
+        auto& s = self(user);
+        switch (frame->hd.type) {
+        case NGHTTP2_GOAWAY:
             s.goaway_ = true;
             s.last_stream_id_ = frame->goaway.last_stream_id;
+            break;
+        case NGHTTP2_SETTINGS:
+            if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) s.settings_ = true;
+            break;
+        case NGHTTP2_PING:
+            if ((frame->hd.flags & NGHTTP2_FLAG_ACK) != 0) s.ping_outstanding_ = false;
+            break;
+        default: break;
         }
         return 0;
     }
@@ -139,10 +148,10 @@ struct callbacks {
     static ssize_t read(nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t length, std::uint32_t* flags,
                         nghttp2_data_source* source, void*) {
         auto* st = static_cast<client_session::stream*>(source->ptr);
-        const std::size_t n = std::min(length, st->req.body.size() - st->body_sent);
-        std::memcpy(buf, st->req.body.data() + st->body_sent, n);
+        const std::size_t n = std::min(length, st->body.size() - st->body_sent);
+        std::memcpy(buf, st->body.data() + st->body_sent, n);
         st->body_sent += n;
-        if (st->body_sent == st->req.body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (st->body_sent == st->body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
         return static_cast<ssize_t>(n);
     }
 };
@@ -157,6 +166,8 @@ client_session::client_session(limits l) : limits_(l) {
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, &callbacks::on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, &callbacks::on_stream_close);
     nghttp2_option_set_max_continuations(opt, limits_.max_continuations);
+    // Windows are ours to manage only in the sense of their size: nghttp2 sends WINDOW_UPDATE as
+    // the application consumes data, which it does at once (on_data_chunk).
     const int rc = nghttp2_session_client_new2(&session_, cbs, this, opt);
     nghttp2_session_callbacks_del(cbs);
     nghttp2_option_del(opt);
@@ -179,38 +190,78 @@ bool client_session::can_submit() const {
 }
 
 boost::system::result<std::int32_t> client_session::submit(request req) {
+    auto st = std::make_unique<stream>();
+    st->owned = std::move(req);
+    const auto& r = st->owned;
+    std::vector<field_view> fields(r.headers.begin(), r.headers.end());
+    request_view v{.method = r.method, .scheme = r.scheme, .authority = r.authority, .path = r.path,
+                   .headers = fields, .body = r.body};
+    return submit(v, std::move(st));
+}
+
+boost::system::result<std::int32_t> client_session::submit(const request_view& req) {
+    return submit(req, std::make_unique<stream>());
+}
+
+boost::system::result<std::int32_t> client_session::submit(const request_view& req, std::unique_ptr<stream> st) {
     if (!http::is_token(req.method)) return error_code(errc::invalid_method);
     if (!http::is_request_target(req.path) || !http::is_visible_ascii(req.authority) ||
         (req.scheme != "https" && req.scheme != "http"))
         return error_code(errc::invalid_request_target);
-    std::vector<std::pair<std::string, std::string>> fields;
-    for (auto& [name, value] : req.headers) {
-        std::string lower = name;
-        std::transform(lower.begin(), lower.end(), lower.begin(),
-                       [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+    // The lower-cased names, one after another: reserved first, so that the views into it stay put.
+    std::size_t names = 0;
+    for (const auto& f : req.headers) names += f.first.size();
+    scratch_.clear();
+    scratch_.reserve(names);
+    // The fields as nghttp2 takes them, reused (nghttp2_nv is an anonymous struct: no member).
+    thread_local std::vector<nghttp2_nv> nva_;
+    nva_.clear();
+    const auto view = [](std::string_view n, std::string_view v) {
+        return nghttp2_nv{reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
+                          reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(),
+                          NGHTTP2_NV_FLAG_NONE};
+    };
+    nva_.push_back(view(":method", req.method));
+    nva_.push_back(view(":scheme", req.scheme));
+    nva_.push_back(view(":authority", req.authority));
+    nva_.push_back(view(":path", req.path));
+    for (const auto& [name, value] : req.headers) {
+        const std::size_t at = scratch_.size();
+        for (char c : name) scratch_ += c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+        const std::string_view lower(scratch_.data() + at, name.size());
         // Lowered first, so the token rule leaves lower case only; ':' is no token character: no
         // pseudo-header.
         if (!http::is_token(lower)) return error_code(errc::invalid_header_name);
         if (!http::is_field_value(value)) return error_code(errc::invalid_header_value);
         if (connection_specific(lower, value)) continue;
-        fields.emplace_back(std::move(lower), value);
+        nva_.push_back(view(lower, value));
     }
     if (!can_submit()) return error_code(errc::closed);
 
-    auto st = std::make_unique<stream>();
-    st->req = std::move(req);
-    static const std::string method = ":method", scheme = ":scheme", authority = ":authority", path = ":path";
-    std::vector<nghttp2_nv> nva{nv(method, st->req.method), nv(scheme, st->req.scheme), nv(authority, st->req.authority),
-                                nv(path, st->req.path)};
-    for (const auto& [n, v] : fields) nva.push_back(nv(n, v));
+    st->body = req.body;
+    st->body_limit = req.body_limit;
+    st->keep_body = req.keep_body;
     nghttp2_data_provider body{};
     body.source.ptr = st.get();
     body.read_callback = &callbacks::read;
-    const std::int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(),
-                                                   st->req.body.empty() ? nullptr : &body, nullptr);
+    const std::int32_t id =
+        nghttp2_submit_request(session_, nullptr, nva_.data(), nva_.size(), req.body.empty() ? nullptr : &body, nullptr);
     if (id < 0) return error_code(errc::closed);
     streams_.emplace(id, std::move(st));
     return id;
+}
+
+std::uint32_t client_session::peer_max_streams() const {
+    return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+}
+
+void client_session::ping() {
+    if (failed_ || ping_outstanding_) return;
+    if (nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, nullptr) == 0) ping_outstanding_ = true;
+}
+
+void client_session::shutdown() {
+    if (!failed_) nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
 }
 
 void client_session::cancel(std::int32_t stream_id) {

@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <span>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -53,8 +54,23 @@ struct limits {
     std::int32_t connection_window = 16 << 20; ///< the connection's receive window
 };
 
-/// A request as the transport gives it: the pseudo-headers are built here, from these fields
-/// only (a caller's header never becomes one).
+using field_view = std::pair<std::string_view, std::string_view>;
+
+/// A request by reference, as the pool's transport gives it: the pseudo-headers are built here,
+/// from these fields only (a caller's header never becomes one). The fields need to live through
+/// submit() only; the body until the stream completes.
+struct request_view {
+    std::string_view method = "GET";
+    std::string_view scheme = "https";
+    std::string_view authority;         ///< host[:port]
+    std::string_view path = "/";        ///< origin-form, with the query
+    std::span<const field_view> headers; ///< names in any case: sent lower-cased
+    std::string_view body;
+    std::size_t body_limit = SIZE_MAX;   ///< this response's body, at most (and limits::max_body)
+    bool keep_body = true;               ///< false: the body is counted (response::body_size), not kept
+};
+
+/// A request owning its parts (tests): the pseudo-headers are built from these fields only.
 struct request {
     std::string method = "GET";
     std::string scheme = "https";
@@ -67,7 +83,8 @@ struct request {
 struct response {
     unsigned status = 0;
     std::vector<std::pair<std::string, std::string>> headers; ///< as received (lower case)
-    std::string body;
+    std::string body;                                         ///< empty unless keep_body
+    std::uint64_t body_size = 0;                              ///< body bytes received
 };
 
 /// One finished stream: its response, or why it has none.
@@ -93,6 +110,8 @@ public:
     /// or pseudo-header name, a connection-specific field), errc::invalid_method,
     /// errc::invalid_request_target; errc::closed when can_submit() is false.
     boost::system::result<std::int32_t> submit(request req);
+    /// The same for a request by reference (see request_view for what must stay valid).
+    boost::system::result<std::int32_t> submit(const request_view& req);
 
     /// Resets a stream (CANCEL): a cancelled request ends its stream, not the connection. Its
     /// completion is asio::error::operation_aborted.
@@ -110,8 +129,21 @@ public:
     /// Streams finished since the last call, in the order they finished.
     std::vector<completed> take_completed();
 
+    /// Sends a PING (for idle health); ping_outstanding() until its ACK arrives.
+    void ping();
+    bool ping_outstanding() const noexcept { return ping_outstanding_; } ///< see ping()
+    /// Sends GOAWAY (NO_ERROR): no new stream is accepted by either side; open streams finish.
+    void shutdown();
+
     /// Streams open (submitted, not finished).
     std::size_t open_streams() const noexcept { return streams_.size(); }
+    /// The server's SETTINGS frame arrived (the connection is ready, with its limits known).
+    bool settings_received() const noexcept { return settings_; }
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (100 until its SETTINGS come, as RFC 9113
+    /// section 6.5.2 recommends assuming no less than).
+    std::uint32_t peer_max_streams() const;
+    /// The connection failed (receive() or take_output() reported it): nothing more will happen.
+    bool failed() const noexcept { return failed_; }
     /// A GOAWAY came; last_stream_id() is the highest stream the server may have processed.
     bool goaway_received() const noexcept { return goaway_; }
     std::int32_t last_stream_id() const noexcept { return last_stream_id_; }
@@ -122,6 +154,7 @@ private:
     struct stream;
     friend struct callbacks;
 
+    boost::system::result<std::int32_t> submit(const request_view& req, std::unique_ptr<stream> st);
     void fail_all(error_code ec);
     void finish(std::int32_t id, error_code ec);
 
@@ -131,6 +164,9 @@ private:
     std::vector<completed> completed_;
     bool goaway_ = false;
     bool failed_ = false;
+    bool settings_ = false;
+    bool ping_outstanding_ = false;
+    std::string scratch_; ///< lower-cased field names during submit()
     std::int32_t last_stream_id_ = 0;
     std::string preface_; ///< the server's first 9 bytes, until checked
 };

@@ -1,6 +1,7 @@
 // http2::client_session (issue 19) against nghttp2's own server session, in memory: a real
 // HTTP/2 peer scripted per test, and raw frames for what no well-behaved server sends.
 #include "http2/session.hpp"
+#include "h2_peer.hpp"
 
 #include <boost/asio/error.hpp>
 
@@ -19,103 +20,8 @@ using tokenflight::http2::stream_errc;
 
 namespace {
 
-// nghttp2's server session, in memory, answering as `on_request` says.
-class fake_server {
-public:
-    struct received {
-        std::vector<std::pair<std::string, std::string>> headers; // pseudo-headers included
-        std::string body;
-    };
-    std::function<void(fake_server&, std::int32_t, const received&)> on_request;
-    std::map<std::int32_t, received> requests;
-
-    explicit fake_server(std::uint32_t max_streams = 100) {
-        nghttp2_session_callbacks* cbs = nullptr;
-        nghttp2_session_callbacks_new(&cbs);
-        nghttp2_session_callbacks_set_on_header_callback(
-            cbs, [](nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* n, std::size_t nl, const std::uint8_t* v,
-                    std::size_t vl, std::uint8_t, void* u) {
-                static_cast<fake_server*>(u)->requests[f->hd.stream_id].headers.emplace_back(
-                    std::string(reinterpret_cast<const char*>(n), nl), std::string(reinterpret_cast<const char*>(v), vl));
-                return 0;
-            });
-        nghttp2_session_callbacks_set_on_data_chunk_recv_callback(
-            cbs, [](nghttp2_session*, std::uint8_t, std::int32_t id, const std::uint8_t* d, std::size_t len, void* u) {
-                static_cast<fake_server*>(u)->requests[id].body.append(reinterpret_cast<const char*>(d), len);
-                return 0;
-            });
-        nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, [](nghttp2_session*, const nghttp2_frame* f, void* u) {
-            auto& self = *static_cast<fake_server*>(u);
-            if ((f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) && (f->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
-                self.on_request)
-                self.on_request(self, f->hd.stream_id, self.requests[f->hd.stream_id]);
-            return 0;
-        });
-        nghttp2_session_server_new(&session_, cbs, this);
-        nghttp2_session_callbacks_del(cbs);
-        const nghttp2_settings_entry s{NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams};
-        nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, &s, 1);
-    }
-    ~fake_server() { nghttp2_session_del(session_); }
-
-    void respond(std::int32_t id, unsigned status, std::vector<std::pair<std::string, std::string>> headers,
-                 std::string body) {
-        auto& b = bodies_[id];
-        b.data = std::move(body);
-        // Named: nghttp2 copies the fields during the submit call, so they must outlive only it
-        // (a temporary std::string here would be gone before it).
-        const std::string status_name = ":status", code = std::to_string(status);
-        std::vector<nghttp2_nv> nva{make(status_name, code)};
-        for (const auto& [n, v] : headers) nva.push_back(make(n, v));
-        nghttp2_data_provider p{};
-        p.source.ptr = &b;
-        p.read_callback = [](nghttp2_session*, std::int32_t, std::uint8_t* buf, std::size_t len, std::uint32_t* flags,
-                             nghttp2_data_source* src, void*) -> ssize_t {
-            auto& body = *static_cast<pending*>(src->ptr);
-            const auto n = std::min(len, body.data.size() - body.sent);
-            std::memcpy(buf, body.data.data() + body.sent, n);
-            body.sent += n;
-            if (body.sent == body.data.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
-            return static_cast<ssize_t>(n);
-        };
-        REQUIRE(nghttp2_submit_response(session_, id, nva.data(), nva.size(), &p) == 0);
-    }
-    // A 1xx response (103 Early Hints) before the final one.
-    void interim(std::int32_t id) {
-        const std::string status = ":status", code = "103", name = "x-interim", value = "yes";
-        nghttp2_nv nva[] = {make(status, code), make(name, value)};
-        REQUIRE(nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nva, 2, nullptr) >= 0);
-    }
-    void reset(std::int32_t id, std::uint32_t code) { nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, id, code); }
-    void goaway(std::int32_t last_id) { nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE, last_id, NGHTTP2_NO_ERROR, nullptr, 0); }
-
-    void receive(const std::string& bytes) {
-        REQUIRE(nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()) ==
-                static_cast<ssize_t>(bytes.size()));
-    }
-    std::string output() {
-        std::string out;
-        for (;;) {
-            const std::uint8_t* d = nullptr;
-            const auto n = nghttp2_session_mem_send(session_, &d);
-            REQUIRE(n >= 0);
-            if (n == 0) return out;
-            out.append(reinterpret_cast<const char*>(d), static_cast<std::size_t>(n));
-        }
-    }
-
-private:
-    struct pending {
-        std::string data;
-        std::size_t sent = 0;
-    };
-    static nghttp2_nv make(const std::string& n, const std::string& v) {
-        return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(n.data())),
-                reinterpret_cast<std::uint8_t*>(const_cast<char*>(v.data())), n.size(), v.size(), NGHTTP2_NV_FLAG_NONE};
-    }
-    nghttp2_session* session_ = nullptr;
-    std::map<std::int32_t, pending> bodies_;
-};
+using fake_server = test::h2::peer;
+using test::h2::frame;
 
 // Bytes back and forth until neither side has anything to say (bounded: a loop that does not
 // settle fails the test).
@@ -123,7 +29,7 @@ void pump(http2::client_session& c, fake_server& s) {
     for (int round = 0; round < 10'000; ++round) {
         std::string to_server, to_client;
         c.take_output(to_server);
-        if (!to_server.empty()) s.receive(to_server);
+        if (!to_server.empty()) REQUIRE(s.receive(to_server));
         to_client = s.output();
         if (!to_client.empty()) c.receive(to_client);
         if (to_server.empty() && to_client.empty()) return;
@@ -148,19 +54,6 @@ std::map<std::int32_t, http2::completed> by_id(std::vector<http2::completed> v) 
     std::map<std::int32_t, http2::completed> out;
     for (auto& c : v) out[c.stream_id] = std::move(c);
     return out;
-}
-
-// A frame header: length, type, flags, stream id (RFC 9113 section 4.1).
-std::string frame(std::uint8_t type, std::uint8_t flags, std::uint32_t stream, const std::string& payload) {
-    std::string f;
-    const auto len = payload.size();
-    f += static_cast<char>(len >> 16);
-    f += static_cast<char>(len >> 8);
-    f += static_cast<char>(len);
-    f += static_cast<char>(type);
-    f += static_cast<char>(flags);
-    for (int shift = 24; shift >= 0; shift -= 8) f += static_cast<char>((stream >> shift) & (shift == 24 ? 0x7F : 0xFF));
-    return f + payload;
 }
 
 } // namespace
@@ -350,7 +243,7 @@ TEST_CASE("http2 session: a header list or a body past its limit fails that stre
 
 TEST_CASE("http2 session: the server's MAX_CONCURRENT_STREAMS bounds what is submitted; a cancel resets one stream") {
     http2::client_session c;
-    fake_server s(2);
+    fake_server s({.max_streams = 2});
     std::vector<std::int32_t> seen;
     s.on_request = [&](fake_server&, std::int32_t id, const fake_server::received&) { seen.push_back(id); };
     std::string out;

@@ -80,7 +80,11 @@ Load:
   -t N                       event loops, as wrk's threads: N io_contexts, one thread each, each
                              with its own client and connections; -c, --max-connections and -R
                              are split over them (default: hardware threads, at most -c)
-  --max-connections N        connections per origin, in total over the -t loops (default: -c)
+  --max-connections N        connections per origin, in total over the -t loops (default: -c;
+                             with HTTP/2, one per loop)
+  --http2                    HTTP/2 where the server picks it by ALPN (https); HTTP/1.1 otherwise
+  --h2c                      also HTTP/2 over plain http, with prior knowledge (--demo included);
+                             -c then counts streams in flight, over --max-connections connections
   --timeout SECONDS          per request, and for the first token (default 10)
   --cacert FILE              trust this CA file; --insecure turns TLS verification off
   --proxy URL                egress proxy http://[user:password@]host:port for every connection
@@ -180,6 +184,10 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
             c.dpop = true;
         } else if (a == "--insecure" || a == "-k") {
             c.insecure = true;
+        } else if (a == "--http2") {
+            c.http_version = c.http_version == http::http_version::h2c ? c.http_version : http::http_version::http2;
+        } else if (a == "--h2c") {
+            c.http_version = http::http_version::h2c;
         } else if (a == "--client-secret" || a.starts_with("--client-secret=")) {
             return usage_error{"the client secret is not accepted on the command line: "
                                "use TOKENFLIGHT_CLIENT_SECRET or --client-secret-file FILE"};
@@ -345,7 +353,9 @@ std::variant<config, usage_error> parse_command_line(const std::vector<std::stri
     c.creds.auth = auth.value_or(key_file ? client_auth::private_key_jwt : client_auth::basic);
     if (c.requests && c.duration) return usage_error{"-n and -d exclude each other: give one of them"};
     // Each of the -t event loops gets its share of -c and of --max-connections: at least one.
-    const int connections = c.max_connections.value_or(c.concurrency);
+    // HTTP/1.1 carries one request per connection, HTTP/2 many: one connection per loop by default.
+    const bool h2 = c.http_version != http::http_version::http1;
+    const int connections = c.max_connections.value_or(h2 ? (threads_given ? c.threads : 1) : c.concurrency);
     if (!threads_given) {
         c.threads = std::min({c.threads, c.concurrency, connections});
     } else if (c.concurrency < c.threads) {

@@ -7,6 +7,7 @@
 #include "targets.hpp"
 
 #include <tokenflight/credentials.hpp>
+#include <tokenflight/http/connection_pool.hpp>
 #include <tokenflight/http/message.hpp>
 
 #include <chrono>
@@ -34,7 +35,8 @@ struct config {
     std::optional<std::chrono::milliseconds> duration;   ///< -d
     int threads = 1;                                     ///< -t: event loops, one thread each
     std::optional<rate_schedule> rate;                   ///< -R: the arrival schedule (whole run)
-    std::optional<int> max_connections;                  ///< whole run, split over loops; default: concurrency
+    std::optional<int> max_connections;                  ///< whole run, split over loops; default: concurrency (HTTP/2: one per loop)
+    http::http_version http_version = http::http_version::http1; ///< --http2, --h2c
     std::chrono::milliseconds timeout{10'000};
     std::string cacert;
     bool insecure = false;

@@ -197,6 +197,10 @@ void print_text(const run_report& r) {
             std::printf("\n");
         }
     }
+    if (cfg.http_version != http::http_version::http1)
+        std::printf("  protocol    %s: %llu HTTP/2 streams on %llu connection%s\n", protocol_of(sum).c_str(),
+                    static_cast<unsigned long long>(sum.http2_requests),
+                    static_cast<unsigned long long>(sum.http2_connections), sum.http2_connections == 1 ? "" : "s");
     std::printf("  tokens      %llu fetched, %llu requests resent after a 401\n",
                 static_cast<unsigned long long>(sum.token_fetches),
                 static_cast<unsigned long long>(sum.resends_after_401));
@@ -239,7 +243,19 @@ summary summarise(const tally& t, const senders& s, double duration_s) {
     }
     sum.resends_after_401 = s.resends_after_401();
     sum.duration_s = duration_s;
+    for (const auto& loop : s.loops) {
+        if (!loop.pool) continue;
+        const auto st = loop.pool->stats();
+        sum.wire_requests += st.requests + st.resends;
+        sum.http2_requests += st.http2_requests;
+        sum.http2_connections += st.http2_connections;
+    }
     return sum;
+}
+
+std::string protocol_of(const summary& s) {
+    if (s.http2_requests == 0) return "HTTP/1.1";
+    return s.http2_requests >= s.wire_requests ? "HTTP/2" : "mixed";
 }
 
 run_report::run_report(const config& c, const tally& tl, const senders& s, const run_outcome& run)
@@ -276,6 +292,11 @@ std::string json_report(const run_report& r) {
     member(out, first, "tokens_adopted", std::to_string(r.sum.tokens_adopted));
     member(out, first, "shared_store_errors", std::to_string(r.sum.shared_store_errors));
     member(out, first, "retries_after_401", std::to_string(r.sum.resends_after_401));
+    if (r.cfg.http_version != http::http_version::http1) {
+        member(out, first, "protocol", json_string(protocol_of(r.sum)));
+        member(out, first, "http2_requests", std::to_string(r.sum.http2_requests));
+        member(out, first, "http2_connections", std::to_string(r.sum.http2_connections));
+    }
     member(out, first, "duration_s", fixed(r.sum.duration_s));
     member(out, first, "rps", fixed(requests_per_second(r.sum), 1));
     const auto max = t.latency.max();

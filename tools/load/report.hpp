@@ -25,7 +25,15 @@ struct summary {
     std::uint64_t shared_store_errors = 0; ///< --redis: the store could not help (fetched alone)
     std::uint64_t resends_after_401 = 0;
     double duration_s = 0;
+    /// --http2 / --h2c: the pools' requests (resends included), how many went as HTTP/2
+    /// streams, and over how many HTTP/2 connections.
+    std::uint64_t wire_requests = 0;
+    std::uint64_t http2_requests = 0;
+    std::uint64_t http2_connections = 0;
 };
+
+/// Which protocol carried the run's requests: "HTTP/2", "HTTP/1.1", or "mixed".
+std::string protocol_of(const summary& s);
 
 /// The counts of a finished run that lasted `duration_s` seconds.
 summary summarise(const tally& t, const senders& s, double duration_s);

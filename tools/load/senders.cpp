@@ -87,8 +87,18 @@ http::pool_options pool_options_for(const config& cfg, int k, int loop_count) {
     o.queue_timeout = cfg.timeout;
     o.tls = tls_for(cfg);
     o.proxy = proxy_for(cfg);
-    const int max_connections = cfg.max_connections.value_or(cfg.concurrency);
-    o.max_connections_per_origin = static_cast<std::size_t>(share(max_connections, k, loop_count));
+    o.version = cfg.http_version;
+    if (cfg.http_version == http::http_version::http1) {
+        const int max_connections = cfg.max_connections.value_or(cfg.concurrency);
+        o.max_connections_per_origin = static_cast<std::size_t>(share(max_connections, k, loop_count));
+    } else {
+        // Streams, not connections, carry -c: each loop's connections (one by default) take its
+        // share of it, up to the server's stream limit; an origin that turns out to speak
+        // HTTP/1.1 gets a connection per request in flight, as without --http2.
+        o.http2.max_connections = static_cast<std::size_t>(share(cfg.max_connections.value_or(loop_count), k, loop_count));
+        o.http2.max_concurrent_streams = static_cast<std::uint32_t>(std::max(256, share(cfg.concurrency, k, loop_count)));
+        o.max_connections_per_origin = static_cast<std::size_t>(share(cfg.concurrency, k, loop_count));
+    }
     return o;
 }
 

@@ -92,8 +92,47 @@ struct pool_event {
     clock::duration elapsed{};
 };
 
+/// Which HTTP version a pool speaks to an origin.
+enum class http_version : std::uint8_t {
+    http1, ///< HTTP/1.1 only (the default)
+    /// https origins: ALPN offers `h2` and `http/1.1`, and the server's choice is used (an origin
+    /// whose server picks HTTP/1.1 stays on it for the pool's life); http origins: HTTP/1.1.
+    http2,
+    /// As http2, and http origins speak HTTP/2 in cleartext with prior knowledge (RFC 9113
+    /// section 3.3): only for servers known to accept it, as nothing negotiates it.
+    h2c,
+};
+
+/// HTTP/2 connections (pool_options::version): many requests, each its own stream, share a few
+/// connections per origin.
+struct http2_options {
+    /// Connections per origin. A request goes to the first connection with a free stream (up to
+    /// the lower of max_concurrent_streams and the server's SETTINGS_MAX_CONCURRENT_STREAMS);
+    /// when every connection is full, another one opens up to this limit; beyond it requests
+    /// wait in FIFO order (pool_options::queue_timeout).
+    std::size_t max_connections = 1;
+    /// Streams per connection, at most; the server's own limit applies too.
+    std::uint32_t max_concurrent_streams = 256;
+    /// The receive window of each stream, and of the connection: sized for throughput, as flow
+    /// control stalls a sender after a window's worth of bytes per round trip.
+    std::uint32_t stream_window = 1u << 20;
+    std::uint32_t connection_window = 16u << 20; ///< see stream_window
+    /// CONTINUATION frames accepted after one HEADERS frame; more fail the connection.
+    std::size_t max_continuations = 8;
+    /// A connection that received nothing for this long is sent a PING; no answer within
+    /// ping_timeout closes it (its streams fail with http2::stream_errc::connection_error).
+    clock::duration ping_interval = std::chrono::seconds(30);
+    clock::duration ping_timeout = std::chrono::seconds(10); ///< see ping_interval
+    /// A request refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream id) is
+    /// resent on another connection at most this many times; then it fails with the refusal.
+    unsigned max_resends = 2;
+};
+
 /// Limits and timeouts of a connection pool.
 struct pool_options {
+    /// HTTP/1.1 only, or HTTP/2 where the server agrees (see http_version and http2_options).
+    http_version version = http_version::http1;
+    http2_options http2; ///< for connections that speak HTTP/2
     std::size_t max_connections_per_origin = 64; ///< requests beyond it wait in FIFO order
     clock::duration connect_timeout = std::chrono::seconds(10); ///< TCP connect + TLS handshake
     clock::duration request_timeout = std::chrono::seconds(30); ///< whole request, queueing included
@@ -176,6 +215,8 @@ struct pool_stats {
     std::uint64_t resends = 0;            ///< requests resent after a stale keep-alive connection failed
     std::uint64_t failures = 0;           ///< sends completed with an error
     std::size_t open_connections = 0;     ///< open or opening right now
+    std::uint64_t http2_connections = 0;  ///< connections established that speak HTTP/2
+    std::uint64_t http2_requests = 0;     ///< requests sent as HTTP/2 streams (resends included)
     /// How long requests took, from the send to the completion (queueing, connecting, resends
     /// included): one value per request that reached the pool, recorded when it completes,
     /// with a response or an error. Requests refused before (a request head that fails its
