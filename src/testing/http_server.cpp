@@ -96,9 +96,7 @@ struct h2_stream {
 struct h2_connection {
     static constexpr std::size_t max_header_list = 64 * 1024;
 
-    const http_server::handler_type* handler = nullptr;
     const http_server::options* opts = nullptr;
-    std::atomic<std::uint64_t>* requests = nullptr;
     std::string peer_certificate;
     nghttp2_session* session = nullptr;
     std::map<std::int32_t, std::unique_ptr<h2_stream>> streams;
@@ -372,9 +370,7 @@ struct http_server::impl {
         http2.fetch_add(1, std::memory_order_relaxed);
         state->idle = false; // close_idle_connections goes through the connection's own GOAWAY
         auto conn = std::make_shared<h2_connection>(co_await asio::this_coro::executor);
-        conn->handler = &handler;
         conn->opts = &opts;
-        conn->requests = &requests;
         conn->peer_certificate = std::move(peer_certificate);
         conn->start(opts.http2_max_concurrent_streams);
         state->h2 = conn;
@@ -429,7 +425,9 @@ struct http_server::impl {
     asio::awaitable<void> h2_writer(Stream& stream, beast::tcp_stream& transport, std::shared_ptr<h2_connection> conn) {
         bool close_now = false;
         for (;;) {
-            if (!conn->goaway_sent) {
+            // A drain's GOAWAY may have gone already: a later one can only lower the last stream
+            // id (nghttp2 sends the lower of the two), which is what reply::close needs.
+            if (!close_now) {
                 std::optional<std::int32_t> last;
                 if (conn->abandon_from) {
                     last = std::max(0, *conn->abandon_from - 2);
@@ -437,7 +435,7 @@ struct http_server::impl {
                 } else if (conn->close_after && !conn->find(conn->close_after)) {
                     last = conn->highest;
                     close_now = true;
-                } else if (conn->drain) {
+                } else if (conn->drain && !conn->goaway_sent) {
                     last = conn->highest;
                 }
                 if (last) {
