@@ -12,7 +12,8 @@ set -euo pipefail
 packages=(cmake ninja-build g++ pkg-config ccache
           libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
           libssl-dev doctest-dev libbenchmark-dev doxygen tinyproxy
-          chromium tmux libhiredis-dev redis-server redis-tools libnghttp2-dev)
+          chromium tmux libhiredis-dev redis-server redis-tools libnghttp2-dev
+          nghttp2-client)
 for arg in "$@"; do
     case "$arg" in
         --bench) packages+=(nginx-light wrk) ;;
