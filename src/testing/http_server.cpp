@@ -244,9 +244,18 @@ struct h2_connection {
             st->state = h2_stream::phase::stalled; // nothing more to send
             nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
             break;
-        case reply::send_and_close: close_after = id; [[fallthrough]];
         case reply::send:
         case reply::reset_mid_body: submit_response(id, *st, res, head, action == reply::reset_mid_body); break;
+        case reply::send_and_close:
+            submit_response(id, *st, res, head, false);
+            // Queued behind the response's HEADERS, ahead of its DATA, as HTTP/1.1's
+            // `Connection: close` travels in the header: a client that stops reading once its
+            // last response ends (nghttp does) still sees it. The writer closes once the
+            // response is out.
+            nghttp2_submit_goaway(session, NGHTTP2_FLAG_NONE, highest, NGHTTP2_NO_ERROR, nullptr, 0);
+            goaway_sent = true;
+            close_after = id;
+            break;
         }
         wake();
     }
@@ -433,8 +442,7 @@ struct http_server::impl {
                     last = std::max(0, *conn->abandon_from - 2);
                     close_now = true;
                 } else if (conn->close_after && !conn->find(conn->close_after)) {
-                    last = conn->highest;
-                    close_now = true;
+                    close_now = true; // its response is out; its GOAWAY went with it
                 } else if (conn->drain && !conn->goaway_sent) {
                     last = conn->highest;
                 }

@@ -31,8 +31,9 @@ enum class reply {
     /// Send the response; keep the connection open if the request allows. HTTP/2: HEADERS then
     /// DATA, connection-specific fields dropped, `content-length` set.
     send,
-    /// Send the response with `Connection: close`, then close. HTTP/2: the response, then
-    /// GOAWAY(NO_ERROR) naming the highest stream seen, then close.
+    /// Send the response with `Connection: close`, then close. HTTP/2: the response with a
+    /// GOAWAY(NO_ERROR) naming the highest stream seen (sent after its HEADERS, before its DATA,
+    /// where HTTP/1.1's `Connection: close` would be), then close once the response is out.
     send_and_close,
     /// Close the connection without answering (before any header byte). HTTP/2: GOAWAY(NO_ERROR)
     /// whose last stream id is below this stream (the client may resend it), then close.
