@@ -44,7 +44,8 @@ run_result run(const std::string& command) {
     FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
     REQUIRE(pipe);
     char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) r.output.append(buf, n);
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;)
+        r.output.append(buf, n);
     const int status = ::pclose(pipe);
     r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return r;
@@ -53,17 +54,21 @@ run_result run(const std::string& command) {
 // A child process started now and waited for later (its output read to the end then).
 struct child {
     FILE* pipe = nullptr;
-    explicit child(const std::string& command) : pipe(::popen((command + " 2>&1").c_str(), "r")) { REQUIRE(pipe); }
+    explicit child(const std::string& command) : pipe(::popen((command + " 2>&1").c_str(), "r")) {
+        REQUIRE(pipe);
+    }
     run_result wait() {
         run_result r;
         char buf[4096];
-        for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) r.output.append(buf, n);
+        for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;)
+            r.output.append(buf, n);
         const int status = ::pclose(std::exchange(pipe, nullptr));
         r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
         return r;
     }
     ~child() {
-        if (pipe) ::pclose(pipe);
+        if (pipe)
+            ::pclose(pipe);
     }
 };
 
@@ -81,14 +86,18 @@ asio::awaitable<reply> handle(const http::request& req, http::response& res) {
     res.set(http::field::connection, "keep-alive"); // connection-specific: never sent over HTTP/2
     res.set(http::field::content_type, "text/plain");
     res.body() = "echo:" + req.body();
-    if (target == "/reset") co_return reply::reset;
+    if (target == "/reset")
+        co_return reply::reset;
     if (target == "/mid") {
         res.body() = std::string(10000, 'x');
         co_return reply::reset_mid_body;
     }
-    if (target == "/close") co_return reply::close;
-    if (target == "/bye") co_return reply::send_and_close;
-    if (target == "/stall") co_return reply::stall;
+    if (target == "/close")
+        co_return reply::close;
+    if (target == "/bye")
+        co_return reply::send_and_close;
+    if (target == "/stall")
+        co_return reply::stall;
     co_return reply::send;
 }
 
@@ -98,12 +107,15 @@ http_server::options h2_options() {
     return o;
 }
 
-std::string url(const http_server& server, std::string_view path) { return server.base_url() + std::string(path); }
+std::string url(const http_server& server, std::string_view path) {
+    return server.base_url() + std::string(path);
+}
 
 // The id of the stream nghttp sent its (only) request on, from its -v trace.
 int request_stream(const std::string& trace) {
     std::smatch m;
-    static const std::regex headers(R"(send HEADERS frame <length=\d+, flags=0x[0-9a-f]+, stream_id=(\d+)>)");
+    static const std::regex headers(
+        R"(send HEADERS frame <length=\d+, flags=0x[0-9a-f]+, stream_id=(\d+)>)");
     REQUIRE(std::regex_search(trace, m, headers));
     return std::stoi(m[1]);
 }
@@ -111,7 +123,8 @@ int request_stream(const std::string& trace) {
 // The last stream id of the GOAWAY nghttp received, from its -v trace; -1 for none.
 int goaway_last_stream(const std::string& trace) {
     const auto at = trace.find("recv GOAWAY frame");
-    if (at == std::string::npos) return -1;
+    if (at == std::string::npos)
+        return -1;
     std::smatch m;
     static const std::regex last(R"(last_stream_id=(\d+), error_code=NO_ERROR)");
     const std::string rest = trace.substr(at);
@@ -120,8 +133,7 @@ int goaway_last_stream(const std::string& trace) {
 }
 
 // One HTTP/1.1 request over `stream`, with Beast.
-template <class Stream>
-http::response exchange(Stream& stream, const std::string& host) {
+template <class Stream> http::response exchange(Stream& stream, const std::string& host) {
     http::request req{http::verb::post, "/echo", 11};
     req.set(http::field::host, host);
     req.body() = "over http/1.1";
@@ -135,11 +147,12 @@ http::response exchange(Stream& stream, const std::string& host) {
 
 } // namespace
 
-TEST_CASE("http2: h2c with prior knowledge runs the handler once per stream, many streams on one connection") {
+TEST_CASE("http2: h2c with prior knowledge runs the handler once per stream, many streams on one "
+          "connection") {
     http_server server(handle, h2_options());
     test::temp_file body("hello h2", "tokenflight-h2-body");
-    const auto r = run("nghttp -v -d " + body.path() + " " + url(server, "/echo?a=1") + " " + url(server, "/two") +
-                       " " + url(server, "/three"));
+    const auto r = run("nghttp -v -d " + body.path() + " " + url(server, "/echo?a=1") + " " +
+                       url(server, "/two") + " " + url(server, "/three"));
     INFO(r.output);
     CHECK(r.exit_code == 0);
     CHECK(contains(r.output, "echo:hello h2"));
@@ -187,7 +200,8 @@ TEST_CASE("http2: h2 over TLS is chosen by ALPN; a client offering only http/1.1
     CHECK(server.requests() == 2);
 }
 
-TEST_CASE("http2: an http2 server still serves HTTP/1.1 on plain connections, keep-alive included") {
+TEST_CASE(
+    "http2: an http2 server still serves HTTP/1.1 on plain connections, keep-alive included") {
     http_server server(handle, h2_options());
     asio::io_context ioc;
     asio::ip::tcp::socket socket(ioc);
@@ -239,7 +253,8 @@ TEST_CASE("http2: reset and reset_mid_body reset one stream with INTERNAL_ERROR"
     CHECK(server.http2_connections() == 2);
 }
 
-TEST_CASE("http2: close sends GOAWAY below the stream; send_and_close answers, then GOAWAY naming it") {
+TEST_CASE(
+    "http2: close sends GOAWAY below the stream; send_and_close answers, then GOAWAY naming it") {
     http_server server(handle, h2_options());
     const auto closed = run("nghttp -v " + url(server, "/close"));
     INFO(closed.output);
@@ -256,7 +271,8 @@ TEST_CASE("http2: close sends GOAWAY below the stream; send_and_close answers, t
     CHECK(contains(bye.output, "echo:"));
     CHECK(goaway_last_stream(bye.output) == request_stream(bye.output));
     CHECK(server.requests() == 2);
-    CHECK(test::eventually([&] { return server.open_connections() == 0; }, std::chrono::seconds(30)));
+    CHECK(
+        test::eventually([&] { return server.open_connections() == 0; }, std::chrono::seconds(30)));
 }
 
 TEST_CASE("http2: a request body over body_limit resets its stream; the handler never runs") {
@@ -271,7 +287,8 @@ TEST_CASE("http2: a request body over body_limit resets its stream; the handler 
     CHECK(server.requests() == 0);
 }
 
-TEST_CASE("http2: a stalled stream leaves the others answered; close_idle_connections and stop end it") {
+TEST_CASE(
+    "http2: a stalled stream leaves the others answered; close_idle_connections and stop end it") {
     SUBCASE("close_idle_connections: GOAWAY, then close once the answered stream is out") {
         http_server server(handle, h2_options());
         child client("nghttp -v " + url(server, "/stall") + " " + url(server, "/echo"));
@@ -282,7 +299,8 @@ TEST_CASE("http2: a stalled stream leaves the others answered; close_idle_connec
         CHECK(contains(r.output, "x-target: /echo"));
         CHECK_FALSE(contains(r.output, "x-target: /stall"));
         CHECK(contains(r.output, "recv GOAWAY frame"));
-        CHECK(test::eventually([&] { return server.open_connections() == 0; }, std::chrono::seconds(30)));
+        CHECK(test::eventually([&] { return server.open_connections() == 0; },
+                               std::chrono::seconds(30)));
     }
     SUBCASE("stop with the stream stalled") {
         http_server server(handle, h2_options());
@@ -296,14 +314,16 @@ TEST_CASE("http2: a stalled stream leaves the others answered; close_idle_connec
     }
 }
 
-TEST_CASE("http2: fake_auth_server passes options::server through, so its token endpoint speaks HTTP/2") {
+TEST_CASE(
+    "http2: fake_auth_server passes options::server through, so its token endpoint speaks HTTP/2") {
     testing::fake_auth_server::options opts;
     opts.server.http2 = true;
     testing::fake_auth_server auth(opts);
-    test::temp_file form("grant_type=client_credentials&client_id=demo-client&client_secret=demo-client-secret",
-                         "tokenflight-h2-form");
-    const auto r = run("nghttp -v -H 'content-type: application/x-www-form-urlencoded' -d " + form.path() + " " +
-                       auth.token_url());
+    test::temp_file form(
+        "grant_type=client_credentials&client_id=demo-client&client_secret=demo-client-secret",
+        "tokenflight-h2-form");
+    const auto r = run("nghttp -v -H 'content-type: application/x-www-form-urlencoded' -d " +
+                       form.path() + " " + auth.token_url());
     INFO(r.output);
     CHECK(r.exit_code == 0);
     CHECK(contains(r.output, ":status: 200"));
