@@ -41,7 +41,8 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || { [ -z "$runs" ] && [ "$seconds" -eq 0 ]; }
     echo "usage: scripts/fuzz.sh [SECONDS] [TARGET...] | scripts/fuzz.sh --runs N [TARGET...]" >&2
     exit 2
 fi
-all_targets=(token_response www_authenticate retry_after http_response end_to_end server_metadata redis_reply fleet_record)
+all_targets=(token_response www_authenticate retry_after http_response end_to_end server_metadata redis_reply fleet_record
+             http2_frames)
 targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${all_targets[@]}")
 for t in "${targets[@]}"; do

@@ -16,6 +16,7 @@
 #include "exchange.hpp"
 #include "http2/session.hpp"
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/write.hpp>
@@ -84,9 +85,12 @@ struct h2_connection : std::enable_shared_from_this<h2_connection> {
         (op.next ? op.next->prev : inbox_tail) = op.prev;
         op.prev = op.next = nullptr;
     }
-    exchange_op* take_inbox() noexcept { // the whole inbox, linked by next
+    /// The whole inbox, linked by next. Each request is then the strand's (submitted): a
+    /// cancellation goes through the strand, never to the inbox it left.
+    exchange_op* take_inbox() noexcept {
         exchange_op* all = inbox_head;
         inbox_head = inbox_tail = nullptr;
+        for (exchange_op* op = all; op; op = op->next) op->submitted = true;
         return all;
     }
 };
@@ -365,12 +369,14 @@ struct h2_ops {
                 *tail = q;
                 tail = &q->next;
             }
+            for (exchange_op* op = rest; op; op = op->next) { // not cancellable until dispatched
+                op->h2 = nullptr;
+                op->st = exchange_op::state::fresh;
+            }
         }
         for (exchange_op* op = rest; op;) {
             exchange_op* next = op->next;
             op->prev = op->next = nullptr;
-            op->h2 = nullptr;
-            op->st = exchange_op::state::fresh;
             p.dispatch(*op);
             op = next;
         }
@@ -394,7 +400,10 @@ struct h2_ops {
 
     static void read(const ptr& c) {
         with_stream(*c, [&](auto& s) {
-            s.async_read_some(asio::buffer(c->rbuf), [c](error_code ec, std::size_t n) { on_read(c, ec, n); });
+            // Bound to the strand: the socket's own executor is the pool's.
+            s.async_read_some(asio::buffer(c->rbuf), asio::bind_executor(c->link->strand, [c](error_code ec, std::size_t n) {
+                                  on_read(c, ec, n);
+                              }));
         });
     }
 
@@ -475,7 +484,8 @@ struct h2_ops {
             --c->active;
             op.h2 = nullptr;
             if (p.closed_) {
-                ++c->active; // completes below, as it failed
+                ++c->active; // still this connection's: completes below, as it failed
+                op.h2 = c.get();
                 return false;
             }
             if (c->home.h2)
@@ -605,7 +615,7 @@ struct h2_ops {
         c->out.clear();
         c->writing = true;
         with_stream(*c, [&](auto& s) {
-            asio::async_write(s, asio::buffer(c->in_flight), [c](error_code ec, std::size_t) {
+            asio::async_write(s, asio::buffer(c->in_flight), asio::bind_executor(c->link->strand, [c](error_code ec, std::size_t) {
                 c->writing = false;
                 c->in_flight.clear();
                 if (c->dead) return;
@@ -613,7 +623,7 @@ struct h2_ops {
                 flush(c);
                 complete_streams(c); // streams closed by what was just serialised (RST_STREAM)
                 if (!c->dead) drain(c);
-            });
+            }));
         });
     }
 
@@ -661,7 +671,6 @@ struct h2_ops {
         for (exchange_op* op = unsent; op;) { // never sent: another connection
             exchange_op* next = op->next;
             op->next = nullptr;
-            op->submitted = false;
             if (!resend(c, *op)) {
                 op->ec = why;
                 release(c, *op, now);
@@ -735,6 +744,7 @@ struct h2_ops {
                 exchange_op* following = op->next;
                 if (op->deadline <= now) {
                     c->unlink(*op);
+                    op->submitted = true; // the strand's now (see take_inbox)
                     op->next = late;
                     late = op;
                 } else {
@@ -761,13 +771,13 @@ struct h2_ops {
             } else {
                 next = std::min(next, c->last_read + o.http2.ping_interval);
             }
-            bool idle = false;
-            {
-                std::lock_guard lock(c->home.mutex);
-                idle = c->active == 0 && now - c->idle_since >= o.idle_timeout;
-                if (idle) withdraw(*c);
+            std::lock_guard lock(c->home.mutex);
+            if (c->active == 0) {
+                if (now - c->idle_since >= o.idle_timeout)
+                    withdraw(*c); // closes below (maybe_close)
+                else
+                    next = std::min(next, later(c->idle_since, o.idle_timeout));
             }
-            if (!idle && c->active == 0) next = std::min(next, later(c->idle_since, o.idle_timeout));
         }
         schedule(c, next);
         after_input(c);

@@ -62,10 +62,10 @@ using field_view = std::pair<std::string_view, std::string_view>;
 struct request_view {
     std::string_view method = "GET";
     std::string_view scheme = "https";
-    std::string_view authority;         ///< host[:port]
-    std::string_view path = "/";        ///< origin-form, with the query
-    std::span<const field_view> headers; ///< names in any case: sent lower-cased
-    std::string_view body;
+    std::string_view authority{};         ///< host[:port]
+    std::string_view path = "/";          ///< origin-form, with the query
+    std::span<const field_view> headers{}; ///< names in any case: sent lower-cased
+    std::string_view body{};
     std::size_t body_limit = SIZE_MAX;   ///< this response's body, at most (and limits::max_body)
     bool keep_body = true;               ///< false: the body is counted (response::body_size), not kept
 };

@@ -29,14 +29,27 @@ testing::fake_api_server::options two_threads() {
 // When the storm's token is revoked: before the requests go out, or while 10,000 are in flight.
 enum class revoked { before_the_storm, mid_flight };
 
-void revocation_storm(int threads, revoked when) {
+// The protocol the storm goes over: HTTP/1.1 on 256 connections, or HTTP/2 (h2c) with every
+// request a stream of one connection.
+enum class over { http1, http2 };
+
+void revocation_storm(int threads, revoked when, over protocol = over::http1) {
+    const int n = 10'000;
     testing::fake_auth_server auth;
-    testing::fake_api_server api(auth, two_threads());
-    test::io_threads io(threads);
-    token_source source(io.executor(), auth.client_credentials());
+    auto ao = two_threads();
     client_options co;
     co.pool.max_connections_per_origin = 256;
-    tokenflight::client cl(io.executor(), source, co);
+    if (protocol == over::http2) {
+        ao.server.http2 = true;
+        ao.server.http2_max_concurrent_streams = n + 1;
+        co.pool.version = http::http_version::h2c;
+        co.pool.http2.max_concurrent_streams = n + 1;
+    }
+    testing::fake_api_server api(auth, ao);
+    test::io_threads io(threads);
+    token_source source(io.executor(), auth.client_credentials());
+    http::connection_pool pool(io.executor(), co.pool);
+    tokenflight::client cl(source, pool, co);
 
     // warm up: generation 1 is cached
     auto warm = cl.async_get(api.url("/warm"), asio::use_future);
@@ -44,7 +57,6 @@ void revocation_storm(int threads, revoked when) {
     REQUIRE(warm.get().result() == http::status::ok);
     if (when == revoked::before_the_storm) api.revoke_all();
 
-    const int n = 10'000;
     std::atomic<int> done{0}, ok{0};
     const auto target = http::parse_url(api.url("/storm")).value();
     for (int i = 0; i < n; ++i) {
@@ -66,6 +78,12 @@ void revocation_storm(int threads, revoked when) {
     CHECK(api.count_status(401) > 0);
     CHECK(cl.stats().resends_after_401 == api.count_status(401));
     CHECK(api.count_status(200) == static_cast<std::uint64_t>(n) + 1);
+    if (protocol == over::http2) {
+        // Every request, resends included, was a stream of the one connection.
+        CHECK(api.server().connections_accepted() == 1);
+        CHECK(api.server().http2_connections() == 1);
+        CHECK(pool.stats().http2_requests == static_cast<std::uint64_t>(n) + 1 + cl.stats().resends_after_401);
+    }
 }
 
 } // namespace
@@ -80,6 +98,14 @@ TEST_CASE("401 storm with 4 io_context threads") {
 
 TEST_CASE("401 storm: revocation while 10,000 requests are in flight") {
     revocation_storm(2, revoked::mid_flight);
+}
+
+TEST_CASE("401 storm over HTTP/2: 10,000 streams in flight on one connection, one token request") {
+    revocation_storm(2, revoked::before_the_storm, over::http2);
+}
+
+TEST_CASE("401 storm over HTTP/2: revocation while 10,000 streams are in flight") {
+    revocation_storm(2, revoked::mid_flight, over::http2);
 }
 
 TEST_CASE("1 s tokens, 20,000 requests over 5 s at concurrency 256: no failure, no expired token") {

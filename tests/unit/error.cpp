@@ -10,7 +10,7 @@ using namespace tokenflight;
 
 namespace {
 constexpr int last_oauth = static_cast<int>(oauth_errc::other);
-constexpr int last_errc = static_cast<int>(errc::tls_verification_failed);
+constexpr int last_errc = static_cast<int>(errc::http2_protocol_error);
 } // namespace
 
 TEST_CASE("server-reported OAuth errors and client-side errors have categories of their own") {
@@ -64,6 +64,9 @@ TEST_CASE("conditions classify codes of every category") {
     CHECK(error_code(errc::token_endpoint_status) != condition::transient);
     CHECK(error_code(errc::malformed_response) != condition::transient);
     CHECK(error_code(boost::asio::error::operation_aborted) != condition::transient);
+    // HTTP/2's stream and connection failures are worth a retry, as HTTP/1.1's resets are
+    for (auto e : {errc::stream_reset, errc::stream_refused, errc::http2_protocol_error})
+        CHECK_MESSAGE(error_code(e) == condition::transient, to_string(e));
     // oauth_error: exactly the OAuth category
     for (int v = 1; v <= last_oauth; ++v) CHECK(error_code(static_cast<oauth_errc>(v)) == condition::oauth_error);
     for (int v = 1; v <= last_errc; ++v) CHECK(error_code(static_cast<errc>(v)) != condition::oauth_error);

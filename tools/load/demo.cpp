@@ -30,6 +30,10 @@ testing::fake_api_server::options api_options(bool dpop) {
     if (dpop) o.auth_scheme = "DPoP";
     o.api_key = demo_api_key;
     o.threads = 2;
+    // HTTP/1.1 and, for --h2c, HTTP/2 with prior knowledge on the same port; streams enough
+    // for -c in the thousands on one connection.
+    o.server.http2 = true;
+    o.server.http2_max_concurrent_streams = 4096;
     return o;
 }
 
