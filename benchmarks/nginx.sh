@@ -5,7 +5,8 @@
 # With nginx_tls=1 set before sourcing, it also serves the same over https on a second loopback
 # port, with a self-signed certificate made here with openssl (subjectAltName IP:127.0.0.1, so a
 # client that trusts the certificate verifies the name too), and sets $tls_url and $tls_cert (the
-# certificate, PEM, to pass as the CA file).
+# certificate, PEM, to pass as the CA file). With nginx_h2=1 too, that port speaks HTTP/2 to
+# clients that offer h2 by ALPN (HTTP/1.1 to the others).
 command -v nginx >/dev/null || { echo "run scripts/bootstrap.sh --bench" >&2; exit 2; }
 nginx_work=$(mktemp -d)
 read -r nginx_port nginx_tls_port < <(python3 -c '
@@ -20,9 +21,11 @@ if [ "${nginx_tls:-0}" = 1 ]; then
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
         -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 \
         -keyout "$nginx_work/key.pem" -out "$tls_cert" 2>/dev/null
+    nginx_h2_flag=
+    [ "${nginx_h2:-0}" = 1 ] && nginx_h2_flag=" http2"
     nginx_tls_server="
     server {
-        listen 127.0.0.1:$nginx_tls_port ssl backlog=4096;
+        listen 127.0.0.1:$nginx_tls_port ssl$nginx_h2_flag backlog=4096;
         ssl_certificate $tls_cert;
         ssl_certificate_key $nginx_work/key.pem;
         location / {

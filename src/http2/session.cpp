@@ -50,6 +50,7 @@ struct client_session::stream {
     std::size_t body_sent = 0;
     std::size_t body_limit = SIZE_MAX;
     bool keep_body = true;
+    bool keep_fields = true;
     response res;
     std::size_t header_bytes = 0;
     bool interim = false; // in a 1xx header block: its fields are dropped
@@ -88,7 +89,8 @@ struct callbacks {
             const unsigned status = static_cast<unsigned>((v[0] - '0') * 100 + (v[1] - '0') * 10 + (v[2] - '0'));
             st->interim = status < 200;
             if (!st->interim) st->res.status = status;
-        } else if (!st->interim && (n.empty() || n.front() != ':')) {
+        } else if (!st->interim && (n.empty() || n.front() != ':') &&
+                   (st->keep_fields || n == "www-authenticate" || n == "retry-after" || n == "dpop-nonce")) {
             st->res.headers.emplace_back(n, v);
         }
         return 0;
@@ -241,6 +243,7 @@ boost::system::result<std::int32_t> client_session::submit(const request_view& r
     st->body = req.body;
     st->body_limit = req.body_limit;
     st->keep_body = req.keep_body;
+    st->keep_fields = req.keep_fields;
     nghttp2_data_provider body{};
     body.source.ptr = st.get();
     body.read_callback = &callbacks::read;

@@ -68,6 +68,9 @@ struct request_view {
     std::string_view body{};
     std::size_t body_limit = SIZE_MAX;   ///< this response's body, at most (and limits::max_body)
     bool keep_body = true;               ///< false: the body is counted (response::body_size), not kept
+    /// false: of the response's fields only www-authenticate, retry-after and dpop-nonce are
+    /// kept (what a brief response reads); all still count against the header-list limit.
+    bool keep_fields = true;
 };
 
 /// A request owning its parts (tests): the pseudo-headers are built from these fields only.
