@@ -207,6 +207,22 @@ TEST_CASE("--demo runs against its own servers and exits 0") {
     CHECK(o.err.empty()); // no progress line when stderr is not a terminal
 }
 
+TEST_CASE("--demo --h2c: every request is a stream of one HTTP/2 connection, and the summary says so") {
+    auto o = run_tool("--demo --h2c -c 64 -n 2000 --json");
+    INFO(o.err);
+    REQUIRE(o.status == 0);
+    auto v = boost::json::parse(o.out);
+    const auto& j = v.as_object();
+    CHECK(num(j, "ok") == 2000);
+    CHECK(j.at("protocol").as_string() == "HTTP/2");
+    CHECK(num(j, "http2_connections") == 1);
+    CHECK(num(j, "http2_requests") == 2000 + num(j, "retries_after_401"));
+    auto text = run_tool("--demo --h2c -c 8 -n 100");
+    CHECK(text.out.find("protocol    HTTP/2: ") != std::string::npos);
+    auto plain = run_tool("--demo -c 8 -n 100");
+    CHECK(plain.out.find("protocol") == std::string::npos); // HTTP/1.1 runs say nothing new
+}
+
 TEST_CASE("-t 2: two event loops share the run and every request succeeds") {
     auto o = run_tool("--demo -t 2 -c 4 -n 200 --json");
     INFO(o.err);
