@@ -130,6 +130,7 @@ struct dpop_token_endpoint {
 struct dpop_api {
     proof_checker& checker;
     const int rotate_after;
+    const bool http2; // the server also speaks h2c (prior knowledge)
     std::atomic<int> ok{0}, nonce_challenges{0}, bad{0};
     std::mutex m;
     std::string current = "api-nonce-1";
@@ -167,8 +168,13 @@ struct dpop_api {
             current = "api-nonce-2";
         }
         co_return testing::reply::send;
-    }};
-    dpop_api(proof_checker& c, int rotate) : checker(c), rotate_after(rotate) {}
+    }, server_options()};
+    dpop_api(proof_checker& c, int rotate, bool h2 = false) : checker(c), rotate_after(rotate), http2(h2) {}
+    testing::http_server::options server_options() const {
+        testing::http_server::options o;
+        o.http2 = http2;
+        return o;
+    }
 };
 
 credentials creds_for(const dpop_token_endpoint& as) {
@@ -188,16 +194,20 @@ token_source_options dpop_with(const signing_key& key) {
 
 } // namespace
 
-TEST_CASE("DPoP: a storm of nonce challenges causes no token request, and every proof checks out") {
+namespace {
+// Over HTTP/1.1, or with every API request a stream of one HTTP/2 connection (h2c).
+void nonce_storm(bool http2) {
     auto pkey = test::make_ec();
     const auto key = signing_key::from_pem(secret(test::pem_of(pkey.get()))).value();
     proof_checker checker(pkey.get(), key.public_jwk());
     dpop_token_endpoint as(checker);
-    dpop_api api(checker, 300);
+    dpop_api api(checker, 300, http2);
 
     test::io_threads io(2);
     token_source source(io.executor(), creds_for(as), dpop_with(key));
-    client cl(io.executor(), source);
+    client_options co;
+    if (http2) co.pool.version = http::http_version::h2c;
+    client cl(io.executor(), source, co);
 
     const auto url = api.server.base_url() + "/v1/items";
     // The query is not in htu; a DPoP header of the caller's is not sent (the proof is the client's).
@@ -246,6 +256,19 @@ TEST_CASE("DPoP: a storm of nonce challenges causes no token request, and every 
     CHECK(api.nonce_challenges >= 1);
     CHECK(cl.stats().dpop_nonce_resends == static_cast<std::uint64_t>(api.nonce_challenges.load()));
     CHECK(cl.stats().resends_after_401 == 0);
+    if (http2) {
+        CHECK(api.server.http2_connections() == 1);
+        CHECK(api.server.connections_accepted() == 1);
+    }
+}
+} // namespace
+
+TEST_CASE("DPoP: a storm of nonce challenges causes no token request, and every proof checks out") {
+    nonce_storm(false);
+}
+
+TEST_CASE("DPoP over HTTP/2: a proof per stream, the same nonce handling, on one connection") {
+    nonce_storm(true);
 }
 
 TEST_CASE("DPoP: a server that challenges every proof gets one resend per request, then the 401, and no token request") {
