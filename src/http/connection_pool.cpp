@@ -958,16 +958,7 @@ void pool_impl::on_written(const std::shared_ptr<connection>& c) {
 }
 
 void pool_impl::report_outcome(connection& c, const exchange_op& op, clock::time_point now, bool reusable) const {
-    pool_event e{.to = &c.home.where, .connection = c.id, .elapsed = now - op.started};
-    if (op.ec) {
-        e.kind = pool_event_kind::request_failed;
-        e.ec = op.ec;
-    } else {
-        e.kind = pool_event_kind::response_received;
-        e.status = op.kind == reader_kind::brief ? static_cast<const typed_exchange_op<brief_reader>&>(op).res.status
-                                                 : static_cast<const typed_exchange_op<full_reader>&>(op).res.result_int();
-    }
-    emit(e);
+    emit(outcome_event(op, &c.home.where, c.id, now));
     if (!reusable) report_closed(c, op.ec); // after an error it was reported where the error came
 }
 

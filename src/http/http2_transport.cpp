@@ -535,19 +535,8 @@ struct h2_ops {
         pool_impl& p = pool(c);
         p.latency_.record(now - op.started);
         if (op.ec) p.failures_.fetch_add(1, std::memory_order_relaxed);
-        if (c.link->events) [[unlikely]] {
-            pool_event e{.to = &c.home.where, .connection = c.id, .elapsed = now - op.started};
-            if (op.ec) {
-                e.kind = pool_event_kind::request_failed;
-                e.ec = op.ec;
-            } else {
-                e.kind = pool_event_kind::response_received;
-                e.status = op.kind == reader_kind::brief
-                               ? static_cast<const typed_exchange_op<brief_reader>&>(op).res.status
-                               : static_cast<const typed_exchange_op<full_reader>&>(op).res.result_int();
-            }
-            p.emit(e);
-        }
+        if (c.link->events) [[unlikely]]
+            p.emit(outcome_event(op, &c.home.where, c.id, now));
         op.on_complete(op);
     }
 

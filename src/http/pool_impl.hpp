@@ -116,6 +116,21 @@ struct typed_exchange_op : exchange_op {
     typename Reader::result_type res;
 };
 
+/// The event of a request that is over: response_received with its status, or request_failed.
+inline pool_event outcome_event(const exchange_op& op, const origin* to, std::uint64_t connection,
+                                clock::time_point now) {
+    pool_event e{.to = to, .connection = connection, .elapsed = now - op.started};
+    if (op.ec) {
+        e.kind = pool_event_kind::request_failed;
+        e.ec = op.ec;
+    } else {
+        e.kind = pool_event_kind::response_received;
+        e.status = op.kind == reader_kind::brief ? static_cast<const typed_exchange_op<brief_reader>&>(op).res.status
+                                                 : static_cast<const typed_exchange_op<full_reader>&>(op).res.result_int();
+    }
+    return e;
+}
+
 /// The cancellation handler a sender installs in its slot for an exchange_op.
 struct exchange_canceller {
     exchange_canceller(pool_impl* p, exchange_op* o) noexcept : pool(p), op(o) {}
