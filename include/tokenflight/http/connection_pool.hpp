@@ -23,7 +23,8 @@
 #include <string>
 
 /// @file
-/// Per-origin keep-alive HTTP/1.1 connection pools over TCP and TLS.
+/// Per-origin connection pools over TCP and TLS: keep-alive HTTP/1.1, and HTTP/2 where asked
+/// (pool_options::version).
 
 namespace tokenflight::detail {
 struct access;
@@ -133,7 +134,9 @@ struct pool_options {
     /// HTTP/1.1 only, or HTTP/2 where the server agrees (see http_version and http2_options).
     http_version version = http_version::http1;
     http2_options http2; ///< for connections that speak HTTP/2
-    std::size_t max_connections_per_origin = 64; ///< requests beyond it wait in FIFO order
+    /// HTTP/1.1 connections per origin; requests beyond it wait in FIFO order (HTTP/2's are
+    /// http2_options::max_connections).
+    std::size_t max_connections_per_origin = 64;
     clock::duration connect_timeout = std::chrono::seconds(10); ///< TCP connect + TLS handshake
     clock::duration request_timeout = std::chrono::seconds(30); ///< whole request, queueing included
     clock::duration queue_timeout = std::chrono::seconds(30);   ///< waiting for a free connection
@@ -228,8 +231,9 @@ namespace detail {
 class pool_impl;
 }
 
-/// Sends HTTP/1.1 requests over pooled keep-alive connections, one pool per origin
-/// (scheme, host, port).
+/// Sends requests over pooled connections, one pool per origin (scheme, host, port): HTTP/1.1
+/// keep-alive connections carrying a request at a time, or, with pool_options::version, HTTP/2
+/// connections carrying many (see http2_options).
 ///
 /// @par Thread safety
 /// Every member function may be called from any thread, concurrently; requests run
