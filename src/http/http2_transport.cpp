@@ -27,7 +27,6 @@
 #include <algorithm>
 #include <cstring>
 #include <unordered_map>
-#include <unordered_set>
 
 namespace tokenflight::http::detail {
 
@@ -61,9 +60,14 @@ struct h2_connection : std::enable_shared_from_this<h2_connection> {
     bool dead = false;    // the socket is closed: nothing more is read or written
     bool closing = false; // a GOAWAY is on its way out: close once it is written
     bool writing = false;
-    bool limits_known = false;
+    bool limits_known = false;   // the server's first SETTINGS came
+    std::uint32_t peer_limit = 0; // its MAX_CONCURRENT_STREAMS as last applied
+    bool goaway_handled = false;
+    clock::time_point write_started{}, settings_deadline = clock::time_point::max();
     std::unordered_map<std::int32_t, exchange_op*> streams;
-    std::unordered_set<std::int32_t> expired; // reset at their deadline: they end in request_timeout
+    // Streams reset at their deadline (they end in request_timeout), and when: a reset that the
+    // connection cannot get out (a server that stopped reading) ends the connection.
+    std::unordered_map<std::int32_t, clock::time_point> expired;
     std::string out, in_flight;               // bytes to write, and those being written
     std::array<char, 16 * 1024> rbuf{};
     std::vector<http2::field_view> fields; // a request's fields while it is submitted
@@ -216,7 +220,8 @@ struct h2_ops {
         op.ticket = ++c.tickets;
         c.push(op);
         ++c.active;
-        if (c.ready && !c.drain_posted) {
+        // Also while connecting: the drain then only arms the timer for the inbox's deadlines.
+        if (!c.drain_posted) {
             c.drain_posted = true;
             asio::post(c.link->strand, [c = c.shared_from_this()] { drain(c); });
         }
@@ -234,6 +239,7 @@ struct h2_ops {
     /// Queued requests to connections with room, or to new ones up to max_connections, while
     /// there are any (after requests were given back to the queue).
     static void spread(pool_impl& pool, origin_pool& p, std::vector<std::shared_ptr<h2_connection>>& spawned) {
+        if (pool.closed_ || !p.h2) return; // close() failed the queue; an HTTP/1.1 origin's loops take it
         while (p.queue_head) {
             const bool room = std::any_of(p.h2_usable.begin(), p.h2_usable.end(),
                                           [](const ptr& x) { return x->active < x->limit; });
@@ -243,6 +249,24 @@ struct h2_ops {
             h2_transport::place(pool, p, *op, made);
             if (made) spawned.push_back(std::move(made));
         }
+    }
+
+    /// Starts what spread() opened (after the lock).
+    static void start_all(std::vector<std::shared_ptr<h2_connection>>& spawned) {
+        for (auto& n : spawned) h2_transport::start(std::move(n));
+        spawned.clear();
+    }
+
+    /// `c` takes no new requests (a GOAWAY, a failure, the end): the origin's queue must not wait
+    /// for it, so other connections (or new ones) take it.
+    static void requeue_elsewhere(h2_connection& c) {
+        std::vector<std::shared_ptr<h2_connection>> spawned;
+        {
+            std::lock_guard lock(c.home.mutex);
+            withdraw(c);
+            spread(pool(c), c.home, spawned);
+        }
+        start_all(spawned);
     }
 
     static void withdraw(h2_connection& c) { // takes no new requests
@@ -296,23 +320,23 @@ struct h2_ops {
             c->announced = true;
             p.emit({.kind = pool_event_kind::connection_opened, .to = &c->home.where, .connection = c->id});
         }
-        c->last_read = c->idle_since = clock::now();
+        c->last_read = clock::now();
+        c->settings_deadline = later(c->last_read, p.options_.connect_timeout);
         {
             std::lock_guard lock(c->home.mutex);
             c->ready = true;
+            c->idle_since = c->last_read;
         }
         read(c);
         drain(c); // the preface and SETTINGS go out with the first requests
-        schedule(c, c->last_read + p.options_.http2.ping_interval);
+        schedule(c, std::min(later(c->last_read, p.options_.http2.ping_interval), c->settings_deadline));
         maybe_close(c); // the pool was closed while it connected
     }
 
     /// The connect failed: the requests waiting for it fail with its error; queued ones get
     /// another connection.
     static void fail_to_connect(const ptr& c, error_code ec) {
-        pool_impl& p = pool(*c);
         exchange_op* failed = nullptr;
-        std::shared_ptr<h2_connection> spawned;
         {
             std::lock_guard lock(c->home.mutex);
             withdraw(*c);
@@ -321,7 +345,6 @@ struct h2_ops {
                 op->st = exchange_op::state::done;
                 --c->active;
             }
-            if (exchange_op* next = c->home.pop()) h2_transport::place(p, c->home, *next, spawned);
         }
         const auto now = clock::now();
         for (exchange_op* op = failed; op;) {
@@ -331,8 +354,7 @@ struct h2_ops {
             finish(*c, *op, now);
             op = next;
         }
-        if (spawned) h2_transport::start(std::move(spawned));
-        end(c, {});
+        end(c, {}); // the queue goes to new connections, each failing with its own connect error
     }
 
     /// The server chose HTTP/1.1 (ALPN), or a proxy forwards plain http: the origin speaks
@@ -396,7 +418,14 @@ struct h2_ops {
             link->announced = true;
             p.emit({.kind = pool_event_kind::connection_opened, .to = &home.where, .connection = link->id});
         }
-        pool_impl::begin(link);
+        // As begin() does, except that the connection is new, not reused: no reuse counted, and
+        // no stale-connection resend for its first request.
+        link->running = link->current->ticket;
+        link->sending = false;
+        link->aborted = false;
+        link->attempt = 1;
+        link->reused = false;
+        p.attempt(link);
     }
 
     static void read(const ptr& c) {
@@ -437,36 +466,65 @@ struct h2_ops {
     /// After the session took bytes in, or a timer or cancel changed it: limits, finished
     /// streams, a GOAWAY, the next requests, output.
     static void after_input(const ptr& c) {
-        if (!c->limits_known && c->session.settings_received()) {
+        // The server's stream limit, at its first SETTINGS and whenever a later one changes it.
+        if (c->session.settings_received() && (!c->limits_known || c->session.peer_max_streams() != c->peer_limit)) {
             c->limits_known = true;
+            c->peer_limit = c->session.peer_max_streams();
             std::vector<std::shared_ptr<h2_connection>> spawned;
             {
                 std::lock_guard lock(c->home.mutex);
-                c->limit = std::max<std::size_t>(1, std::min<std::size_t>(c->cap, c->session.peer_max_streams()));
-                // Requests assigned beyond the server's limit (assumed 100 until now) go back to
-                // the front of the queue, in order, for another connection or a later stream.
+                c->limit = std::max<std::size_t>(1, std::min<std::size_t>(c->cap, c->peer_limit));
+                // Requests assigned beyond the server's limit (assumed 100 until its first
+                // SETTINGS) go back to the front of the queue, in order, for another connection
+                // or a later stream; on a closed pool they stay, and go out as streams free up.
                 pool_impl& p = pool(*c);
-                while (c->active > c->limit && c->inbox_tail) {
-                    exchange_op& op = *c->inbox_tail;
-                    c->unlink(op);
-                    --c->active;
-                    op.h2 = nullptr;
-                    p.enqueue(c->home, op, true);
-                }
+                if (!p.closed_)
+                    while (c->active > c->limit && c->inbox_tail) {
+                        exchange_op& op = *c->inbox_tail;
+                        c->unlink(op);
+                        --c->active;
+                        op.h2 = nullptr;
+                        p.enqueue(c->home, op, true);
+                    }
                 pull(*c);
                 spread(p, c->home, spawned);
             }
-            for (auto& n : spawned) h2_transport::start(std::move(n));
+            start_all(spawned);
         }
-        if (c->session.goaway_received()) {
-            std::lock_guard lock(c->home.mutex);
-            withdraw(*c);
+        // A GOAWAY: this connection takes nothing new. Requests not yet streams go elsewhere,
+        // and so does the queue. Counted as resends: a server that says GOAWAY to every new
+        // connection would otherwise have them open and close connections until their deadlines.
+        if (c->session.goaway_received() && !c->goaway_handled) {
+            c->goaway_handled = true;
+            hand_back_inbox(c, true);
         }
         flush(c); // RST_STREAM and the like: streams they close complete below
         complete_streams(c);
         if (c->dead) return;
         drain(c);
         maybe_close(c);
+    }
+
+    /// The connection takes no more streams: what waits in its inbox goes to other connections
+    /// (a resend if `counted`), the origin's queue too.
+    static void hand_back_inbox(const ptr& c, bool counted) {
+        exchange_op* unsent = nullptr;
+        {
+            std::lock_guard lock(c->home.mutex);
+            withdraw(*c);
+            unsent = c->take_inbox();
+        }
+        for (exchange_op* op = unsent; op;) {
+            exchange_op* next = op->next;
+            op->next = nullptr;
+            if (!resend(c, *op, counted)) {
+                op->ec = op->cancelled() != asio::cancellation_type::none ? error_code(asio::error::operation_aborted)
+                                                                           : error_code(errc::stream_refused);
+                release(c, *op, clock::now());
+            }
+            op = next;
+        }
+        requeue_elsewhere(*c);
     }
 
     static void complete_streams(const ptr& c) {
@@ -487,30 +545,32 @@ struct h2_ops {
         }
     }
 
-    /// `op` was never processed by the server: another connection gets it (this one, if it still
-    /// takes streams), unless it was resent often enough.
-    static bool resend(const ptr& c, exchange_op& op) {
+    /// `op` was never processed by the server (or never sent: `counted` false): another
+    /// connection gets it (this one, if it still takes streams), unless it was resent often
+    /// enough. False: it stays this connection's, for the caller to complete.
+    static bool resend(const ptr& c, exchange_op& op, bool counted = true) {
         pool_impl& p = pool(*c);
-        if (op.resends >= p.options_.http2.max_resends || op.cancelled() != asio::cancellation_type::none) return false;
-        ++op.resends;
-        p.resends_.fetch_add(1, std::memory_order_relaxed);
+        if (op.cancelled() != asio::cancellation_type::none) return false;
+        if (counted && op.resends >= p.options_.http2.max_resends) return false;
         std::shared_ptr<h2_connection> spawned;
+        bool to_http1 = false;
         {
             std::lock_guard lock(c->home.mutex);
+            if (p.closed_) return false;
+            if (counted) ++op.resends; // while the op is still this connection's
             --c->active;
             op.h2 = nullptr;
-            if (p.closed_) {
-                ++c->active; // still this connection's: completes below, as it failed
-                op.h2 = c.get();
-                return false;
-            }
-            if (c->home.h2)
-                h2_transport::place(p, c->home, op, spawned);
+            to_http1 = !c->home.h2;
+            if (to_http1)
+                op.st = exchange_op::state::fresh; // not cancellable until dispatched
             else
-                op.st = exchange_op::state::fresh;
+                h2_transport::place(p, c->home, op, spawned);
             pull(*c);
         }
-        if (op.st == exchange_op::state::fresh) p.dispatch(op); // the origin fell back to HTTP/1.1
+        // From here `op` may be another connection's, or even complete: only an op that went to
+        // no connection (fresh) is touched again.
+        if (counted) p.resends_.fetch_add(1, std::memory_order_relaxed);
+        if (to_http1) p.dispatch(op); // the origin fell back to HTTP/1.1
         if (spawned) h2_transport::start(std::move(spawned));
         return true;
     }
@@ -542,12 +602,17 @@ struct h2_ops {
 
     /// Submits the inbox's requests as streams, as many as the stream limit allows.
     static void drain(const ptr& c) {
-        pool_impl& p = pool(*c);
         exchange_op* batch = nullptr;
+        auto waiting = clock::time_point::max(); // the earliest deadline left in the inbox
         {
             std::lock_guard lock(c->home.mutex);
             c->drain_posted = false;
-            if (!c->ready || c->dead) return;
+            if (c->dead) return;
+            if (!c->ready) {
+                for (exchange_op* op = c->inbox_head; op; op = op->next) waiting = std::min(waiting, op->deadline);
+                schedule(c, waiting); // (the timer is the strand's; scheduling takes no lock)
+                return;
+            }
             exchange_op** tail = &batch;
             // One stream until the server's SETTINGS say how many it takes: more could be
             // refused, and a refusal is paid for with a resend.
@@ -561,9 +626,12 @@ struct h2_ops {
                 tail = &op->next;
                 --room;
             }
+            for (exchange_op* op = c->inbox_head; op; op = op->next) waiting = std::min(waiting, op->deadline);
         }
+        pool_impl& p = pool(*c);
         const auto now = clock::now();
-        clock::time_point earliest = clock::time_point::max();
+        clock::time_point earliest = waiting;
+        bool refused = false; // the session took no more streams
         while (batch) {
             exchange_op& op = *batch;
             batch = op.next;
@@ -587,9 +655,21 @@ struct h2_ops {
             v.body_limit = op.body_limit;
             v.keep_body = v.keep_fields = op.kind == reader_kind::full;
             auto id = c->session.submit(v);
+            if (!id && id.error() == errc::closed) {
+                // The session takes no more streams: a GOAWAY, stream ids used up, a server
+                // limit lowered, or the session failed. This connection takes nothing new, and
+                // the request, never sent, goes elsewhere uncounted.
+                if (!refused) {
+                    refused = true;
+                    std::lock_guard lock(c->home.mutex);
+                    withdraw(*c);
+                }
+                if (resend(c, op, false)) continue;
+                op.ec = errc::stream_refused;
+                release(c, op, now);
+                continue;
+            }
             if (!id) {
-                // errc::closed: the session takes no more streams (a GOAWAY came meanwhile).
-                if (id.error() == errc::closed && resend(c, op)) continue;
                 op.ec = id.error();
                 release(c, op, now);
                 continue;
@@ -605,6 +685,7 @@ struct h2_ops {
                 p.emit({.kind = pool_event_kind::request_sent, .to = &c->home.where, .connection = c->id});
             earliest = std::min(earliest, op.deadline);
         }
+        if (refused) hand_back_inbox(c, false);
         flush(c);
         schedule(c, earliest);
     }
@@ -619,6 +700,7 @@ struct h2_ops {
         c->in_flight.swap(c->out);
         c->out.clear();
         c->writing = true;
+        c->write_started = clock::now();
         with_stream(*c, [&](auto& s) {
             asio::async_write(s, asio::buffer(c->in_flight), asio::bind_executor(c->link->strand, [c](error_code ec, std::size_t) {
                 c->writing = false;
@@ -691,6 +773,7 @@ struct h2_ops {
         ++c->timer_id;
         c->timer.cancel();
         pool_impl& p = pool(*c);
+        std::vector<std::shared_ptr<h2_connection>> spawned;
         {
             std::lock_guard lock(c->home.mutex);
             withdraw(*c);
@@ -698,7 +781,9 @@ struct h2_ops {
                 c->counted = false;
                 --c->home.h2_open;
             }
+            spread(p, c->home, spawned); // the queue never waits for a connection that is gone
         }
+        start_all(spawned);
         if (c->announced) {
             c->announced = false;
             p.emit({.kind = pool_event_kind::connection_closed, .to = &c->home.where, .connection = c->id, .ec = ec});
@@ -734,12 +819,28 @@ struct h2_ops {
         const auto now = clock::now();
         auto next = clock::time_point::max();
         // Streams past their request's deadline are reset (CANCEL); they end in request_timeout.
+        // One still not ended ping_timeout later, or a write outstanding that long: the server
+        // reads nothing, and the connection ends (its streams with it).
         for (auto& [id, op] : c->streams) {
-            if (op->deadline <= now) {
-                if (c->expired.insert(id).second) c->session.cancel(id);
-            } else {
+            if (op->deadline > now) {
                 next = std::min(next, op->deadline);
+                continue;
             }
+            auto [at, fresh] = c->expired.emplace(id, now);
+            if (fresh) c->session.cancel(id);
+            const auto give_up = later(at->second, o.http2.ping_timeout);
+            if (now >= give_up) return fail(c, http2::stream_errc::connection_error);
+            next = std::min(next, give_up);
+        }
+        if (c->writing) {
+            const auto give_up = later(c->write_started, o.http2.ping_timeout);
+            if (now >= give_up) return fail(c, http2::stream_errc::connection_error);
+            next = std::min(next, give_up);
+        }
+        // The server's SETTINGS, the first thing it must send, within connect_timeout.
+        if (c->link->open && !c->limits_known) {
+            if (now >= c->settings_deadline) return fail(c, http2::stream_errc::connection_error);
+            next = std::min(next, c->settings_deadline);
         }
         // Requests still waiting for the connection (connecting, or over the stream limit).
         exchange_op* late = nullptr;
@@ -769,12 +870,12 @@ struct h2_ops {
             if (c->session.ping_outstanding()) {
                 if (now >= c->ping_deadline) return fail(c, http2::stream_errc::connection_error); // no answer
                 next = std::min(next, c->ping_deadline);
-            } else if (now - c->last_read >= o.http2.ping_interval) {
+            } else if (later(c->last_read, o.http2.ping_interval) <= now) {
                 c->session.ping();
-                c->ping_deadline = now + o.http2.ping_timeout;
+                c->ping_deadline = later(now, o.http2.ping_timeout);
                 next = std::min(next, c->ping_deadline);
             } else {
-                next = std::min(next, c->last_read + o.http2.ping_interval);
+                next = std::min(next, later(c->last_read, o.http2.ping_interval));
             }
             std::lock_guard lock(c->home.mutex);
             if (c->active == 0) {
@@ -839,6 +940,8 @@ bool h2_transport::cancel(origin_pool&, exchange_op& op) {
         op.st = exchange_op::state::done;
         op.ec = asio::error::operation_aborted;
         op.h2 = nullptr;
+        if (c.active == 0) c.idle_since = clock::now();
+        h2_ops::pull(c); // its slot goes to the next queued request
         return true;
     }
     asio::post(c.link->strand, [c = c.shared_from_this(), ticket = op.ticket] { h2_ops::cancel_stream(c, ticket); });

@@ -260,6 +260,28 @@ TEST_CASE("http2: GOAWAY resends only the streams above its last stream id; the 
     CHECK(pool.stats().resends == 1);
 }
 
+TEST_CASE("http2: requests queued behind a connection that goes away get another one at once") {
+    std::atomic<int> calls{0};
+    test::h2::h2_server server(
+        [&](test::h2::peer& p, std::int32_t id, const test::h2::peer::received&) {
+            p.respond(id, 200, {}, "ok");
+            if (calls.fetch_add(1) == 1) { // the first connection's second stream: then it leaves
+                p.goaway(id);
+                test::h2::h2_server::close_after_output(p);
+            }
+        },
+        {.max_streams = 1}); // one stream at a time: the GOAWAY refuses none, the rest are queued
+    test::io_threads io(1);
+    auto o = h2_options();
+    o.request_timeout = 20s;
+    o.queue_timeout = 20s; // far beyond the test's own limit: a stranded request fails the test
+    http::connection_pool pool(io.executor(), o);
+    const auto out = send_all(io, pool, origin_of(server.url()), [](int) { return get("/"); }, 8);
+    CHECK(count(out, [](const outcome& r) { return !r.ec && r.res.body() == "ok"; }) == 8);
+    CHECK(server.connections() == 2);
+    CHECK(pool.stats().resends == 0); // nothing was refused: only the queue moved
+}
+
 TEST_CASE("http2: header list and body limits end one stream with the HTTP/1.1 errors; the connection goes on") {
     test::h2::h2_server server([](test::h2::peer& p, std::int32_t id, const test::h2::peer::received& r) {
         const auto path = r.header(":path");
@@ -411,4 +433,48 @@ TEST_CASE("http2: a peer that stops answering is found by PING, well before the 
     http::connection_pool pool(io.executor(), o);
     auto [ec, res] = test::run(io.executor(), pool.async_send(origin_of(server.url()), get("/"), tuple_awaitable), 30s);
     CHECK(ec == errc::http2_protocol_error);
+}
+
+TEST_CASE("http2: a server that never sends its SETTINGS fails within connect_timeout, not the request's deadline") {
+    test::h2::h2_server server([](asio::ip::tcp::socket& s) {
+        read_until(s, [](const std::string&) { return false; }); // reads, says nothing
+    });
+    test::io_threads io(1);
+    auto o = h2_options();
+    o.connect_timeout = 300ms;
+    o.request_timeout = 60s;
+    http::connection_pool pool(io.executor(), o);
+    auto [ec, res] = test::run(io.executor(), pool.async_send(origin_of(server.url()), get("/"), tuple_awaitable), 30s);
+    CHECK(ec == errc::http2_protocol_error);
+}
+
+TEST_CASE("http2: a server that stops reading cannot hold a request past its deadline") {
+    test::h2::h2_server server([](asio::ip::tcp::socket& s) {
+        read_until(s, [](const std::string& in) { return in.size() >= 24; });
+        // Windows as large as they go, so the client writes until the socket is full; then
+        // nothing is read again.
+        std::string settings;
+        for (std::uint32_t v : {4u /* INITIAL_WINDOW_SIZE */}) {
+            settings += static_cast<char>(v >> 8);
+            settings += static_cast<char>(v);
+            for (int shift = 24; shift >= 0; shift -= 8) settings += static_cast<char>((0x7fffffffu >> shift) & 0xff);
+        }
+        std::string update;
+        for (int shift = 24; shift >= 0; shift -= 8) update += static_cast<char>(((0x7fffffffu - 65535u) >> shift) & 0xff);
+        const std::string out = test::h2::frame(NGHTTP2_SETTINGS, 0, 0, settings) + test::h2::frame(NGHTTP2_WINDOW_UPDATE, 0, 0, update);
+        boost::system::error_code ec;
+        asio::write(s, asio::buffer(out), ec);
+        std::this_thread::sleep_for(4s); // holds the socket unread well past the client giving up
+    });
+    test::io_threads io(1);
+    auto o = h2_options();
+    o.http2.ping_timeout = 500ms;
+    http::connection_pool pool(io.executor(), o);
+    http::request post{http::verb::post, "/upload", 11};
+    post.body() = std::string(32 << 20, 'u');
+    post.prepare_payload();
+    http::send_options quick;
+    quick.timeout = 500ms;
+    auto [ec, res] = test::run(io.executor(), pool.async_send(origin_of(server.url()), post, quick, tuple_awaitable), 20s);
+    CHECK(ec == errc::request_timeout);
 }

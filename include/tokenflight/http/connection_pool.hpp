@@ -121,7 +121,9 @@ struct http2_options {
     /// CONTINUATION frames accepted after one HEADERS frame; more fail the connection.
     std::size_t max_continuations = 8;
     /// A connection that received nothing for this long is sent a PING; no answer within
-    /// ping_timeout closes it (its streams fail with http2::stream_errc::connection_error).
+    /// ping_timeout closes it, its streams failing with errc::http2_protocol_error. So does a
+    /// write, or a timed-out stream's reset, that cannot get out for ping_timeout (a server that
+    /// stopped reading), and a server whose SETTINGS do not come within connect_timeout.
     clock::duration ping_interval = std::chrono::seconds(30);
     clock::duration ping_timeout = std::chrono::seconds(10); ///< see ping_interval
     /// A request refused unprocessed (REFUSED_STREAM, or above a GOAWAY's last stream id) is
