@@ -94,19 +94,20 @@ TEST_CASE("defaults: 10 s, 64 in flight, hardware threads") {
 
 TEST_CASE("--http2 and --h2c: HTTP/2 with one connection per event loop unless --max-connections says") {
     auto env = good_env();
-    const auto& h1 = std::get<config>(parse({"https://api.example/"}, env));
-    CHECK(h1.http_version == http::http_version::http1);
-    auto r = parse({"--http2", "-c", "512", "https://api.example/"}, env);
+    // Each result kept in a variable: the config lives in the variant parse() returns.
+    const auto h1 = parse({"https://api.example/"}, env);
+    CHECK(std::get<config>(h1).http_version == http::http_version::http1);
+    const auto r = parse({"--http2", "-c", "512", "https://api.example/"}, env);
     REQUIRE(std::holds_alternative<config>(r));
     const auto& c = std::get<config>(r);
     CHECK(c.http_version == http::http_version::http2);
     CHECK(c.concurrency == 512);
     CHECK(c.threads == 1); // one connection, so one loop
-    const auto& h2c = std::get<config>(parse({"--h2c", "--http2", "-t", "2", "http://api.example/"}, env));
-    CHECK(h2c.http_version == http::http_version::h2c); // --http2 does not undo --h2c
-    CHECK(h2c.threads == 2);
-    const auto& four = std::get<config>(parse({"--http2", "--max-connections", "4", "https://api.example/"}, env));
-    CHECK(four.threads == 2); // hardware threads, at most the connections
+    const auto both = parse({"--h2c", "--http2", "-t", "2", "http://api.example/"}, env);
+    CHECK(std::get<config>(both).http_version == http::http_version::h2c); // --http2 does not undo --h2c
+    CHECK(std::get<config>(both).threads == 2);
+    const auto four = parse({"--http2", "--max-connections", "4", "https://api.example/"}, env);
+    CHECK(std::get<config>(four).threads == 2); // hardware threads, at most the connections
     CHECK(error_of(parse({"--http2", "-t", "4", "--max-connections", "2", "https://api.example/"}, env))
               .find("--max-connections 4") != std::string::npos);
 }
