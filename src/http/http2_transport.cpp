@@ -769,7 +769,9 @@ struct h2_ops {
 
     static void end(const ptr& c, error_code ec) {
         c->dead = true;
-        c->link->reset();
+        // Closed, not destroyed: a read or write still pending completes (aborted) into the
+        // stream it was started on; the stream goes with the connection, after its last handler.
+        c->link->close();
         ++c->timer_id;
         c->timer.cancel();
         pool_impl& p = pool(*c);
