@@ -610,7 +610,8 @@ std::uint64_t http_server::http2_connections() const noexcept { return impl_->ht
 
 void http_server::close_idle_connections() {
     std::lock_guard lock(impl_->sessions_mutex);
-    for (auto& [id, state] : impl_->sessions) {
+    for (auto& entry : impl_->sessions) {
+        const auto& state = entry.second; // (a structured binding: clang 14 cannot capture one)
         asio::post(state->strand, [state] {
             state->close_requested = true; // a busy session closes after its response
             if (auto h2 = state->h2.lock()) {
