@@ -188,6 +188,18 @@ TEST_CASE("Redis frozen (SIGSTOP) at the default 50 ms step: each source fetches
     redis.resume();
 }
 
+namespace {
+// The token or the error, as a value through a future: an exception thrown across threads
+// through a future is reference-counted inside libstdc++, which ThreadSanitizer cannot see (it
+// reports a data race that is none).
+std::future<std::pair<error_code, access_token>> token_as_value(token_source& source) {
+    auto p = std::make_shared<std::promise<std::pair<error_code, access_token>>>();
+    auto f = p->get_future();
+    source.async_get_token([p](error_code ec, access_token t) { p->set_value({ec, std::move(t)}); });
+    return f;
+}
+} // namespace
+
 TEST_CASE("a lease given up (the holder's request failed) wakes the waiting process at once") {
     test::redis_server redis;
     testing::fake_auth_server auth;
@@ -198,13 +210,15 @@ TEST_CASE("a lease given up (the holder's request failed) wakes the waiting proc
     member a(io, redis, auth, so), b(io, redis, auth, so);
     auth.set_latency(300ms);
     auth.error_next(1, "invalid_client", "refused once", 401);
-    auto fa = a.source.async_get_token(asio::use_future);
+    auto fa = token_as_value(a.source);
     while (auth.token_requests() == 0) std::this_thread::sleep_for(1ms); // a holds the lease
-    auto fb = b.source.async_get_token(asio::use_future);
+    auto fb = token_as_value(b.source);
     REQUIRE(fa.wait_for(30s) == std::future_status::ready);
-    CHECK_THROWS(fa.get()); // a's refresh failed, and a gave the lease up
+    CHECK(fa.get().first); // a's refresh failed, and a gave the lease up
     REQUIRE(fb.wait_for(30s) == std::future_status::ready);
-    CHECK_FALSE(fb.get().value().empty()); // b took the lease and fetched
+    const auto [eb, tb] = fb.get();
+    CHECK_FALSE(eb);
+    CHECK_FALSE(tb.value().empty()); // b took the lease and fetched
     CHECK(auth.token_requests() == 2);
 }
 
@@ -215,15 +229,15 @@ TEST_CASE("closing a source while it waits for another process's lease ends its 
     const fleet::store_options so{.timeout = 2s, .lease = 60s};
     member a(io, redis, auth, so), b(io, redis, auth, so);
     auth.set_latency(60s); // a holds the lease all along: no announcement ends b's wait
-    auto fa = a.source.async_get_token(asio::use_future);
+    auto fa = token_as_value(a.source);
     while (auth.token_requests() == 0) std::this_thread::sleep_for(1ms);
-    auto fb = b.source.async_get_token(asio::use_future);
+    auto fb = token_as_value(b.source);
     // b is claiming, subscribed and waiting on a's lease (a minute long), when it is closed.
     const auto channel = fleet::keys_for("tokenflight:", auth.client_credentials()).channel;
     while (subscribers(redis, channel) == 0) std::this_thread::sleep_for(5ms);
     b.source.close();
     REQUIRE(fb.wait_for(30s) == std::future_status::ready);
-    CHECK_THROWS(fb.get()); // operation_aborted
+    CHECK(fb.get().first == asio::error::operation_aborted);
     // The claim stopped waiting too (its subscription is gone), not at the lease's end a minute
     // later: the test's own limit is 30 s.
     const auto deadline = std::chrono::steady_clock::now() + 30s;
