@@ -42,9 +42,6 @@ namespace detail {
 namespace {
 constexpr auto tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
-constexpr unsigned bits(asio::cancellation_type t) noexcept { return static_cast<unsigned>(t); }
-constexpr unsigned once_sent = bits(asio::cancellation_type::terminal) | bits(asio::cancellation_type::partial);
-
 // OpenSSL's verify result as a typed error; none for X509_V_OK (the handshake failed otherwise).
 error_code verify_failure(long result) {
     switch (result) {
@@ -838,13 +835,6 @@ asio::awaitable<error_code> pool_impl::tunnel(connection& c, const origin& to, c
 }
 
 // ---- idle connections and closing -----------------------------------------------------------
-
-namespace {
-// t + d, or time_point::max() where that would overflow (an idle_timeout of duration::max()).
-clock::time_point later(clock::time_point t, clock::duration d) noexcept {
-    return d < clock::time_point::max() - t ? t + d : clock::time_point::max();
-}
-} // namespace
 
 void pool_impl::start_sweeper() {
     if (sweeping_.load(std::memory_order_relaxed)) return; // every park asks: keep the usual answer cheap

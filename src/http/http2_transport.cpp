@@ -117,13 +117,6 @@ h2_connection::~h2_connection() {
 
 namespace {
 
-constexpr unsigned bits(asio::cancellation_type t) noexcept { return static_cast<unsigned>(t); }
-constexpr unsigned once_sent = bits(asio::cancellation_type::terminal) | bits(asio::cancellation_type::partial);
-
-// t + d, or time_point::max() where that would overflow (an idle_timeout of duration::max()).
-clock::time_point later(clock::time_point t, clock::duration d) noexcept {
-    return d < clock::time_point::max() - t ? t + d : clock::time_point::max();
-}
 
 // The request's wire form (our own serialisation, checked when it was made: "METHOD target
 // HTTP/1.1", then "Name: value" lines) as HTTP/2 fields. Host becomes :authority.
@@ -290,7 +283,6 @@ struct h2_ops {
         pool_impl& p = pool(*c);
         c->link->reset();
         pool_impl::arm(c->link, clock::now() + p.options_.connect_timeout);
-        schedule(c, earliest_inbox_deadline(*c));
         const auto strand = c->link->strand;
         asio::co_spawn(strand, p.connect(*c->link, c->home.where), [c](std::exception_ptr ep, error_code ec) {
             if (ep) ec = boost::system::errc::make_error_code(boost::system::errc::not_enough_memory);
@@ -794,13 +786,6 @@ struct h2_ops {
     }
 
     // ---- the timer: deadlines, PING, idle ----------------------------------------------------
-
-    static clock::time_point earliest_inbox_deadline(h2_connection& c) {
-        std::lock_guard lock(c.home.mutex);
-        auto t = clock::time_point::max();
-        for (exchange_op* op = c.inbox_head; op; op = op->next) t = std::min(t, op->deadline);
-        return t;
-    }
 
     /// The timer fires no later than `at` (a later `at` leaves an earlier wait alone).
     static void schedule(const ptr& c, clock::time_point at) {

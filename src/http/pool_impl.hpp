@@ -52,6 +52,17 @@ struct h2_connection; // http2_transport.cpp
 struct h2_transport;
 struct h2_ops;
 
+/// A cancellation type as the bits exchange_op::cancel collects.
+constexpr unsigned bits(asio::cancellation_type t) noexcept { return static_cast<unsigned>(t); }
+/// The cancellation types still honoured once a request's first byte is out: it may have had an
+/// effect, so total cancellation ("no side effects") no longer can be.
+constexpr unsigned once_sent = bits(asio::cancellation_type::terminal) | bits(asio::cancellation_type::partial);
+
+/// t + d, or time_point::max() where that would overflow (a timeout of duration::max()).
+inline clock::time_point later(clock::time_point t, clock::duration d) noexcept {
+    return d < clock::time_point::max() - t ? t + d : clock::time_point::max();
+}
+
 /// How a request's response is read (see exchange.hpp).
 enum class reader_kind : std::uint8_t { full, brief };
 template <class Reader>
